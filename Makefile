@@ -1,0 +1,30 @@
+# card: PGXS build.  make; make install; make installcheck
+EXTENSION = card
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)
+
+MODULE_big = card
+OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
+       src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o
+
+DATA = card--1.0.sql
+
+PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = $(shell pkg-config --libs libcrypto)
+
+# pg_regress suites in sql/ + expected/
+REGRESS = setup order lifecycle activation idempotency expiry errors
+REGRESS_OPTS = --load-extension=card
+
+# isolation specs in test/specs, expected output in test/expected
+ISOLATION = lifecycle-race activation-race order-race
+ISOLATION_OPTS = --inputdir=test --load-extension=card
+
+# JIT bitcode is of no use here and would need clang.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(OBJS): src/card.h

@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ *
+ * card.c
+ *	  Module entry point and settings of the card extension.
+ *
+ * card.key_file names the key file (superuser only, reloadable);
+ * card.hosted_pages_url is the base of activation and reveal links.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+char	   *card_key_file = NULL;
+char	   *card_hosted_pages_url = NULL;
+
+void		_PG_init(void);
+
+/* A hosted pages base must be an https URL; a trailing slash is dropped. */
+static bool
+check_hosted_pages_url(char **newval, void **extra, GucSource source)
+{
+	size_t		len;
+
+	if (*newval == NULL)
+		return true;
+	len = strlen(*newval);
+	if (len < 9 || strncmp(*newval, "https://", 8) != 0 ||
+		strpbrk(*newval, " ?#\t\r\n") != NULL)
+	{
+		GUC_check_errdetail("card.hosted_pages_url must be an absolute https URL without query or fragment.");
+		return false;
+	}
+	if ((*newval)[len - 1] == '/')
+		(*newval)[len - 1] = '\0';
+	return true;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("card.key_file",
+							   "Path of the file holding the MAC key and the PAN encryption keys.",
+							   "Readable only by the server's OS user; re-read when it changes.",
+							   &card_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("card.hosted_pages_url",
+							   "Base URL of the hosted pages that activation and reveal links point to.",
+							   NULL,
+							   &card_hosted_pages_url,
+							   "https://cards.example.com",
+							   PGC_SUSET,
+							   0,
+							   check_hosted_pages_url, NULL, NULL);
+
+	MarkGUCPrefixReserved("card");
+}

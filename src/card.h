@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * card.h
+ *	  Declarations shared by the C sources of the card extension.
+ *
+ * Each src/ file owns one concept: settings (card.c), the key file
+ * (keys.c), OpenSSL primitives (crypto.c), PAN generation (pan.c), the
+ * lifecycle rules and their trigger (status.c), ordering (order.c),
+ * status changes (lifecycle.c), activation (activation.c), input checks
+ * (validate.c) and prepared SPI plans (plans.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CARD_H
+#define CARD_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/date.h"
+#include "utils/uuid.h"
+
+/* ---- settings (card.c) ---- */
+extern char *card_key_file;
+extern char *card_hosted_pages_url;
+
+/* ---- key file (keys.c) ---- */
+#define CARD_KEY_LEN 32			/* AES-256 and HMAC-SHA-256 key size */
+
+extern const uint8 *card_mac_key(void);
+extern const uint8 *card_enc_key(int version);
+extern int	card_enc_key_newest(void);
+
+/* ---- OpenSSL primitives (crypto.c) ---- */
+#define CARD_MAC_LEN 32			/* HMAC-SHA-256 output */
+#define CARD_GCM_IV_LEN 12
+#define CARD_GCM_TAG_LEN 16
+
+/* Each use of the one MAC key carries its own label (domain separation). */
+#define CARD_LABEL_PAN_FINGERPRINT "card/pan-fingerprint"
+#define CARD_LABEL_PIN "card/pin"
+#define CARD_LABEL_ONE_TIME_TOKEN "card/one-time-token"
+#define CARD_LABEL_ORDER_REQUEST "card/order-request"
+
+extern void card_random_bytes(uint8 *buf, size_t len);
+extern void card_hmac(const char *label, const uint8 *data, size_t len,
+					  uint8 *out);
+extern bytea *card_hmac_bytea(const char *label, const uint8 *data, size_t len);
+extern bytea *card_encrypt(int key_version, const pg_uuid_t *card_id,
+						   const char *plaintext, size_t len);
+extern char *card_decrypt(int key_version, const pg_uuid_t *card_id,
+						  const bytea *sealed, size_t *len);
+extern char *card_random_token(const char *prefix, int nbytes);
+
+/* ---- PAN (pan.c) ---- */
+#define CARD_PAN_MAX 19
+
+extern void card_pan_generate(const char *bin, int pan_length, char *pan);
+extern bool card_luhn_valid(const char *digits, size_t len);
+
+/* ---- lifecycle rules (status.c) ---- */
+typedef enum CardStatus
+{
+	CARD_NOT_ACTIVATED,
+	CARD_ACTIVE,
+	CARD_FROZEN,
+	CARD_BLOCKED,
+	CARD_LOST,
+	CARD_STOLEN,
+	CARD_EXPIRED,
+	CARD_STATUS_COUNT
+} CardStatus;
+
+/*
+ * Who is making a status change.  The C entry points fill this in before
+ * their UPDATE; the trigger reads it for the audit row.  A direct UPDATE
+ * finds it empty and is recorded as an operator change.
+ */
+typedef struct CardChangeContext
+{
+	bool		active;			/* set by one of our functions */
+	bool		activation;		/* the hosted activation flow */
+	const char *reason;
+	const char *channel;
+} CardChangeContext;
+
+extern CardChangeContext card_change_context;
+
+extern void card_change_begin(const char *reason, const char *channel,
+							  bool activation);
+extern void card_change_end(void);
+extern CardStatus card_status_from_name(const char *name);
+extern const char *card_status_name(CardStatus status);
+extern bool card_status_live(CardStatus status);
+extern void card_audit_insert(Datum card_id, const char *from, const char *to,
+							  const char *reason, const char *channel);
+
+/* ---- input checks (validate.c) ---- */
+extern void card_check_https_url(const char *field, const char *url);
+extern void card_check_pin(const char *pin);
+extern void card_check_channel(const char *channel);
+extern DateADT card_utc_today(void);
+extern int	card_month_index(int year, int month);
+extern int	card_utc_month_index(void);
+extern char *card_uuid_string(Datum uuid);
+
+/* ---- prepared plans (plans.c) ---- */
+typedef struct CardPlan
+{
+	SPIPlanPtr	plan;
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[16];
+} CardPlan;
+
+extern SPIPlanPtr card_plan(CardPlan *cp);
+extern int	card_exec(CardPlan *cp, Datum *values, const char *nulls,
+					  bool read_only, long count);
+extern char *card_spi_text(int row, int col);
+extern Datum card_spi_datum(int row, int col, bool *isnull);
+extern Datum card_return_card(FunctionCallInfo fcinfo, Datum card_id);
+
+#endif							/* CARD_H */

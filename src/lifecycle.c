@@ -1,0 +1,146 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.c
+ *	  Status changes requested through the API: card.card_set_status() and
+ *	  the expiry sweep card.card_expire_due().
+ *
+ * Both only UPDATE card.card.status; the trigger in status.c judges each
+ * move against the row it has locked and writes the audit row.  These
+ * functions add what the trigger cannot know: the reason and channel.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "utils/builtins.h"
+
+#define REASON_MAX 500
+
+/* The stored status and the effective one (expired once the month ended). */
+static CardPlan status_lookup = {
+	NULL,
+	"SELECT c.status::text, v.status::text"
+	" FROM card.card c JOIN card.cards v ON v.id = c.id WHERE c.id = $1",
+	1, {UUIDOID}
+};
+
+static CardPlan status_update = {
+	NULL,
+	"UPDATE card.card SET status = $2::card.card_status WHERE id = $1",
+	2, {UUIDOID, TEXTOID}
+};
+
+static CardPlan expire_due = {
+	NULL,
+	"UPDATE card.card SET status = 'expired'"
+	" WHERE status IN ('not_activated', 'active', 'frozen') AND expires_on <= $1",
+	1, {DATEOID}
+};
+
+/*
+ * Run a status-changing plan with the change context set, clearing it
+ * however the statement ends.  Returns the number of rows changed.
+ */
+static int
+exec_status_change(CardPlan *cp, Datum *values, const char *reason,
+				   const char *channel)
+{
+	volatile int changed = 0;
+
+	card_change_begin(reason, channel, false);
+	PG_TRY();
+	{
+		changed = card_exec(cp, values, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		card_change_end();
+	}
+	PG_END_TRY();
+	return changed;
+}
+
+/*
+ * card.card_set_status(card_id uuid, status card.card_status, reason text,
+ *	 channel text) RETURNS card.cards
+ */
+PG_FUNCTION_INFO_V1(card_set_status);
+Datum
+card_set_status(PG_FUNCTION_ARGS)
+{
+	Datum		card_id;
+	char	   *status;
+	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *channel = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *stored;
+	char	   *effective;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("card_id is required")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("status is required")));
+	card_id = PG_GETARG_DATUM(0);
+	status = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	card_check_channel(channel);
+	if (reason && strlen(reason) > REASON_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("reason is longer than %d bytes", REASON_MAX)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(&status_lookup, &card_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("card %s does not exist", card_uuid_string(card_id))));
+	stored = card_spi_text(0, 1);
+	effective = card_spi_text(0, 2);
+
+	if (strcmp(stored, status) == 0)
+	{
+		/* Same status: a safe retry, nothing to do or record, unless the card ran out meanwhile. */
+		if (strcmp(effective, stored) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("card %s is expired and cannot stay \"%s\"",
+							card_uuid_string(card_id), stored),
+					 errhint("Order a new card instead.")));
+	}
+	else
+	{
+		Datum		values[2] = {card_id, CStringGetTextDatum(status)};
+
+		exec_status_change(&status_update, values, reason, channel);
+	}
+	return card_return_card(fcinfo, card_id);
+}
+
+/*
+ * card.card_expire_due(as_of date) RETURNS integer
+ *
+ * Records as expired every live card whose expiry month ended before
+ * as_of; returns how many.
+ */
+PG_FUNCTION_INFO_V1(card_expire_due);
+Datum
+card_expire_due(PG_FUNCTION_ARGS)
+{
+	Datum		as_of;
+	int			expired;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("as_of is required")));
+	as_of = PG_GETARG_DATUM(0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	expired = exec_status_change(&expire_due, &as_of, "expiry", "system");
+	SPI_finish();
+	PG_RETURN_INT32(expired);
+}

@@ -1,0 +1,359 @@
+/*-------------------------------------------------------------------------
+ *
+ * order.c
+ *	  card.card_order(): issue a new card on an account.
+ *
+ * The new card gets a fresh id, a PAN (encrypted under the newest key, its
+ * HMAC fingerprint unique per programme), last4 and an opaque token, all
+ * in one INSERT ... ON CONFLICT DO NOTHING.  When nothing is inserted,
+ * either the idempotency key is taken (return the first card, or refuse if
+ * the request differs) or a PAN/token collided (draw again).  A second
+ * order with the same key waits on the first one's unique-index entry, so
+ * concurrent orders with one key create one card.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+
+#define ORDER_ATTEMPTS 16
+#define DISPLAY_NAME_MAX 100
+#define IDEMPOTENCY_KEY_MAX 200
+#define EXPIRY_YEARS_AHEAD_MAX 20
+
+static CardPlan account_lookup = {
+	NULL,
+	"SELECT a.programme_id, a.status, p.bin, p.pan_length, p.validity_years,"
+	" i.programme_id,"
+	" EXISTS (SELECT 1 FROM card.account_member m"
+	"         WHERE m.account_id = a.id AND m.individual_id = $2)"
+	" FROM card.account a"
+	" JOIN card.programme p ON p.id = a.programme_id"
+	" LEFT JOIN card.individual i ON i.id = $2"
+	" WHERE a.id = $1",
+	2, {UUIDOID, UUIDOID}
+};
+
+static CardPlan find_by_key = {
+	NULL,
+	"SELECT id, order_request_hash FROM card.card"
+	" WHERE programme_id = $1 AND idempotency_key = $2",
+	2, {UUIDOID, TEXTOID}
+};
+
+static CardPlan insert_card = {
+	NULL,
+	"INSERT INTO card.card (id, programme_id, account_id, individual_id,"
+	" display_name, type, exp_month, exp_year, last4, token,"
+	" pan_ciphertext, pan_key_version, pan_fingerprint,"
+	" idempotency_key, order_request_hash)"
+	" VALUES ($1, $2, $3, $4, $5, $6::card.card_type, $7, $8, $9, $10,"
+	" $11, $12, $13, $14, $15)"
+	" ON CONFLICT DO NOTHING RETURNING id",
+	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID, BYTEAOID, TEXTOID,
+	BYTEAOID}
+};
+
+static void
+require(bool present, const char *field)
+{
+	if (!present)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("%s is required", field)));
+}
+
+/* True if s holds a control character. */
+static bool
+has_control_char(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static void
+check_display_name(const char *name)
+{
+	int			chars = pg_mbstrlen(name);
+
+	if (chars == 0 || strspn(name, " ") == strlen(name) ||
+		chars > DISPLAY_NAME_MAX || has_control_char(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid display_name \"%s\"", name),
+				 errdetail("A display name has 1 to %d characters and no control characters.",
+						   DISPLAY_NAME_MAX)));
+}
+
+static void
+check_idempotency_key(const char *key)
+{
+	size_t		len = strlen(key);
+
+	if (len == 0 || len > IDEMPOTENCY_KEY_MAX || has_control_char(key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid idempotency_key"),
+				 errdetail("An idempotency key has 1 to %d bytes and no control characters.",
+						   IDEMPOTENCY_KEY_MAX)));
+}
+
+/*
+ * Parse and check the requested expiry, or derive it from the programme's
+ * validity; writes "MM" and "YYYY".
+ */
+static void
+resolve_expiry(const char *exp_month, const char *exp_year, int validity_years,
+			   char *month_out, char *year_out)
+{
+	int			now = card_utc_month_index();
+	int			month;
+	int			year;
+	int			index;
+
+	if (exp_month == NULL && exp_year == NULL)
+	{
+		index = now + validity_years * 12;
+		snprintf(month_out, 3, "%02d", index % 12 + 1);
+		snprintf(year_out, 5, "%04d", index / 12);
+		return;
+	}
+	require(exp_month != NULL, "exp_month");
+	require(exp_year != NULL, "exp_year");
+
+	if (strlen(exp_month) < 1 || strlen(exp_month) > 2 ||
+		strspn(exp_month, "0123456789") != strlen(exp_month) ||
+		(month = atoi(exp_month)) < 1 || month > 12)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid exp_month \"%s\"", exp_month),
+				 errhint("Give the month as \"01\" to \"12\".")));
+	if (strlen(exp_year) != 4 || strspn(exp_year, "0123456789") != 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid exp_year \"%s\"", exp_year),
+				 errhint("Give the year with four digits, such as \"2029\".")));
+	year = atoi(exp_year);
+	index = card_month_index(year, month);
+	if (index < now)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("card expiry %02d/%04d is in the past", month, year),
+				 errhint("Omit exp_month and exp_year to use the programme's validity.")));
+	if (index > now + EXPIRY_YEARS_AHEAD_MAX * 12)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("card expiry %02d/%04d is more than %d years ahead",
+						month, year, EXPIRY_YEARS_AHEAD_MAX)));
+	snprintf(month_out, 3, "%02d", month);
+	snprintf(year_out, 5, "%04d", year);
+}
+
+/* Append one field, length-prefixed so that no two requests encode alike. */
+static void
+append_field(StringInfo buf, const char *value)
+{
+	uint32		len = value ? (uint32) strlen(value) : UINT32_MAX;
+
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+	if (value)
+		appendBinaryStringInfo(buf, value, len);
+}
+
+/*
+ * If a card with this idempotency key exists, return its id (and set
+ * *found); refuse the key if it was used for a different request.
+ */
+static Datum
+card_for_key(Datum programme_id, const char *key, bytea *request_hash,
+			 bool *found)
+{
+	Datum		values[2] = {programme_id, CStringGetTextDatum(key)};
+	bool		isnull;
+	Datum		card_id;
+	bytea	   *first_hash;
+
+	*found = card_exec(&find_by_key, values, NULL, false, 1) == 1;
+	if (!*found)
+		return (Datum) 0;
+	card_id = card_spi_datum(0, 1, &isnull);
+	first_hash = DatumGetByteaPP(card_spi_datum(0, 2, &isnull));
+	if (VARSIZE_ANY_EXHDR(first_hash) != VARSIZE_ANY_EXHDR(request_hash) ||
+		memcmp(VARDATA_ANY(first_hash), VARDATA_ANY(request_hash),
+			   VARSIZE_ANY_EXHDR(request_hash)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("idempotency_key \"%s\" was already used for a different order", key),
+				 errdetail("It ordered card %s.", card_uuid_string(card_id)),
+				 errhint("Use a new idempotency key for a new order.")));
+	return card_id;
+}
+
+static Datum
+new_uuid(pg_uuid_t *uuid)
+{
+	card_random_bytes(uuid->data, UUID_LEN);
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
+}
+
+/*
+ * card.card_order(individual_id uuid, account_id uuid, display_name text,
+ *	 exp_month text, exp_year text, type card.card_type,
+ *	 idempotency_key text) RETURNS card.cards
+ */
+PG_FUNCTION_INFO_V1(card_order);
+Datum
+card_order(PG_FUNCTION_ARGS)
+{
+	Datum		individual_id;
+	Datum		account_id;
+	char	   *display_name;
+	char	   *exp_month = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *exp_year = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	char	   *type;
+	char	   *key = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
+	Datum		programme_id;
+	char	   *account_status;
+	char	   *bin;
+	int			pan_length;
+	int			validity_years;
+	bool		isnull;
+	char		month[3];
+	char		year[5];
+	bytea	   *request_hash = NULL;
+	pg_uuid_t	card_uuid;
+
+	require(!PG_ARGISNULL(0), "individual_id");
+	require(!PG_ARGISNULL(1), "account_id");
+	require(!PG_ARGISNULL(2), "display_name");
+	require(!PG_ARGISNULL(5), "type");
+	individual_id = PG_GETARG_DATUM(0);
+	account_id = PG_GETARG_DATUM(1);
+	display_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
+	check_display_name(display_name);
+	if (key)
+		check_idempotency_key(key);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Datum		values[2] = {account_id, individual_id};
+
+		if (card_exec(&account_lookup, values, NULL, false, 1) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("account %s does not exist", card_uuid_string(account_id))));
+	}
+	programme_id = card_spi_datum(0, 1, &isnull);
+	account_status = card_spi_text(0, 2);
+	bin = card_spi_text(0, 3);
+	pan_length = DatumGetInt16(card_spi_datum(0, 4, &isnull));
+	validity_years = DatumGetInt16(card_spi_datum(0, 5, &isnull));
+	{
+		Datum		individual_programme = card_spi_datum(0, 6, &isnull);
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("individual %s does not exist", card_uuid_string(individual_id))));
+		if (!DatumGetBool(DirectFunctionCall2(uuid_eq, individual_programme, programme_id)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("individual %s and account %s belong to different programmes",
+							card_uuid_string(individual_id), card_uuid_string(account_id))));
+	}
+	if (!DatumGetBool(card_spi_datum(0, 7, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("individual %s is not a holder or authorised user of account %s",
+						card_uuid_string(individual_id), card_uuid_string(account_id)),
+				 errhint("Add the individual with card.account_member_add().")));
+	if (strcmp(account_status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
+				 errhint("Cards can be ordered only on an active account.")));
+
+	resolve_expiry(exp_month, exp_year, validity_years, month, year);
+
+	if (key)
+	{
+		StringInfoData request;
+		bool		found;
+		Datum		existing;
+
+		/* The request as the caller sent it: NULL expiry stays NULL. */
+		initStringInfo(&request);
+		append_field(&request, card_uuid_string(individual_id));
+		append_field(&request, card_uuid_string(account_id));
+		append_field(&request, display_name);
+		append_field(&request, exp_month ? month : NULL);
+		append_field(&request, exp_year ? year : NULL);
+		append_field(&request, type);
+		request_hash = card_hmac_bytea(CARD_LABEL_ORDER_REQUEST,
+									   (uint8 *) request.data, request.len);
+		existing = card_for_key(programme_id, key, request_hash, &found);
+		if (found)
+			return card_return_card(fcinfo, existing);
+	}
+
+	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
+	{
+		char		pan[CARD_PAN_MAX + 1];
+		int			key_version = card_enc_key_newest();
+		Datum		card_id = new_uuid(&card_uuid);
+		Datum		values[15];
+		char		nulls[15];
+		bool		found;
+		Datum		existing;
+
+		memset(nulls, ' ', sizeof(nulls));
+		card_pan_generate(bin, pan_length, pan);
+		values[0] = card_id;
+		values[1] = programme_id;
+		values[2] = account_id;
+		values[3] = individual_id;
+		values[4] = CStringGetTextDatum(display_name);
+		values[5] = CStringGetTextDatum(type);
+		values[6] = CStringGetTextDatum(month);
+		values[7] = CStringGetTextDatum(year);
+		values[8] = CStringGetTextDatum(pan + pan_length - 4);
+		values[9] = CStringGetTextDatum(card_random_token("ct_", 18));
+		values[10] = PointerGetDatum(card_encrypt(key_version, &card_uuid, pan, pan_length));
+		values[11] = Int16GetDatum((int16) key_version);
+		values[12] = PointerGetDatum(card_hmac_bytea(CARD_LABEL_PAN_FINGERPRINT,
+													 (uint8 *) pan, pan_length));
+		explicit_bzero(pan, sizeof(pan));
+		values[13] = key ? CStringGetTextDatum(key) : (Datum) 0;
+		nulls[13] = key ? ' ' : 'n';
+		values[14] = PointerGetDatum(request_hash);
+		nulls[14] = key ? ' ' : 'n';
+
+		if (card_exec(&insert_card, values, nulls, false, 0) == 1)
+		{
+			card_audit_insert(card_id, NULL, "not_activated", "ordered", "api");
+			return card_return_card(fcinfo, card_id);
+		}
+		/* Nothing inserted: the key is taken, or the PAN or token collided. */
+		if (key)
+		{
+			existing = card_for_key(programme_id, key, request_hash, &found);
+			if (found)
+				return card_return_card(fcinfo, existing);
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("could not find an unused PAN in the programme of account %s after %d attempts",
+					card_uuid_string(account_id), ORDER_ATTEMPTS),
+			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
+	PG_RETURN_NULL();			/* keep compiler quiet */
+}

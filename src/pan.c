@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * pan.c
+ *	  Primary account numbers: generation, Luhn check, and a check of a
+ *	  stored PAN that reveals nothing.
+ *
+ * A PAN is the programme's BIN, then digits drawn uniformly from OpenSSL's
+ * CSPRNG (rejection sampling, so no digit is likelier than another), then
+ * the Luhn check digit.  PAN buffers are wiped as soon as they are used.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "utils/builtins.h"
+
+/* Luhn check digit for the payload digits[0..len-1]. */
+static int
+luhn_check_digit(const char *digits, size_t len)
+{
+	int			sum = 0;
+
+	/* The check digit will sit to the right, so the last payload digit doubles. */
+	for (size_t i = 0; i < len; i++)
+	{
+		int			d = digits[len - 1 - i] - '0';
+
+		if (i % 2 == 0)
+		{
+			d *= 2;
+			if (d > 9)
+				d -= 9;
+		}
+		sum += d;
+	}
+	return (10 - sum % 10) % 10;
+}
+
+/* True if the digit string passes the Luhn check. */
+bool
+card_luhn_valid(const char *digits, size_t len)
+{
+	if (len < 2 || strspn(digits, "0123456789") < len)
+		return false;
+	return luhn_check_digit(digits, len - 1) == digits[len - 1] - '0';
+}
+
+/* Write a new PAN of pan_length digits (NUL-terminated) into pan. */
+void
+card_pan_generate(const char *bin, int pan_length, char *pan)
+{
+	size_t		binlen = strlen(bin);
+	size_t		pos = binlen;
+	uint8		pool[32];
+
+	Assert(pan_length <= CARD_PAN_MAX && binlen + 1 < (size_t) pan_length);
+	memcpy(pan, bin, binlen);
+	while (pos < (size_t) pan_length - 1)
+	{
+		card_random_bytes(pool, sizeof(pool));
+		for (size_t i = 0; i < sizeof(pool) && pos < (size_t) pan_length - 1; i++)
+		{
+			/* 250 = 25 * 10: bytes above it would favour the low digits. */
+			if (pool[i] < 250)
+				pan[pos++] = '0' + pool[i] % 10;
+		}
+	}
+	explicit_bzero(pool, sizeof(pool));
+	pan[pos] = '0' + luhn_check_digit(pan, pos);
+	pan[pos + 1] = '\0';
+}
+
+/*
+ * card.pan_check(card_id uuid) RETURNS TABLE(pan_length int, luhn_valid
+ *	 boolean, bin_matches boolean, last4_matches boolean, fingerprint_matches
+ *	 boolean)
+ *
+ * Decrypts the stored PAN and reports facts about it, never the PAN: an
+ * integrity check for operators and tests.
+ */
+PG_FUNCTION_INFO_V1(card_pan_check);
+Datum
+card_pan_check(PG_FUNCTION_ARGS)
+{
+	static CardPlan lookup = {
+		NULL,
+		"SELECT c.pan_ciphertext, c.pan_key_version, c.pan_fingerprint,"
+		" c.last4, p.bin"
+		" FROM card.card c JOIN card.programme p ON p.id = c.programme_id"
+		" WHERE c.id = $1",
+		1, {UUIDOID}
+	};
+	Datum		card_id = PG_GETARG_DATUM(0);
+	TupleDesc	tupdesc;
+	bool		isnull;
+	bytea	   *sealed;
+	int			key_version;
+	bytea	   *fingerprint;
+	char	   *last4;
+	char	   *bin;
+	char	   *pan;
+	size_t		len;
+	bytea	   *recomputed;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	Datum		result;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(&lookup, &card_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("card %s does not exist",
+						DatumGetCString(DirectFunctionCall1(uuid_out, card_id)))));
+	sealed = DatumGetByteaPP(card_spi_datum(0, 1, &isnull));
+	key_version = DatumGetInt16(card_spi_datum(0, 2, &isnull));
+	fingerprint = DatumGetByteaPP(card_spi_datum(0, 3, &isnull));
+	last4 = card_spi_text(0, 4);
+	bin = card_spi_text(0, 5);
+
+	pan = card_decrypt(key_version, DatumGetUUIDP(card_id), sealed, &len);
+	recomputed = card_hmac_bytea(CARD_LABEL_PAN_FINGERPRINT, (uint8 *) pan, len);
+
+	values[0] = Int32GetDatum((int32) len);
+	values[1] = BoolGetDatum(card_luhn_valid(pan, len));
+	values[2] = BoolGetDatum(len > strlen(bin) && strncmp(pan, bin, strlen(bin)) == 0);
+	values[3] = BoolGetDatum(len >= 4 && strcmp(pan + len - 4, last4) == 0);
+	values[4] = BoolGetDatum(VARSIZE_ANY_EXHDR(fingerprint) == CARD_MAC_LEN &&
+							 memcmp(VARDATA_ANY(fingerprint), VARDATA(recomputed),
+									CARD_MAC_LEN) == 0);
+	explicit_bzero(pan, len);
+
+	result = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+	result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}

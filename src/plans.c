@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * plans.c
+ *	  SPI plans prepared once per backend and kept for its lifetime.
+ *
+ * Each entry point describes its statements as static CardPlan values; the
+ * first call prepares and keeps them (SPI_keepplan), later calls only
+ * execute.  The plan cache revalidates kept plans after DDL, so a dropped
+ * and re-created extension keeps working in the same session.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+/* The kept plan for cp, prepared on first use. */
+SPIPlanPtr
+card_plan(CardPlan *cp)
+{
+	if (cp->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(cp->sql, cp->nargs, cp->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 cp->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		cp->plan = plan;
+	}
+	return cp->plan;
+}
+
+/* Execute a kept plan; returns SPI_processed. */
+int
+card_exec(CardPlan *cp, Datum *values, const char *nulls, bool read_only,
+		  long count)
+{
+	int			rc = SPI_execute_plan(card_plan(cp), values, nulls, read_only, count);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 cp->sql, SPI_result_code_string(rc));
+	return (int) SPI_processed;
+}
+
+/* Column col (1-based) of result row as a C string, or NULL. */
+char *
+card_spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* Column col (1-based) of result row as a Datum. */
+Datum
+card_spi_datum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/*
+ * Finish the SPI session with the card.cards row of card_id as the
+ * function's composite result (the caller must be connected to SPI).
+ */
+Datum
+card_return_card(FunctionCallInfo fcinfo, Datum card_id)
+{
+	static CardPlan view = {
+		NULL, "SELECT * FROM card.cards WHERE id = $1", 1, {UUIDOID}
+	};
+	TupleDesc	tupdesc;
+	Datum		result;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "function returning card.cards called in a context that cannot accept it");
+	if (card_exec(&view, &card_id, NULL, false, 1) != 1)
+		elog(ERROR, "card vanished while it was being returned");
+	result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], tupdesc));
+	SPI_finish();
+	return result;
+}

@@ -1,0 +1,346 @@
+/*-------------------------------------------------------------------------
+ *
+ * status.c
+ *	  The card lifecycle: one transition table, the trigger that enforces
+ *	  it on card.card, and card.card_status_transitions() that shows it.
+ *
+ * Whoever writes card.card.status, one of our functions or a direct
+ * UPDATE, goes through card_status_guard, which checks the move against
+ * the table below using the row as locked by the UPDATE (so concurrent
+ * changes are judged against the latest committed status), and
+ * card_status_audit, which records each real change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+typedef enum TransitionRule
+{
+	RULE_NOOP,					/* same status: accepted, nothing recorded */
+	RULE_ALLOWED,				/* anyone may make this change */
+	RULE_ACTIVATION,			/* physical: hosted flow only; virtual: anyone */
+	RULE_FORBIDDEN,				/* not from this status */
+	RULE_TERMINAL				/* the card's life has ended */
+} TransitionRule;
+
+static const char *const status_names[CARD_STATUS_COUNT] = {
+	"not_activated", "active", "frozen", "blocked", "lost", "stolen", "expired"
+};
+
+#define N RULE_NOOP
+#define Y RULE_ALLOWED
+#define A RULE_ACTIVATION
+#define F RULE_FORBIDDEN
+#define T RULE_TERMINAL
+
+/* transitions[from][to]: DESIGN.md section 5, the one source of truth. */
+static const TransitionRule transitions[CARD_STATUS_COUNT][CARD_STATUS_COUNT] = {
+	/* to: not_act active frozen blocked lost stolen expired */
+	/* not_activated */ {N, A, F, Y, Y, Y, Y},
+	/* active        */ {F, N, Y, Y, Y, Y, Y},
+	/* frozen        */ {F, Y, N, Y, Y, Y, Y},
+	/* blocked       */ {T, T, T, N, T, T, T},
+	/* lost          */ {T, T, T, T, N, T, T},
+	/* stolen        */ {T, T, T, T, T, N, T},
+	/* expired       */ {T, T, T, T, T, T, N},
+};
+
+#undef N
+#undef Y
+#undef A
+#undef F
+#undef T
+
+static const char *const rule_names[] = {
+	"no-op", "allowed", "activation", "forbidden", "terminal"
+};
+
+static const char *const rule_who[] = {
+	"anyone (nothing is recorded)",
+	"anyone",
+	"hosted activation flow; virtual cards also card_set_status",
+	"nobody",
+	"nobody: the status is final"
+};
+
+CardChangeContext card_change_context = {false, false, NULL, NULL};
+
+/* Describe the status change our caller is about to make. */
+void
+card_change_begin(const char *reason, const char *channel, bool activation)
+{
+	card_change_context.active = true;
+	card_change_context.activation = activation;
+	card_change_context.reason = reason;
+	card_change_context.channel = channel;
+}
+
+/* Forget it again (always, also on error: see PG_FINALLY in callers). */
+void
+card_change_end(void)
+{
+	memset(&card_change_context, 0, sizeof(card_change_context));
+}
+
+CardStatus
+card_status_from_name(const char *name)
+{
+	for (int i = 0; i < CARD_STATUS_COUNT; i++)
+		if (strcmp(status_names[i], name) == 0)
+			return (CardStatus) i;
+	elog(ERROR, "unknown card status \"%s\"", name);
+	return CARD_STATUS_COUNT;	/* keep compiler quiet */
+}
+
+const char *
+card_status_name(CardStatus status)
+{
+	Assert(status >= 0 && status < CARD_STATUS_COUNT);
+	return status_names[status];
+}
+
+/* A status from which the card can still be used or change. */
+bool
+card_status_live(CardStatus status)
+{
+	return status == CARD_NOT_ACTIVATED || status == CARD_ACTIVE ||
+		status == CARD_FROZEN;
+}
+
+/* Status of a column of a trigger tuple. */
+static CardStatus
+tuple_status(HeapTuple tuple, TupleDesc tupdesc, int attnum)
+{
+	char	   *label = SPI_getvalue(tuple, tupdesc, attnum);
+
+	if (label == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("card status must not be null")));
+	return card_status_from_name(label);
+}
+
+static int
+column(TupleDesc tupdesc, const char *name)
+{
+	int			attnum = SPI_fnumber(tupdesc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "card.card has no column \"%s\"", name);
+	return attnum;
+}
+
+/*
+ * The status a card really has: a live card whose expiry month has ended
+ * (expires_on, first day after it, is today or earlier in UTC) is expired
+ * for every purpose, even before card.card_expire_due() records it.
+ */
+static CardStatus
+effective_status(HeapTuple tuple, TupleDesc tupdesc)
+{
+	CardStatus	stored = tuple_status(tuple, tupdesc, column(tupdesc, "status"));
+	bool		isnull;
+	Datum		expires_on = SPI_getbinval(tuple, tupdesc,
+										   column(tupdesc, "expires_on"), &isnull);
+
+	if (card_status_live(stored) && !isnull &&
+		DatumGetDateADT(expires_on) <= card_utc_today())
+		return CARD_EXPIRED;
+	return stored;
+}
+
+/*
+ * card_status_guard() RETURNS trigger
+ *
+ * BEFORE INSERT OR UPDATE OF status ON card.card FOR EACH ROW.
+ */
+PG_FUNCTION_INFO_V1(card_status_guard);
+Datum
+card_status_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	HeapTuple	newtuple;
+	int			status_col;
+	CardStatus	from;
+	CardStatus	to;
+	char	   *card_id;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "card_status_guard must be a BEFORE ROW trigger");
+
+	tupdesc = trigdata->tg_relation->rd_att;
+	status_col = column(tupdesc, "status");
+	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	to = tuple_status(newtuple, tupdesc, status_col);
+	card_id = SPI_getvalue(newtuple, tupdesc, column(tupdesc, "id"));
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		if (to != CARD_NOT_ACTIVATED)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("card %s cannot be created with status \"%s\"",
+							card_id, card_status_name(to)),
+					 errhint("New cards start as \"not_activated\"; use card.card_order().")));
+		return PointerGetDatum(newtuple);
+	}
+
+	/* A write that leaves the stored status alone is not a status change. */
+	if (tuple_status(trigdata->tg_trigtuple, tupdesc, status_col) == to)
+		return PointerGetDatum(newtuple);
+
+	from = effective_status(trigdata->tg_trigtuple, tupdesc);
+	if (from == to)				/* recording an expiry that already happened */
+		return PointerGetDatum(newtuple);
+
+	switch (transitions[from][to])
+	{
+		case RULE_NOOP:
+		case RULE_ALLOWED:
+			break;
+		case RULE_ACTIVATION:
+			{
+				char	   *type = SPI_getvalue(trigdata->tg_trigtuple, tupdesc,
+												column(tupdesc, "type"));
+
+				if (strcmp(type, "physical") == 0 && !card_change_context.activation)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("physical card %s can only be activated by the cardholder", card_id),
+							 errhint("Start the hosted activation flow with card.card_activation_start().")));
+				break;
+			}
+		case RULE_FORBIDDEN:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("card %s cannot change from \"%s\" to \"%s\"",
+							card_id, card_status_name(from), card_status_name(to)),
+					 from == CARD_NOT_ACTIVATED ?
+					 errhint("Activate the card first.") : 0));
+			break;
+		case RULE_TERMINAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("card %s is %s and cannot change to \"%s\"",
+							card_id, card_status_name(from), card_status_name(to)),
+					 errdetail("\"%s\" is a final status.", card_status_name(from)),
+					 errhint("Order a new card instead.")));
+			break;
+	}
+	return PointerGetDatum(newtuple);
+}
+
+/*
+ * Record one status change in card.card_status_change; from is NULL for a
+ * new card.  The actor is the calling role, also inside SECURITY DEFINER
+ * functions.  The caller must be connected to SPI.
+ */
+void
+card_audit_insert(Datum card_id, const char *from, const char *to,
+				  const char *reason, const char *channel)
+{
+	static CardPlan insert_change = {
+		NULL,
+		"INSERT INTO card.card_status_change"
+		" (card_id, from_status, to_status, reason, channel, actor)"
+		" VALUES ($1, $2::card.card_status, $3::card.card_status, $4, $5, $6)",
+		6, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID}
+	};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	NameData	actor;
+
+	namestrcpy(&actor, GetUserNameFromId(GetOuterUserId(), false));
+	values[0] = card_id;
+	values[1] = from ? CStringGetTextDatum(from) : (Datum) 0;
+	nulls[1] = from ? ' ' : 'n';
+	values[2] = CStringGetTextDatum(to);
+	values[3] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[3] = reason ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(channel);
+	values[5] = NameGetDatum(&actor);
+	card_exec(&insert_change, values, nulls, false, 0);
+}
+
+/*
+ * card_status_audit() RETURNS trigger
+ *
+ * AFTER UPDATE OF status ON card.card FOR EACH ROW WHEN (status changed):
+ * one card.card_status_change row per real change, in the same
+ * transaction, with the reason and channel our caller declared.
+ */
+PG_FUNCTION_INFO_V1(card_status_audit);
+Datum
+card_status_audit(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	int			status_col;
+	char	   *from;
+	char	   *to;
+	bool		isnull;
+	Datum		card_id;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "card_status_audit must be an AFTER UPDATE ROW trigger");
+
+	tupdesc = trigdata->tg_relation->rd_att;
+	status_col = column(tupdesc, "status");
+	from = SPI_getvalue(trigdata->tg_trigtuple, tupdesc, status_col);
+	to = SPI_getvalue(trigdata->tg_newtuple, tupdesc, status_col);
+	if (strcmp(from, to) == 0)
+		return PointerGetDatum(NULL);
+	card_id = SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+							column(tupdesc, "id"), &isnull);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_change_context.active)
+		card_audit_insert(card_id, from, to, card_change_context.reason,
+						  card_change_context.channel);
+	else
+		card_audit_insert(card_id, from, to, "direct update", "operator");
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * card.card_status_transitions() RETURNS TABLE(from_status card.card_status,
+ *	 to_status card.card_status, rule text, who_may text)
+ */
+PG_FUNCTION_INFO_V1(card_status_transitions);
+Datum
+card_status_transitions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	AttInMetadata *attinmeta;
+
+	InitMaterializedSRF(fcinfo, 0);
+	attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+	for (int from = 0; from < CARD_STATUS_COUNT; from++)
+		for (int to = 0; to < CARD_STATUS_COUNT; to++)
+		{
+			TransitionRule rule = transitions[from][to];
+			char	   *row[4];
+			HeapTuple	tuple;
+
+			row[0] = (char *) status_names[from];
+			row[1] = (char *) status_names[to];
+			row[2] = (char *) rule_names[rule];
+			row[3] = (char *) rule_who[rule];
+			tuple = BuildTupleFromCStrings(attinmeta, row);
+			tuplestore_puttuple(rsinfo->setResult, tuple);
+		}
+	return (Datum) 0;
+}
