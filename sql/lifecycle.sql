@@ -1,0 +1,63 @@
+-- The lifecycle matrix of DESIGN.md section 5: every from/to pair, through
+-- card_set_status and through a direct UPDATE (which must behave the same).
+\set VERBOSITY sqlstate
+SELECT programme_id AS prog, individual_id AS holder, account_id AS acct
+  FROM test_account('Lifecycle programme') \gset
+
+CREATE TEMP TABLE statuses AS
+SELECT unnest(enum_range(NULL::card.card_status)) AS s;
+
+-- Through the function, virtual cards.
+SELECT f.s AS from_status,
+       string_agg(t.s || '=' || test_try(test_card_in(:'acct', :'holder', f.s), t.s, false),
+                  ' ' ORDER BY t.s) AS outcomes
+  FROM statuses f CROSS JOIN statuses t
+ GROUP BY f.s ORDER BY f.s;
+
+-- Through a direct UPDATE, virtual cards: the trigger gives the same answers.
+SELECT f.s AS from_status,
+       string_agg(t.s || '=' || test_try(test_card_in(:'acct', :'holder', f.s), t.s, true),
+                  ' ' ORDER BY t.s) AS outcomes
+  FROM statuses f CROSS JOIN statuses t
+ GROUP BY f.s ORDER BY f.s;
+
+-- Physical cards, both ways: not_activated -> active only by the hosted flow.
+SELECT f.s AS from_status,
+       string_agg(t.s || '=' || test_try(test_card_in(:'acct', :'holder', f.s, 'physical'), t.s, false),
+                  ' ' ORDER BY t.s) AS outcomes
+  FROM statuses f CROSS JOIN statuses t
+ GROUP BY f.s ORDER BY f.s;
+SELECT test_try(test_card_in(:'acct', :'holder', 'not_activated', 'physical'), 'active', true) AS direct_physical_activation;
+
+-- Each function outcome matches the C transition table it is generated from.
+SELECT count(*) AS disagreements
+  FROM card.card_status_transitions() t
+ WHERE (t.rule IN ('forbidden', 'terminal')) <>
+       (test_try(test_card_in(:'acct', :'holder', t.from_status), t.to_status, false) = '55000');
+
+-- Reason and channel reach the audit row; a direct UPDATE is an operator change.
+SELECT test_card_in(:'acct', :'holder', 'active') AS c \gset
+SELECT status FROM card.card_set_status(:'c', 'frozen', reason => 'holder asked', channel => 'holder');
+SELECT status FROM card.card_set_status(:'c', 'frozen', reason => 'retry', channel => 'holder');
+UPDATE card.card SET status = 'active' WHERE id = :'c';
+SELECT status FROM card.card_set_status(card_id => :'c', status => 'stolen', channel => 'fraud');
+SELECT from_status, to_status, reason, channel
+  FROM card.card_status_change WHERE card_id = :'c' ORDER BY id;
+
+-- Updating other columns of a card is not a status change.
+UPDATE card.card SET display_name = 'Renamed' WHERE id = :'c';
+SELECT count(*) AS audit_rows FROM card.card_status_change WHERE card_id = :'c';
+
+-- A card cannot be inserted in any status but not_activated.
+INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name, type, status,
+                       exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version, pan_fingerprint)
+SELECT gen_random_uuid(), programme_id, account_id, individual_id, 'Forged', 'physical', 'active',
+       '01', '2035', '0000', 'forged', '\x00', 1, '\x00'
+  FROM card.card WHERE id = :'c';
+
+-- JSON PATCH: block is the action word for blocked.
+SELECT test_card_in(:'acct', :'holder', 'active') AS j \gset
+SELECT card.card_update(:'j', '{"status": "frozen"}') ->> 'status' AS status;
+SELECT card.card_update(:'j', '{"status": "active", "reason": "found it", "channel": "holder"}') ->> 'status' AS status;
+SELECT card.card_update(:'j', '{"status": "block"}') ->> 'status' AS status;
+SELECT card.card_update(:'j', '{"status": "active"}') ->> 'status' AS status;

@@ -1,0 +1,56 @@
+-- Ordering cards: typed and JSON forms, defaults, the response shape.
+\set VERBOSITY sqlstate
+SELECT programme_id AS prog, individual_id AS holder, account_id AS acct
+  FROM test_account('Order programme') \gset
+
+-- Typed: expiry from the programme's validity (3 years), status not_activated.
+SELECT display_name, type, brand, region, last4 ~ '^[0-9]{4}$' AS last4_ok, currency,
+       account_id = :'acct' AS account_ok, individual_id = :'holder' AS holder_ok, status,
+       exp_month = to_char(now() AT TIME ZONE 'UTC', 'MM') AS month_ok,
+       exp_year::int = extract(year FROM now() AT TIME ZONE 'UTC')::int + 3 AS year_ok
+  FROM card.card_order(individual_id => :'holder', account_id => :'acct',
+                       display_name => 'Ada Lovelace');
+
+-- Explicit expiry, physical; a one-digit month is normalised.
+SELECT type, exp_month, exp_year, status
+  FROM card.card_order(:'holder', :'acct', 'Ada Physical', '3', '2031', 'physical');
+
+-- JSON: exactly the response fields of POST /v3/cards.
+SELECT array(SELECT jsonb_object_keys(r) ORDER BY 1) AS keys,
+       r ->> 'status' AS status, r ->> 'type' AS type, r ->> 'exp_month' AS exp_month,
+       r ->> 'exp_year' AS exp_year, r ->> 'brand' AS brand, r ->> 'currency' AS currency
+  FROM card.card_order(jsonb_build_object(
+        'individual_id', :'holder', 'account_id', :'acct', 'display_name', 'JSON card',
+        'exp_month', '12', 'exp_year', '2030', 'type', 'physical')) AS r;
+
+-- The view shows the same and nothing secret.
+SELECT array(SELECT attname FROM pg_attribute
+              WHERE attrelid = 'card.cards'::regclass AND attnum > 0 ORDER BY attnum) AS view_columns;
+
+-- Every order wrote one audit row "ordered" with no from_status.
+SELECT from_status, to_status, reason, channel, actor = current_user AS actor_ok, count(*)
+  FROM card.card_status_change s JOIN card.card c ON c.id = s.card_id
+ WHERE c.account_id = :'acct'
+ GROUP BY 1, 2, 3, 4, 5;
+
+-- The PAN is stored encrypted, under key version 1, with a 32-byte fingerprint.
+SELECT count(*) AS cards, bool_and(pan_key_version = 1) AS key_v1,
+       bool_and(length(pan_fingerprint) = 32) AS fingerprint_32,
+       bool_and(length(pan_ciphertext) = 12 + 16 + 16) AS sealed_len
+  FROM card.card WHERE account_id = :'acct';
+SELECT (p).* FROM (SELECT card.pan_check(id) AS p FROM card.card WHERE account_id = :'acct') s;
+
+-- An authorised user of the account may hold a card; others may not.
+SELECT card.individual_create(:'prog', 'Second user') AS second \gset
+SELECT card.card_order(:'second', :'acct', 'Not yet');
+SELECT card.account_member_add(:'acct', :'second');
+SELECT status FROM card.card_order(:'second', :'acct', 'Authorised user');
+
+-- An individual of another programme cannot hold a card on this account.
+SELECT individual_id AS foreign_holder FROM test_account('Other order programme') \gset
+SELECT card.card_order(:'foreign_holder', :'acct', 'Foreign');
+
+-- A closed account takes no new cards.
+UPDATE card.account SET status = 'closed' WHERE id = :'acct';
+SELECT card.card_order(:'holder', :'acct', 'Too late');
+UPDATE card.account SET status = 'active' WHERE id = :'acct';
