@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS card;
 
 BEGIN;
-SELECT plan(111);
+SELECT plan(112);
 
 -- ---------------------------------------------------------------------------
 -- Schema and types
@@ -41,7 +41,7 @@ SELECT columns_are('card', 'cards',
           'last4', 'currency', 'account_id', 'individual_id', 'status'],
     'card.cards has exactly the columns of the JSON response');
 SELECT results_eq(
-    $$SELECT column_name::text FROM information_schema.columns
+    $$SELECT column_name::text COLLATE "default" FROM information_schema.columns
        WHERE table_schema = 'card' AND table_name = 'cards'
        ORDER BY ordinal_position$$,
     ARRAY['id', 'display_name', 'type', 'brand', 'region', 'exp_month', 'exp_year',
@@ -289,8 +289,10 @@ SELECT is(
     0, 'a role without grants has no column privilege on any table in schema card');
 SELECT is(
     (SELECT count(*)::int FROM pg_class c
-      WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'S'
-        AND has_sequence_privilege('card_tap_nobody', c.oid, 'USAGE, SELECT, UPDATE')),
+      WHERE c.relnamespace = 'card'::regnamespace
+        AND CASE WHEN c.relkind = 'S'
+                 THEN has_sequence_privilege('card_tap_nobody', c.oid, 'USAGE, SELECT, UPDATE')
+                 ELSE false END),
     0, 'a role without grants has no privilege on any sequence in schema card');
 
 -- And in practice: such a role can neither call nor read.
@@ -330,7 +332,7 @@ SELECT is(
         AND data_type <> 'bytea'),
     NULL, 'every PAN or PIN column in schema card (but pan_length, pan_key_version) is bytea');
 SELECT set_eq(
-    $$SELECT column_name::text FROM information_schema.columns
+    $$SELECT column_name::text COLLATE "default" FROM information_schema.columns
        WHERE table_schema = 'card' AND table_name = 'card'
          AND (column_name LIKE '%pan%' OR column_name LIKE '%pin%')
          AND column_name NOT IN ('pan_length', 'pan_key_version')$$,
@@ -357,7 +359,8 @@ SELECT is(
     (SELECT string_agg(c.oid::regclass::text, ', ')
        FROM pg_class c
       WHERE c.relnamespace = 'card'::regnamespace AND c.relkind IN ('r', 'p')
-        AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'card'))),
+        AND NOT EXISTS (SELECT 1 FROM pg_extension e
+                         WHERE e.extname = 'card' AND c.oid = ANY (e.extconfig))),
     NULL, 'no table in schema card is left out of pg_dump');
 SELECT is(
     (SELECT count(*)::int FROM pg_extension e, unnest(e.extcondition) AS cond
