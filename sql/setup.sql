@@ -61,13 +61,13 @@ BEGIN
 END $$;
 
 -- The SQLSTATE, message and hint of a failing statement.
-CREATE FUNCTION test_error(statement text, OUT state text, OUT message text, OUT hint text)
+CREATE FUNCTION test_error(statement text, OUT state text, OUT message text, OUT detail text, OUT hint text)
 LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE statement;
     state := 'no error';
 EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
                             hint = PG_EXCEPTION_HINT;
 END $$;
 

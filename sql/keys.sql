@@ -1,0 +1,63 @@
+-- The key file: missing, malformed, incomplete; errors never show key material.
+\set VERBOSITY default
+SELECT programme_id AS prog, individual_id AS holder, account_id AS acct
+  FROM test_account('Keys programme') \gset
+SELECT current_setting('card.key_file') AS good_key_file \gset
+
+-- Key files written by the server in its data directory: adminpack writes
+-- them private (0600), COPY ... TO world-readable (0644).
+CREATE EXTENSION adminpack;
+CREATE FUNCTION write_key_file(name text, body text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    unique_name text := name || '.' || md5(random()::text);
+BEGIN
+    PERFORM pg_file_write(unique_name, body, false);
+    RETURN current_setting('data_directory') || '/' || unique_name;
+END $$;
+SELECT write_key_file('no-mac.keys', E'# only an encryption key\n1 ' || repeat('ab', 32) || E'\n') AS no_mac \gset
+SELECT write_key_file('bad-hex.keys', E'\nmac ' || repeat('zz', 32) || E'\n') AS bad_hex \gset
+SELECT write_key_file('short.keys', E'mac ' || repeat('ab', 31) || E'\n') AS short_key \gset
+SELECT write_key_file('twice.keys', E'mac ' || repeat('ab', 32) || E'\n1 ' || repeat('cd', 32) || E'\n1 ' || repeat('ef', 32) || E'\n') AS twice \gset
+SELECT write_key_file('no-enc.keys', E'mac ' || repeat('ab', 32) || E'\n') AS no_enc \gset
+SELECT current_setting('data_directory') || '/open.keys.' || md5(random()::text) AS open_keys \gset
+COPY (SELECT E'mac ' || repeat('ab', 32) || E'\n1 ' || repeat('cd', 32)) TO :'open_keys';
+
+-- Point the server at each in turn; the backend re-reads settings between statements.
+\set reload 'SELECT FROM pg_reload_conf(), pg_sleep(0.5);'
+\set order_card 'SELECT e.state, regexp_replace(e.message, \'"/[^"]*"\', \'<file>\') AS message, e.detail, e.hint FROM test_error(format(\'SELECT card.card_order(%L, %L, %L)\', :\'holder\', :\'acct\', \'K\')) e;'
+
+ALTER SYSTEM SET card.key_file = '/nonexistent/card.keys';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = :'no_mac';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = :'bad_hex';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = :'short_key';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = :'twice';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = :'no_enc';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = :'open_keys';
+:reload
+:order_card
+ALTER SYSTEM SET card.key_file = '';
+:reload
+:order_card
+
+-- Nothing was ordered meanwhile; back to the real keys, ordering works again.
+SELECT count(*) AS cards FROM card.card WHERE account_id = :'acct';
+ALTER SYSTEM RESET card.key_file;
+:reload
+SELECT current_setting('card.key_file') = :'good_key_file' AS restored;
+SELECT status FROM card.card_order(:'holder', :'acct', 'K');
+
+SELECT bool_and(pg_file_unlink(f)) AS cleaned_up
+  FROM unnest(ARRAY[:'no_mac', :'bad_hex', :'short_key', :'twice', :'no_enc', :'open_keys']) f;
+DROP EXTENSION adminpack;
