@@ -147,6 +147,7 @@ SELECT pg_catalog.pg_extension_config_dump('card.account', '');
 SELECT pg_catalog.pg_extension_config_dump('card.account_member', '');
 SELECT pg_catalog.pg_extension_config_dump('card.card', '');
 SELECT pg_catalog.pg_extension_config_dump('card.card_status_change', '');
+SELECT pg_catalog.pg_extension_config_dump('card.card_status_change_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('card.activation', '');
 
 -- ---------------------------------------------------------------------------
@@ -186,7 +187,7 @@ CREATE FUNCTION card.card_status_audit() RETURNS trigger
     AS 'MODULE_PATHNAME', 'card_status_audit' LANGUAGE C;
 
 CREATE TRIGGER card_status_guard
-    BEFORE INSERT OR UPDATE OF status ON card.card
+    BEFORE UPDATE OF status, type, exp_month, exp_year ON card.card
     FOR EACH ROW EXECUTE FUNCTION card.card_status_guard();
 
 CREATE TRIGGER card_status_audit

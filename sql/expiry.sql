@@ -9,8 +9,10 @@ SELECT test_card_in(:'acct', :'holder', 'frozen') AS f \gset
 SELECT test_card_in(:'acct', :'holder', 'not_activated') AS n \gset
 SELECT test_card_in(:'acct', :'holder', 'blocked') AS b \gset
 
--- Move their expiry into the past (not a status change, so allowed).
-UPDATE card.card SET exp_month = '01', exp_year = '2020' WHERE id IN (:'a', :'f', :'n', :'b');
+-- Move the live cards' expiry into the past (allowed while a card is live);
+-- a blocked card's expiry is final.
+UPDATE card.card SET exp_month = '01', exp_year = '2020' WHERE id IN (:'a', :'f', :'n');
+UPDATE card.card SET exp_month = '01', exp_year = '2020' WHERE id = :'b';
 SELECT expires_on FROM card.card WHERE id = :'a';
 
 -- Expired for every purpose: the view says so, and no move but to expired.

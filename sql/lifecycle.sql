@@ -48,12 +48,15 @@ SELECT from_status, to_status, reason, channel
 UPDATE card.card SET display_name = 'Renamed' WHERE id = :'c';
 SELECT count(*) AS audit_rows FROM card.card_status_change WHERE card_id = :'c';
 
--- A card cannot be inserted in any status but not_activated.
-INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name, type, status,
-                       exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version, pan_fingerprint)
-SELECT gen_random_uuid(), programme_id, account_id, individual_id, 'Forged', 'physical', 'active',
-       '01', '2035', '0000', 'forged', '\x00', 1, '\x00'
-  FROM card.card WHERE id = :'c';
+-- The other ways round the lifecycle are shut: the type never changes, and an
+-- ended card's expiry cannot be moved to bring it back.
+SELECT test_card_in(:'acct', :'holder', 'not_activated', 'physical') AS p \gset
+UPDATE card.card SET type = 'virtual' WHERE id = :'p';
+UPDATE card.card SET exp_year = '2020' WHERE id = :'p';
+SELECT status FROM card.cards WHERE id = :'p';
+UPDATE card.card SET exp_year = '2035' WHERE id = :'p';
+UPDATE card.card SET exp_month = '01', exp_year = '2035' WHERE id = :'c';
+SELECT status FROM card.card_set_status(:'p', 'expired');
 
 -- JSON PATCH: block is the action word for blocked.
 SELECT test_card_in(:'acct', :'holder', 'active') AS j \gset

@@ -153,10 +153,29 @@ effective_status(HeapTuple tuple, TupleDesc tupdesc)
 	return stored;
 }
 
+/* True if the named column differs between the old and the new row. */
+static bool
+column_changed(TriggerData *trigdata, const char *name)
+{
+	TupleDesc	tupdesc = trigdata->tg_relation->rd_att;
+	int			attnum = column(tupdesc, name);
+	char	   *before = SPI_getvalue(trigdata->tg_trigtuple, tupdesc, attnum);
+	char	   *after = SPI_getvalue(trigdata->tg_newtuple, tupdesc, attnum);
+
+	if (before == NULL || after == NULL)
+		return before != after;
+	return strcmp(before, after) != 0;
+}
+
 /*
  * card_status_guard() RETURNS trigger
  *
- * BEFORE INSERT OR UPDATE OF status ON card.card FOR EACH ROW.
+ * BEFORE UPDATE OF status, type, exp_month, exp_year ON card.card FOR EACH
+ * ROW.  Besides the status moves, it keeps the two other ways round the
+ * lifecycle shut: the type never changes (a physical card would skip the
+ * hosted activation), and an ended card's expiry cannot be moved to bring
+ * it back.  Inserts are not checked: card_order creates cards, and a
+ * restore from pg_dump must reload them as they were.
  */
 PG_FUNCTION_INFO_V1(card_status_guard);
 Datum
@@ -172,32 +191,33 @@ card_status_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		elog(ERROR, "card_status_guard must be a BEFORE ROW trigger");
+		elog(ERROR, "card_status_guard must be a BEFORE UPDATE ROW trigger");
 
 	tupdesc = trigdata->tg_relation->rd_att;
 	status_col = column(tupdesc, "status");
-	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	newtuple = trigdata->tg_newtuple;
 	to = tuple_status(newtuple, tupdesc, status_col);
 	card_id = SPI_getvalue(newtuple, tupdesc, column(tupdesc, "id"));
+	from = effective_status(trigdata->tg_trigtuple, tupdesc);
 
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-	{
-		if (to != CARD_NOT_ACTIVATED)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("card %s cannot be created with status \"%s\"",
-							card_id, card_status_name(to)),
-					 errhint("New cards start as \"not_activated\"; use card.card_order().")));
-		return PointerGetDatum(newtuple);
-	}
+	if (column_changed(trigdata, "type"))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the type of card %s cannot change", card_id),
+				 errhint("Order a new card of the other type.")));
+	if (!card_status_live(from) &&
+		(column_changed(trigdata, "exp_month") || column_changed(trigdata, "exp_year")))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s is %s and its expiry cannot change",
+						card_id, card_status_name(from)),
+				 errhint("Order a new card instead.")));
 
 	/* A write that leaves the stored status alone is not a status change. */
 	if (tuple_status(trigdata->tg_trigtuple, tupdesc, status_col) == to)
 		return PointerGetDatum(newtuple);
-
-	from = effective_status(trigdata->tg_trigtuple, tupdesc);
 	if (from == to)				/* recording an expiry that already happened */
 		return PointerGetDatum(newtuple);
 

@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS card;
 
 BEGIN;
-SELECT plan(112);
+SELECT plan(113);
 
 -- ---------------------------------------------------------------------------
 -- Schema and types
@@ -220,8 +220,8 @@ SELECT trigger_is('card', 'card', 'card_status_audit', 'card', 'card_status_audi
 SELECT matches(
     (SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t
       WHERE t.tgrelid = 'card.card'::regclass AND t.tgname = 'card_status_guard'),
-    'BEFORE INSERT OR UPDATE OF status ON card\.card FOR EACH ROW',
-    'card_status_guard runs BEFORE INSERT and UPDATE OF status, for each row');
+    'BEFORE UPDATE OF status, type, exp_month, exp_year ON card\.card FOR EACH ROW',
+    'card_status_guard runs BEFORE UPDATE OF status, type and expiry, for each row');
 SELECT matches(
     (SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t
       WHERE t.tgrelid = 'card.card'::regclass AND t.tgname = 'card_status_audit'),
@@ -362,6 +362,16 @@ SELECT is(
         AND NOT EXISTS (SELECT 1 FROM pg_extension e
                          WHERE e.extname = 'card' AND c.oid = ANY (e.extconfig))),
     NULL, 'no table in schema card is left out of pg_dump');
+-- The identity sequence of card.card_status_change is an extension member
+-- too: unless it is registered, pg_dump does not keep its value and, after a
+-- restore, the next status change fails with 23505 on card_status_change_pkey.
+SELECT is(
+    (SELECT string_agg(c.oid::regclass::text, ', ')
+       FROM pg_class c
+      WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'S'
+        AND NOT EXISTS (SELECT 1 FROM pg_extension e
+                         WHERE e.extname = 'card' AND c.oid = ANY (e.extconfig))),
+    NULL, 'no sequence in schema card is left out of pg_dump');
 SELECT is(
     (SELECT count(*)::int FROM pg_extension e, unnest(e.extcondition) AS cond
       WHERE e.extname = 'card' AND cond <> ''),
