@@ -4,7 +4,8 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)
 
 MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
-       src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o
+       src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
+       src/authorize.o
 
 DATA = card--1.0.sql
 

@@ -30,6 +30,8 @@ CREATE TABLE card.programme (
                     CHECK (validity_years BETWEEN 1 AND 10),
     activation_ttl  interval NOT NULL DEFAULT '30 minutes'
                     CHECK (activation_ttl > '0' AND activation_ttl <= '7 days'),
+    hold_lifetime   interval NOT NULL DEFAULT '7 days'
+                    CHECK (hold_lifetime > '0' AND hold_lifetime <= '31 days'),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
@@ -52,6 +54,13 @@ CREATE TABLE card.account (
                     CHECK (status IN ('active', 'frozen', 'closed')),
     balance         bigint NOT NULL DEFAULT 0,
     held            bigint NOT NULL DEFAULT 0,
+    -- spend controls (section 8): as set, and the parts card_authorize checks
+    controls            jsonb NOT NULL DEFAULT '{}',
+    mcc_allowed         int4multirange,
+    mcc_blocked         int4multirange,
+    countries_allowed   text[],
+    countries_blocked   text[],
+    channels_blocked    text[] NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     UNIQUE (id, programme_id),
     FOREIGN KEY (individual_id, programme_id)
@@ -97,6 +106,13 @@ CREATE TABLE card.card (
     idempotency_key     text,
     order_request_hash  bytea,
     replacement_for     uuid REFERENCES card.card,
+    -- spend controls (section 8): as set, and the parts card_authorize checks
+    controls            jsonb NOT NULL DEFAULT '{}',
+    mcc_allowed         int4multirange,
+    mcc_blocked         int4multirange,
+    countries_allowed   text[],
+    countries_blocked   text[],
+    channels_blocked    text[] NOT NULL DEFAULT '{}',
     created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
     UNIQUE (programme_id, pan_fingerprint),
     UNIQUE (programme_id, idempotency_key),
@@ -209,7 +225,7 @@ CREATE FUNCTION card.card_status_transitions(
 CREATE FUNCTION card.programme_create(
     name text, bin text, brand text DEFAULT 'visa', region text DEFAULT 'europe',
     pan_length integer DEFAULT 16, validity_years integer DEFAULT 3,
-    activation_ttl interval DEFAULT '30 minutes')
+    activation_ttl interval DEFAULT '30 minutes', hold_lifetime interval DEFAULT '7 days')
     RETURNS uuid
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -218,13 +234,15 @@ DECLARE
     new_id uuid;
 BEGIN
     IF name IS NULL OR bin IS NULL OR brand IS NULL OR region IS NULL
-       OR pan_length IS NULL OR validity_years IS NULL OR activation_ttl IS NULL THEN
+       OR pan_length IS NULL OR validity_years IS NULL OR activation_ttl IS NULL
+       OR hold_lifetime IS NULL THEN
         RAISE EXCEPTION 'programme % is required', CASE
             WHEN name IS NULL THEN 'name' WHEN bin IS NULL THEN 'bin'
             WHEN brand IS NULL THEN 'brand' WHEN region IS NULL THEN 'region'
             WHEN pan_length IS NULL THEN 'pan_length'
             WHEN validity_years IS NULL THEN 'validity_years'
-            ELSE 'activation_ttl' END
+            WHEN activation_ttl IS NULL THEN 'activation_ttl'
+            ELSE 'hold_lifetime' END
             USING ERRCODE = 'not_null_violation';
     END IF;
     IF length(name) NOT BETWEEN 1 AND 100 THEN
@@ -267,13 +285,19 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'An activation link lives more than 0 and at most 7 days.';
     END IF;
+    IF hold_lifetime <= interval '0' OR hold_lifetime > interval '31 days' THEN
+        RAISE EXCEPTION 'invalid hold_lifetime %', hold_lifetime
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A hold lives more than 0 and at most 31 days.';
+    END IF;
     IF EXISTS (SELECT 1 FROM card.programme p WHERE p.name = programme_create.name) THEN
         RAISE EXCEPTION 'programme "%" already exists', name
             USING ERRCODE = 'unique_violation';
     END IF;
 
-    INSERT INTO card.programme (name, bin, brand, region, pan_length, validity_years, activation_ttl)
-    VALUES (name, bin, brand, region, pan_length, validity_years, activation_ttl)
+    INSERT INTO card.programme (name, bin, brand, region, pan_length, validity_years,
+                                activation_ttl, hold_lifetime)
+    VALUES (name, bin, brand, region, pan_length, validity_years, activation_ttl, hold_lifetime)
     RETURNING id INTO new_id;
     RETURN new_id;
 END
@@ -578,6 +602,636 @@ BEGIN
         status  => new_status::card.card_status,
         reason  => card.json_text_field(request, 'reason'),
         channel => coalesce(card.json_text_field(request, 'channel'), 'api')));
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Spend controls and real-time funding (DESIGN.md section 8)
+-- ---------------------------------------------------------------------------
+
+-- Credits to an account, one per reference.
+CREATE TABLE card.account_credit (
+    account_id      uuid NOT NULL REFERENCES card.account,
+    reference       text NOT NULL CHECK (pg_catalog.length(reference) BETWEEN 1 AND 200),
+    amount          bigint NOT NULL CHECK (amount > 0),
+    credited_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (account_id, reference)
+);
+
+-- Spending limits of a card or an account, in the order they were set.
+CREATE TABLE card.spend_limit (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    card_id         uuid REFERENCES card.card ON DELETE CASCADE,
+    account_id      uuid REFERENCES card.account ON DELETE CASCADE,
+    position        integer NOT NULL,
+    period          text NOT NULL CHECK (period IN ('per_authorization', 'daily', 'weekly',
+                                                    'monthly', 'yearly', 'all_time')),
+    amount          bigint NOT NULL CHECK (amount > 0),
+    categories      int4multirange,     -- NULL: every category
+    category_list   text[],             -- the categories as they were set
+    CHECK (num_nonnulls(card_id, account_id) = 1)
+);
+CREATE INDEX spend_limit_card_idx ON card.spend_limit (card_id) WHERE card_id IS NOT NULL;
+CREATE INDEX spend_limit_account_idx ON card.spend_limit (account_id) WHERE account_id IS NOT NULL;
+
+-- Running spend of a limit in one window: what authorisations add and
+-- reversals, expiries and partial captures give back.  An authorisation
+-- reads and updates one row per applicable limit, whatever the history.
+CREATE TABLE card.spend_counter (
+    limit_id        bigint NOT NULL REFERENCES card.spend_limit ON DELETE CASCADE,
+    window_start    timestamptz NOT NULL,
+    spent           bigint NOT NULL CHECK (spent >= 0),
+    PRIMARY KEY (limit_id, window_start)
+);
+
+-- Every authorisation decision; approvals hold money until captured,
+-- reversed or expired.  held + captured + released = the approved amount.
+CREATE TABLE card."authorization" (
+    id                  uuid PRIMARY KEY,
+    programme_id        uuid NOT NULL REFERENCES card.programme,
+    card_id             uuid NOT NULL REFERENCES card.card,
+    account_id          uuid NOT NULL REFERENCES card.account,
+    external_id         text NOT NULL,
+    amount              bigint NOT NULL CHECK (amount > 0),
+    currency            text NOT NULL,
+    mcc                 text NOT NULL,
+    merchant_country    text NOT NULL,
+    channel             text NOT NULL,
+    merchant_name       text,
+    approved            boolean NOT NULL,
+    decline_reason      text CHECK (decline_reason IN ('card_not_active', 'card_expired',
+                            'account_not_active', 'currency_mismatch', 'insufficient_funds',
+                            'spending_limit', 'category_blocked', 'country_blocked',
+                            'channel_blocked')),
+    status              text NOT NULL CHECK (status IN ('declined', 'pending', 'captured',
+                                                        'reversed', 'expired')),
+    held                bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+    captured            bigint NOT NULL DEFAULT 0 CHECK (captured >= 0),
+    released            bigint NOT NULL DEFAULT 0 CHECK (released >= 0),
+    available_after     bigint NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at          timestamptz,
+    resolved_at         timestamptz,
+    UNIQUE (programme_id, external_id),
+    CHECK (approved = (decline_reason IS NULL)),
+    CHECK (approved = (status <> 'declined')),
+    CHECK ((status = 'pending') = (held > 0)),
+    CHECK (held + captured + released = CASE WHEN approved THEN amount ELSE 0 END)
+);
+CREATE INDEX authorization_card_idx ON card."authorization" (card_id, created_at);
+CREATE INDEX authorization_account_idx ON card."authorization" (account_id);
+CREATE INDEX authorization_pending_idx ON card."authorization" (expires_at)
+    WHERE status = 'pending';
+
+SELECT pg_catalog.pg_extension_config_dump('card.account_credit', '');
+SELECT pg_catalog.pg_extension_config_dump('card.spend_limit', '');
+SELECT pg_catalog.pg_extension_config_dump('card.spend_limit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('card.spend_counter', '');
+SELECT pg_catalog.pg_extension_config_dump('card.authorization', '');
+
+-- Balances as an app shows them.
+CREATE VIEW card.balances AS
+SELECT a.id AS account_id, a.currency, a.balance, a.held, a.balance - a.held AS available
+  FROM card.account a;
+
+-- The calendar window (UTC) of a limit period that contains a moment:
+-- days from 00:00, ISO weeks from Monday, months, years; all_time is one window.
+CREATE FUNCTION card.spend_window_start(period text, at timestamptz)
+    RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+RETURN CASE period
+    WHEN 'daily'    THEN pg_catalog.date_trunc('day',   at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    WHEN 'weekly'   THEN pg_catalog.date_trunc('week',  at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    WHEN 'monthly'  THEN pg_catalog.date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    WHEN 'yearly'   THEN pg_catalog.date_trunc('year',  at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    WHEN 'all_time' THEN '-infinity'::timestamptz
+END;
+
+-- When the window that starts at window_start ends (NULL: never).
+CREATE FUNCTION card.spend_window_end(period text, window_start timestamptz)
+    RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+RETURN ((window_start AT TIME ZONE 'UTC') + CASE period
+    WHEN 'daily'    THEN interval '1 day'
+    WHEN 'weekly'   THEN interval '7 days'
+    WHEN 'monthly'  THEN interval '1 month'
+    WHEN 'yearly'   THEN interval '1 year'
+END) AT TIME ZONE 'UTC';
+
+-- Funds an account; one credit per reference (a repeat returns the balance).
+CREATE FUNCTION card.account_credit(account_id uuid, amount bigint, reference text,
+    OUT balance bigint, OUT held bigint, OUT available bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_amount bigint;
+    account_status text;
+BEGIN
+    IF account_id IS NULL OR amount IS NULL OR reference IS NULL THEN
+        RAISE EXCEPTION '% is required', CASE WHEN account_id IS NULL THEN 'account_id'
+            WHEN amount IS NULL THEN 'amount' ELSE 'reference' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF amount <= 0 THEN
+        RAISE EXCEPTION 'credit amount must be positive, not %', amount
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Amounts are in minor units of the account currency.';
+    END IF;
+    IF length(reference) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'invalid credit reference'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A reference has 1 to 200 characters.';
+    END IF;
+    SELECT a.status INTO account_status FROM card.account a WHERE a.id = account_credit.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF account_status = 'closed' THEN
+        RAISE EXCEPTION 'account % is closed', account_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    INSERT INTO card.account_credit AS c (account_id, reference, amount)
+    VALUES (account_credit.account_id, reference, amount)
+    ON CONFLICT ON CONSTRAINT account_credit_pkey DO NOTHING;
+    IF FOUND THEN
+        UPDATE card.account a SET balance = a.balance + amount
+         WHERE a.id = account_credit.account_id
+        RETURNING a.balance, a.held, a.balance - a.held INTO balance, held, available;
+    ELSE
+        SELECT c.amount INTO first_amount FROM card.account_credit c
+         WHERE c.account_id = account_credit.account_id AND c.reference = account_credit.reference;
+        IF first_amount <> amount THEN
+            RAISE EXCEPTION 'credit reference "%" of account % was already used for amount %',
+                reference, account_id, first_amount
+                USING ERRCODE = 'unique_violation',
+                      HINT = 'Use a new reference for a new credit.';
+        END IF;
+        SELECT a.balance, a.held, a.balance - a.held INTO balance, held, available
+          FROM card.account a WHERE a.id = account_credit.account_id;
+    END IF;
+END
+$$;
+
+-- A category list ("5812", "5813-5814") as a multirange; refuses bad entries.
+CREATE FUNCTION card.controls_categories(list jsonb, field text)
+    RETURNS int4multirange
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry jsonb;
+    parts text[];
+    result int4multirange := '{}';
+BEGIN
+    IF jsonb_typeof(list) <> 'array' THEN
+        RAISE EXCEPTION 'controls field "%" must be an array of categories', field
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR entry IN SELECT e FROM jsonb_array_elements(list) e LOOP
+        IF jsonb_typeof(entry) <> 'string' OR entry #>> '{}' !~ '^[0-9]{4}(-[0-9]{4})?$' THEN
+            RAISE EXCEPTION 'controls field "%" has an invalid category %', field, entry
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A category is a 4-digit MCC such as "5812" or a range such as "5813-5814".';
+        END IF;
+        parts := string_to_array(entry #>> '{}', '-');
+        IF parts[2] IS NOT NULL AND parts[2] < parts[1] THEN
+            RAISE EXCEPTION 'controls field "%" has an empty category range %', field, entry
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        result := result + int4multirange(int4range(parts[1]::int, coalesce(parts[2], parts[1])::int, '[]'));
+    END LOOP;
+    IF result = '{}' THEN
+        RAISE EXCEPTION 'controls field "%" must not be empty', field
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- A country list (ISO 3166 alpha-2) as a sorted array; refuses bad entries.
+CREATE FUNCTION card.controls_countries(list jsonb, field text)
+    RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry jsonb;
+    result text[] := '{}';
+BEGIN
+    IF jsonb_typeof(list) <> 'array' OR jsonb_array_length(list) = 0 THEN
+        RAISE EXCEPTION 'controls field "%" must be a non-empty array of countries', field
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR entry IN SELECT e FROM jsonb_array_elements(list) e LOOP
+        IF jsonb_typeof(entry) <> 'string' OR entry #>> '{}' !~ '^[A-Z]{2}$' THEN
+            RAISE EXCEPTION 'controls field "%" has an invalid country %', field, entry
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A country is an ISO 3166 alpha-2 code such as "SE".';
+        END IF;
+        result := result || (entry #>> '{}');
+    END LOOP;
+    RETURN result;
+END
+$$;
+
+-- Validates a controls document whole and stores it on a card or an
+-- account (exactly one of the two ids), replacing the earlier controls.
+-- Counters of the new limits start from the spend already in their window,
+-- so replacing controls never resets a limit.
+CREATE FUNCTION card.controls_apply(target_card uuid, target_account uuid, controls jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    unknown text;
+    lim jsonb;
+    n integer := 0;
+    lim_amount bigint;
+    lim_period text;
+    lim_categories int4multirange;
+    new_mcc_allowed int4multirange;
+    new_mcc_blocked int4multirange;
+    new_countries_allowed text[];
+    new_countries_blocked text[];
+    new_channels_blocked text[] := '{}';
+    channel_name text;
+    channel_value jsonb;
+    new_limit bigint;
+BEGIN
+    IF controls IS NULL OR jsonb_typeof(controls) <> 'object' THEN
+        RAISE EXCEPTION 'controls must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT k INTO unknown FROM jsonb_object_keys(controls) k
+     WHERE k NOT IN ('spending_limits', 'allowed_categories', 'blocked_categories',
+                     'allowed_countries', 'blocked_countries', 'channels') ORDER BY k LIMIT 1;
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown controls field "%"', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Fields: spending_limits, allowed_categories | blocked_categories, allowed_countries | blocked_countries, channels.';
+    END IF;
+    IF controls ? 'allowed_categories' AND controls ? 'blocked_categories' THEN
+        RAISE EXCEPTION 'allowed_categories and blocked_categories are mutually exclusive'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF controls ? 'allowed_countries' AND controls ? 'blocked_countries' THEN
+        RAISE EXCEPTION 'allowed_countries and blocked_countries are mutually exclusive'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF controls ? 'allowed_categories' THEN
+        new_mcc_allowed := card.controls_categories(controls -> 'allowed_categories', 'allowed_categories');
+    END IF;
+    IF controls ? 'blocked_categories' THEN
+        new_mcc_blocked := card.controls_categories(controls -> 'blocked_categories', 'blocked_categories');
+    END IF;
+    IF controls ? 'allowed_countries' THEN
+        new_countries_allowed := card.controls_countries(controls -> 'allowed_countries', 'allowed_countries');
+    END IF;
+    IF controls ? 'blocked_countries' THEN
+        new_countries_blocked := card.controls_countries(controls -> 'blocked_countries', 'blocked_countries');
+    END IF;
+    IF controls ? 'channels' THEN
+        IF jsonb_typeof(controls -> 'channels') <> 'object' THEN
+            RAISE EXCEPTION 'controls field "channels" must be an object of booleans'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR channel_name, channel_value IN SELECT * FROM jsonb_each(controls -> 'channels') LOOP
+            IF channel_name NOT IN ('ecommerce', 'atm', 'contactless', 'chip', 'magstripe') THEN
+                RAISE EXCEPTION 'unknown channel "%" in controls field "channels"', channel_name
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Channels: ecommerce, atm, contactless, chip, magstripe.';
+            END IF;
+            IF jsonb_typeof(channel_value) <> 'boolean' THEN
+                RAISE EXCEPTION 'channels.% must be true or false', channel_name
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF NOT channel_value::boolean THEN
+                new_channels_blocked := new_channels_blocked || channel_name;
+            END IF;
+        END LOOP;
+    END IF;
+    IF controls ? 'spending_limits' AND jsonb_typeof(controls -> 'spending_limits') <> 'array' THEN
+        RAISE EXCEPTION 'controls field "spending_limits" must be an array'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Lock the owner (card, or account) as card_authorize does, then replace.
+    IF target_card IS NOT NULL THEN
+        PERFORM 1 FROM card.card c WHERE c.id = target_card FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'card % does not exist', target_card USING ERRCODE = 'no_data_found';
+        END IF;
+        DELETE FROM card.spend_limit l WHERE l.card_id = target_card;
+    ELSE
+        PERFORM 1 FROM card.account a WHERE a.id = target_account FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'account % does not exist', target_account USING ERRCODE = 'no_data_found';
+        END IF;
+        DELETE FROM card.spend_limit l WHERE l.account_id = target_account;
+    END IF;
+
+    FOR lim IN SELECT e FROM jsonb_array_elements(coalesce(controls -> 'spending_limits', '[]')) e LOOP
+        n := n + 1;
+        IF jsonb_typeof(lim) <> 'object' THEN
+            RAISE EXCEPTION 'spending_limits[%] must be an object', n - 1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT k INTO unknown FROM jsonb_object_keys(lim) k
+         WHERE k NOT IN ('amount', 'interval', 'categories') ORDER BY k LIMIT 1;
+        IF unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'unknown field "%" in spending_limits[%]', unknown, n - 1
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A limit has amount, interval and optionally categories.';
+        END IF;
+        IF jsonb_typeof(lim -> 'amount') IS DISTINCT FROM 'number'
+           OR (lim ->> 'amount') !~ '^[0-9]{1,18}$' OR (lim ->> 'amount')::bigint <= 0 THEN
+            RAISE EXCEPTION 'spending_limits[%].amount must be a positive whole number of minor units', n - 1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        lim_amount := (lim ->> 'amount')::bigint;
+        lim_period := lim ->> 'interval';
+        IF jsonb_typeof(lim -> 'interval') IS DISTINCT FROM 'string' OR lim_period NOT IN
+           ('per_authorization', 'daily', 'weekly', 'monthly', 'yearly', 'all_time') THEN
+            RAISE EXCEPTION 'spending_limits[%].interval must be one of per_authorization, daily, weekly, monthly, yearly, all_time', n - 1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        lim_categories := NULL;
+        IF lim ? 'categories' THEN
+            lim_categories := card.controls_categories(lim -> 'categories',
+                                                       format('spending_limits[%s].categories', n - 1));
+        END IF;
+
+        INSERT INTO card.spend_limit (card_id, account_id, position, period, amount,
+                                      categories, category_list)
+        VALUES (target_card, target_account, n, lim_period, lim_amount, lim_categories,
+                CASE WHEN lim ? 'categories'
+                     THEN ARRAY(SELECT jsonb_array_elements_text(lim -> 'categories')) END)
+        RETURNING id INTO new_limit;
+
+        -- The spend already in the current window counts against the new limit.
+        IF lim_period <> 'per_authorization' THEN
+            INSERT INTO card.spend_counter (limit_id, window_start, spent)
+            SELECT new_limit, card.spend_window_start(lim_period, now()),
+                   coalesce(sum(h.held + h.captured), 0)
+              FROM card."authorization" h
+             WHERE h.approved
+               AND (h.card_id = target_card OR h.account_id = target_account)
+               AND h.created_at >= card.spend_window_start(lim_period, now())
+               AND (lim_categories IS NULL OR lim_categories @> h.mcc::integer);
+        END IF;
+    END LOOP;
+
+    IF target_card IS NOT NULL THEN
+        UPDATE card.card c
+           SET controls = controls_apply.controls, mcc_allowed = new_mcc_allowed,
+               mcc_blocked = new_mcc_blocked,
+               countries_allowed = new_countries_allowed,
+               countries_blocked = new_countries_blocked,
+               channels_blocked = new_channels_blocked
+         WHERE c.id = target_card;
+    ELSE
+        UPDATE card.account a
+           SET controls = controls_apply.controls, mcc_allowed = new_mcc_allowed,
+               mcc_blocked = new_mcc_blocked,
+               countries_allowed = new_countries_allowed,
+               countries_blocked = new_countries_blocked,
+               channels_blocked = new_channels_blocked
+         WHERE a.id = target_account;
+    END IF;
+    RETURN controls;
+END
+$$;
+
+CREATE FUNCTION card.card_set_controls(card_id uuid, controls jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF card_id IS NULL THEN
+        RAISE EXCEPTION 'card_id is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    RETURN card.controls_apply(card_id, NULL, controls);
+END
+$$;
+
+CREATE FUNCTION card.account_set_controls(account_id uuid, controls jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF account_id IS NULL THEN
+        RAISE EXCEPTION 'account_id is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    RETURN card.controls_apply(NULL, account_id, controls);
+END
+$$;
+
+CREATE FUNCTION card.card_controls(card_id uuid)
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    SELECT c.controls INTO result FROM card.card c WHERE c.id = card_controls.card_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'card % does not exist', card_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION card.account_controls(account_id uuid)
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    SELECT a.controls INTO result FROM card.account a WHERE a.id = account_controls.account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- Real-time authorisation by card token (C: src/authorize.c).
+CREATE FUNCTION card.card_authorize(card_token text, amount bigint, currency text, mcc text,
+    merchant_country text, channel text, external_id text, merchant_name text DEFAULT NULL)
+    RETURNS TABLE (authorization_id uuid, approved boolean, decline_reason text, available bigint)
+    AS 'MODULE_PATHNAME', 'card_authorize'
+    LANGUAGE C VOLATILE ROWS 1;
+
+-- Moves money out of a pending hold: capture (posted) and release (freed)
+-- amounts; the hold stays pending while anything is left of it.  Gives
+-- released amounts back to the limits counted in the hold's windows.
+CREATE FUNCTION card.hold_settle(hold card."authorization", capture_amount bigint,
+                                 release_amount bigint, final_status text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    left_held bigint := hold.held - capture_amount - release_amount;
+BEGIN
+    UPDATE card.account a
+       SET balance = a.balance - capture_amount,
+           held = a.held - capture_amount - release_amount
+     WHERE a.id = hold.account_id;
+    UPDATE card."authorization" h
+       SET held = left_held,
+           captured = h.captured + capture_amount,
+           released = h.released + release_amount,
+           status = CASE WHEN left_held = 0 THEN final_status ELSE 'pending' END,
+           resolved_at = CASE WHEN left_held = 0 THEN now() END
+     WHERE h.id = hold.id;
+    IF release_amount > 0 THEN
+        UPDATE card.spend_counter sc
+           SET spent = sc.spent - release_amount
+          FROM card.spend_limit l
+         WHERE sc.limit_id = l.id
+           AND (l.card_id = hold.card_id OR l.account_id = hold.account_id)
+           AND l.period <> 'per_authorization'
+           AND (l.categories IS NULL OR l.categories @> hold.mcc::integer)
+           AND sc.window_start = card.spend_window_start(l.period, hold.created_at);
+    END IF;
+END
+$$;
+
+-- The pending hold of an authorisation, locked; refuses any other.
+CREATE FUNCTION card.hold_lock(authorization_id uuid, amount bigint, verb text)
+    RETURNS card."authorization"
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hold card."authorization";
+BEGIN
+    IF authorization_id IS NULL THEN
+        RAISE EXCEPTION 'authorization_id is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    SELECT * INTO hold FROM card."authorization" h WHERE h.id = hold_lock.authorization_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'authorization % does not exist', authorization_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF hold.status <> 'pending' THEN
+        RAISE EXCEPTION 'authorization % is % and cannot be %', authorization_id, hold.status, verb
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = CASE WHEN hold.status = 'declined' THEN 'A declined authorization holds nothing.'
+                              ELSE 'A hold resolves once: captured, reversed or expired.' END;
+    END IF;
+    IF amount IS NOT NULL AND amount <= 0 THEN
+        RAISE EXCEPTION 'amount to be % must be positive, not %', verb, amount
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF amount > hold.held THEN
+        RAISE EXCEPTION 'authorization % holds %, less than the % to be %', authorization_id,
+            hold.held, amount, verb
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN hold;
+END
+$$;
+
+CREATE FUNCTION card.authorization_capture(authorization_id uuid, amount bigint DEFAULT NULL,
+    OUT status text, OUT captured bigint, OUT released bigint, OUT held bigint,
+    OUT available bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hold card."authorization" := card.hold_lock(authorization_id, amount, 'captured');
+    take bigint := coalesce(amount, hold.held);
+BEGIN
+    PERFORM card.hold_settle(hold, take, hold.held - take, 'captured');
+    SELECT h.status, h.captured, h.released, h.held, a.balance - a.held
+      INTO status, captured, released, held, available
+      FROM card."authorization" h JOIN card.account a ON a.id = h.account_id
+     WHERE h.id = hold.id;
+END
+$$;
+
+CREATE FUNCTION card.authorization_reverse(authorization_id uuid, amount bigint DEFAULT NULL,
+    OUT status text, OUT captured bigint, OUT released bigint, OUT held bigint,
+    OUT available bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hold card."authorization" := card.hold_lock(authorization_id, amount, 'reversed');
+BEGIN
+    PERFORM card.hold_settle(hold, 0, coalesce(amount, hold.held), 'reversed');
+    SELECT h.status, h.captured, h.released, h.held, a.balance - a.held
+      INTO status, captured, released, held, available
+      FROM card."authorization" h JOIN card.account a ON a.id = h.account_id
+     WHERE h.id = hold.id;
+END
+$$;
+
+-- Releases every hold past its programme's hold lifetime; returns how many.
+-- Holds being captured or reversed right now are skipped, not waited for.
+CREATE FUNCTION card.authorization_expire_due(as_of timestamptz DEFAULT now())
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hold card."authorization";
+    expired integer := 0;
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    FOR hold IN SELECT * FROM card."authorization" h
+                 WHERE h.status = 'pending' AND h.expires_at <= as_of
+                 ORDER BY h.expires_at
+                 FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM card.hold_settle(hold, 0, hold.held, 'expired');
+        expired := expired + 1;
+    END LOOP;
+    RETURN expired;
+END
+$$;
+
+-- Per limit of a card and of its account: the amount, what the current
+-- window has spent, what remains, and when the window started and resets.
+CREATE FUNCTION card.card_spend_status(card_id uuid)
+    RETURNS TABLE (scope text, "interval" text, amount bigint, categories text[],
+                   spent bigint, remaining bigint, window_start timestamptz, resets_at timestamptz)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner_account uuid;
+BEGIN
+    SELECT c.account_id INTO owner_account FROM card.card c WHERE c.id = card_spend_status.card_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'card % does not exist', card_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN QUERY
+    SELECT CASE WHEN l.card_id IS NOT NULL THEN 'card' ELSE 'account' END,
+           l.period, l.amount, l.category_list,
+           s.spent, greatest(l.amount - s.spent, 0), w.start, card.spend_window_end(l.period, w.start)
+      FROM card.spend_limit l
+      CROSS JOIN LATERAL (SELECT CASE WHEN l.period = 'per_authorization' THEN NULL
+                                      ELSE card.spend_window_start(l.period, now()) END AS start) w
+      CROSS JOIN LATERAL (SELECT CASE WHEN l.period = 'per_authorization' THEN 0
+                                      ELSE coalesce((SELECT sc.spent FROM card.spend_counter sc
+                                                      WHERE sc.limit_id = l.id
+                                                        AND sc.window_start = w.start), 0) END AS spent) s
+     WHERE l.card_id = card_spend_status.card_id OR l.account_id = owner_account
+     ORDER BY l.card_id IS NULL, l.position;
 END
 $$;
 

@@ -53,6 +53,7 @@ extern bytea *card_encrypt(int key_version, const pg_uuid_t *card_id,
 extern char *card_decrypt(int key_version, const pg_uuid_t *card_id,
 						  const bytea *sealed, size_t *len);
 extern char *card_random_token(const char *prefix, int nbytes);
+extern Datum card_random_uuid(pg_uuid_t *uuid);
 
 /* ---- PAN (pan.c) ---- */
 #define CARD_PAN_MAX 19

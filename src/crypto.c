@@ -179,3 +179,13 @@ card_random_token(const char *prefix, int nbytes)
 	explicit_bzero(b64, sizeof(b64));
 	return result;
 }
+
+/* A random (version 4) UUID in *uuid, returned as a Datum pointing to it. */
+Datum
+card_random_uuid(pg_uuid_t *uuid)
+{
+	card_random_bytes(uuid->data, UUID_LEN);
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
+}

@@ -194,15 +194,6 @@ card_for_key(Datum programme_id, const char *key, bytea *request_hash,
 	return card_id;
 }
 
-static Datum
-new_uuid(pg_uuid_t *uuid)
-{
-	card_random_bytes(uuid->data, UUID_LEN);
-	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
-	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	return UUIDPGetDatum(uuid);
-}
-
 /*
  * card.card_order(individual_id uuid, account_id uuid, display_name text,
  *	 exp_month text, exp_year text, type card.card_type,
@@ -309,7 +300,7 @@ card_order(PG_FUNCTION_ARGS)
 	{
 		char		pan[CARD_PAN_MAX + 1];
 		int			key_version = card_enc_key_newest();
-		Datum		card_id = new_uuid(&card_uuid);
+		Datum		card_id = card_random_uuid(&card_uuid);
 		Datum		values[15];
 		char		nulls[15];
 		bool		found;

@@ -82,8 +82,8 @@ SELECT has_function('card', 'card_expire_due', ARRAY['date'],
 SELECT has_function('card', 'card_status_transitions', ARRAY[]::name[],
     'card.card_status_transitions() exists');
 SELECT has_function('card', 'programme_create',
-    ARRAY['text', 'text', 'text', 'text', 'integer', 'integer', 'interval'],
-    'card.programme_create(text, text, text, text, integer, integer, interval) exists');
+    ARRAY['text', 'text', 'text', 'text', 'integer', 'integer', 'interval', 'interval'],
+    'card.programme_create(text, text, text, text, integer, integer, interval, interval) exists');
 SELECT has_function('card', 'individual_create', ARRAY['uuid', 'text'],
     'card.individual_create(uuid, text) exists');
 SELECT has_function('card', 'account_open', ARRAY['uuid', 'uuid', 'text'],
@@ -116,7 +116,7 @@ SELECT function_returns('card', 'card_expire_due', ARRAY['date'], 'integer',
 SELECT function_returns('card', 'card_status_transitions', ARRAY[]::name[], 'setof record',
     'card.card_status_transitions returns a set of rows');
 SELECT function_returns('card', 'programme_create',
-    ARRAY['text', 'text', 'text', 'text', 'integer', 'integer', 'interval'], 'uuid',
+    ARRAY['text', 'text', 'text', 'text', 'integer', 'integer', 'interval', 'interval'], 'uuid',
     'card.programme_create returns uuid');
 SELECT function_returns('card', 'individual_create', ARRAY['uuid', 'text'], 'uuid',
     'card.individual_create returns uuid');
@@ -143,7 +143,7 @@ SELECT is(
     'card.card_set_status parameters are card_id, status, reason, channel');
 SELECT is(
     (SELECT proargnames[1:5] FROM pg_proc
-      WHERE oid = 'card.programme_create(text, text, text, text, integer, integer, interval)'::regprocedure),
+      WHERE oid = 'card.programme_create(text, text, text, text, integer, integer, interval, interval)'::regprocedure),
     ARRAY['name', 'bin', 'brand', 'region', 'pan_length'],
     'card.programme_create parameters start with name, bin, brand, region, pan_length');
 SELECT is(
