@@ -58,7 +58,16 @@ extern Datum card_random_uuid(pg_uuid_t *uuid);
 /* ---- PAN (pan.c) ---- */
 #define CARD_PAN_MAX 19
 
-extern void card_pan_generate(const char *bin, int pan_length, char *pan);
+/* What is stored of a PAN: never the PAN itself. */
+typedef struct CardStoredPan
+{
+	char	   *last4;
+	bytea	   *sealed;			/* AES-256-GCM, bound to the card id */
+	bytea	   *fingerprint;	/* HMAC, unique per programme */
+} CardStoredPan;
+
+extern void card_pan_issue(const char *bin, int pan_length, int key_version,
+						   const pg_uuid_t *card_id, CardStoredPan *out);
 extern bool card_luhn_valid(const char *digits, size_t len);
 
 /* ---- lifecycle rules (status.c) ---- */

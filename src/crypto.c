@@ -15,15 +15,18 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+/* Report an OpenSSL failure with its first queued reason; empty the queue. */
 static void
 openssl_error(const char *what)
 {
 	unsigned long code = ERR_get_error();
+	const char *reason = code ? ERR_reason_error_string(code) : NULL;
 
+	ERR_clear_error();
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("OpenSSL failure in %s", what),
-			 code ? errdetail("%s", ERR_reason_error_string(code)) : 0));
+			 errdetail("%s", reason ? reason : "no reason given")));
 }
 
 /* Fill buf with bytes from OpenSSL's CSPRNG. */

@@ -65,12 +65,17 @@ decode_key(const char *hex, size_t len, uint8 *key)
 	return true;
 }
 
-/* Error for a malformed line: names the line number, never its content. */
+/*
+ * Error for a malformed line: names the line number, never its content.
+ * Wipes the whole line buffer (it may hold key digits past a NUL we wrote)
+ * and the key decoded so far.
+ */
 static void
-key_file_line_error(FILE *file, KeyRing *ring, char *line, int lineno,
-					const char *what)
+key_file_line_error(FILE *file, KeyRing *ring, char *line, size_t linesize,
+					uint8 *key, int lineno, const char *what)
 {
-	explicit_bzero(line, strlen(line));
+	explicit_bzero(line, linesize);
+	explicit_bzero(key, CARD_KEY_LEN);
 	explicit_bzero(ring, sizeof(KeyRing));
 	FreeFile(file);
 	ereport(ERROR,
@@ -86,6 +91,7 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 {
 	FILE	   *file;
 	char		line[512];
+	uint8		key[CARD_KEY_LEN];
 	int			lineno = 0;
 
 	if (st->st_mode & (S_IRWXG | S_IRWXO))
@@ -100,14 +106,16 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 				(errcode_for_file_access(),
 				 errmsg("could not open key file \"%s\": %m", path)));
 
+	/* Unbuffered, so no stdio buffer keeps a copy of the keys after we close. */
+	setvbuf(file, NULL, _IONBF, 0);
 	memset(ring, 0, sizeof(KeyRing));
+	memset(key, 0, sizeof(key));
 	while (fgets(line, sizeof(line), file) != NULL)
 	{
 		char	   *p = line;
 		char	   *word;
 		char	   *hex;
 		size_t		hexlen;
-		uint8		key[CARD_KEY_LEN];
 
 		lineno++;
 		while (*p == ' ' || *p == '\t')
@@ -118,21 +126,21 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 		while (*p && *p != ' ' && *p != '\t')
 			p++;
 		if (*p == '\0')
-			key_file_line_error(file, ring, line, lineno, "A key is missing.");
+			key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key is missing.");
 		*p++ = '\0';
 		while (*p == ' ' || *p == '\t')
 			p++;
 		hex = p;
 		hexlen = strcspn(hex, " \t\r\n");
 		if (hex[hexlen + strspn(hex + hexlen, " \t\r\n")] != '\0')
-			key_file_line_error(file, ring, line, lineno, "Extra text follows the key.");
+			key_file_line_error(file, ring, line, sizeof(line), key, lineno, "Extra text follows the key.");
 		if (!decode_key(hex, hexlen, key))
-			key_file_line_error(file, ring, line, lineno, "A key must be exactly 64 hexadecimal digits.");
+			key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key must be exactly 64 hexadecimal digits.");
 
 		if (strcmp(word, "mac") == 0)
 		{
 			if (ring->has_mac)
-				key_file_line_error(file, ring, line, lineno, "The MAC key is given twice.");
+				key_file_line_error(file, ring, line, sizeof(line), key, lineno, "The MAC key is given twice.");
 			memcpy(ring->mac, key, CARD_KEY_LEN);
 			ring->has_mac = true;
 		}
@@ -142,12 +150,12 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 			long		version = strtol(word, &end, 10);
 
 			if (*end != '\0' || version < 1 || version > 32767)
-				key_file_line_error(file, ring, line, lineno, "A key version must be an integer from 1 to 32767.");
+				key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key version must be an integer from 1 to 32767.");
 			for (int i = 0; i < ring->nenc; i++)
 				if (ring->versions[i] == version)
-					key_file_line_error(file, ring, line, lineno, "A key version is given twice.");
+					key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key version is given twice.");
 			if (ring->nenc == CARD_MAX_KEY_VERSIONS)
-				key_file_line_error(file, ring, line, lineno, "Too many key versions.");
+				key_file_line_error(file, ring, line, sizeof(line), key, lineno, "Too many key versions.");
 			ring->versions[ring->nenc] = (int) version;
 			memcpy(ring->enc[ring->nenc], key, CARD_KEY_LEN);
 			ring->nenc++;
@@ -158,6 +166,7 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 		explicit_bzero(line, sizeof(line));
 	}
 	explicit_bzero(line, sizeof(line));
+	explicit_bzero(key, sizeof(key));
 	if (ferror(file))
 	{
 		explicit_bzero(ring, sizeof(KeyRing));
@@ -169,6 +178,19 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 	FreeFile(file);
 }
 
+/* Wipe and free the cached keys. */
+static void
+forget_keyring(void)
+{
+	if (keyring == NULL)
+		return;
+	if (keyring->path)
+		pfree(keyring->path);
+	explicit_bzero(keyring, sizeof(KeyRing));
+	pfree(keyring);
+	keyring = NULL;
+}
+
 /* The key ring for the current card.key_file, re-read when the file changes. */
 static KeyRing *
 current_keyring(void)
@@ -177,15 +199,21 @@ current_keyring(void)
 	KeyRing    *fresh;
 
 	if (card_key_file == NULL || card_key_file[0] == '\0')
+	{
+		forget_keyring();
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no key file is configured"),
 				 errhint("Set \"card.key_file\" in postgresql.conf to a file of keys readable only by the server, then reload.")));
+	}
 
 	if (stat(card_key_file, &st) != 0)
+	{
+		forget_keyring();
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat key file \"%s\": %m", card_key_file)));
+	}
 
 	if (keyring != NULL && keyring->path != NULL &&
 		strcmp(keyring->path, card_key_file) == 0 &&
@@ -211,13 +239,7 @@ current_keyring(void)
 	fresh->path = MemoryContextStrdup(TopMemoryContext, card_key_file);
 	fresh->identity = st;
 
-	if (keyring != NULL)
-	{
-		if (keyring->path)
-			pfree(keyring->path);
-		explicit_bzero(keyring, sizeof(KeyRing));
-		pfree(keyring);
-	}
+	forget_keyring();
 	keyring = fresh;
 	return keyring;
 }

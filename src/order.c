@@ -32,7 +32,7 @@ static CardPlan account_lookup = {
 	" FROM card.account a"
 	" JOIN card.programme p ON p.id = a.programme_id"
 	" LEFT JOIN card.individual i ON i.id = $2"
-	" WHERE a.id = $1",
+	" WHERE a.id = $1 FOR SHARE OF a",
 	2, {UUIDOID, UUIDOID}
 };
 
@@ -104,28 +104,20 @@ check_idempotency_key(const char *key)
 }
 
 /*
- * Parse and check the requested expiry, or derive it from the programme's
- * validity; writes "MM" and "YYYY".
+ * Parse the requested expiry into "MM" and "YYYY"; false if none was given.
+ * Only the form is checked here: whether it is in the past is a question
+ * for new orders, not for idempotent retries of old ones.
  */
-static void
-resolve_expiry(const char *exp_month, const char *exp_year, int validity_years,
-			   char *month_out, char *year_out)
+static bool
+parse_expiry(const char *exp_month, const char *exp_year, char *month_out,
+			 char *year_out)
 {
-	int			now = card_utc_month_index();
 	int			month;
-	int			year;
-	int			index;
 
 	if (exp_month == NULL && exp_year == NULL)
-	{
-		index = now + validity_years * 12;
-		snprintf(month_out, 3, "%02d", index % 12 + 1);
-		snprintf(year_out, 5, "%04d", index / 12);
-		return;
-	}
+		return false;
 	require(exp_month != NULL, "exp_month");
 	require(exp_year != NULL, "exp_year");
-
 	if (strlen(exp_month) < 1 || strlen(exp_month) > 2 ||
 		strspn(exp_month, "0123456789") != strlen(exp_month) ||
 		(month = atoi(exp_month)) < 1 || month > 12)
@@ -138,20 +130,40 @@ resolve_expiry(const char *exp_month, const char *exp_year, int validity_years,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid exp_year \"%s\"", exp_year),
 				 errhint("Give the year with four digits, such as \"2029\".")));
-	year = atoi(exp_year);
-	index = card_month_index(year, month);
+	snprintf(month_out, 3, "%02d", month);
+	snprintf(year_out, 5, "%s", exp_year);
+	return true;
+}
+
+/*
+ * The expiry of a new card: the one requested, which must lie between this
+ * month and EXPIRY_YEARS_AHEAD_MAX years ahead, or the programme's validity
+ * from this month.
+ */
+static void
+new_card_expiry(bool requested, int validity_years, char *month, char *year)
+{
+	int			now = card_utc_month_index();
+	int			index;
+
+	if (!requested)
+	{
+		index = now + validity_years * 12;
+		snprintf(month, 3, "%02d", index % 12 + 1);
+		snprintf(year, 5, "%04d", index / 12);
+		return;
+	}
+	index = card_month_index(atoi(year), atoi(month));
 	if (index < now)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("card expiry %02d/%04d is in the past", month, year),
+				 errmsg("card expiry %s/%s is in the past", month, year),
 				 errhint("Omit exp_month and exp_year to use the programme's validity.")));
 	if (index > now + EXPIRY_YEARS_AHEAD_MAX * 12)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("card expiry %02d/%04d is more than %d years ahead",
+				 errmsg("card expiry %s/%s is more than %d years ahead",
 						month, year, EXPIRY_YEARS_AHEAD_MAX)));
-	snprintf(month_out, 3, "%02d", month);
-	snprintf(year_out, 5, "%04d", year);
 }
 
 /* Append one field, length-prefixed so that no two requests encode alike. */
@@ -215,6 +227,10 @@ card_order(PG_FUNCTION_ARGS)
 	char	   *bin;
 	int			pan_length;
 	int			validity_years;
+	Datum		individual_programme;
+	bool		individual_missing;
+	bool		is_member;
+	bool		expiry_requested;
 	bool		isnull;
 	char		month[3];
 	char		year[5];
@@ -248,33 +264,11 @@ card_order(PG_FUNCTION_ARGS)
 	bin = card_spi_text(0, 3);
 	pan_length = DatumGetInt16(card_spi_datum(0, 4, &isnull));
 	validity_years = DatumGetInt16(card_spi_datum(0, 5, &isnull));
-	{
-		Datum		individual_programme = card_spi_datum(0, 6, &isnull);
+	individual_programme = card_spi_datum(0, 6, &individual_missing);
+	is_member = DatumGetBool(card_spi_datum(0, 7, &isnull));
+	expiry_requested = parse_expiry(exp_month, exp_year, month, year);
 
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("individual %s does not exist", card_uuid_string(individual_id))));
-		if (!DatumGetBool(DirectFunctionCall2(uuid_eq, individual_programme, programme_id)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("individual %s and account %s belong to different programmes",
-							card_uuid_string(individual_id), card_uuid_string(account_id))));
-	}
-	if (!DatumGetBool(card_spi_datum(0, 7, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("individual %s is not a holder or authorised user of account %s",
-						card_uuid_string(individual_id), card_uuid_string(account_id)),
-				 errhint("Add the individual with card.account_member_add().")));
-	if (strcmp(account_status, "active") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
-				 errhint("Cards can be ordered only on an active account.")));
-
-	resolve_expiry(exp_month, exp_year, validity_years, month, year);
-
+	/* A known key returns its card as it is now, before any state check. */
 	if (key)
 	{
 		StringInfoData request;
@@ -286,8 +280,8 @@ card_order(PG_FUNCTION_ARGS)
 		append_field(&request, card_uuid_string(individual_id));
 		append_field(&request, card_uuid_string(account_id));
 		append_field(&request, display_name);
-		append_field(&request, exp_month ? month : NULL);
-		append_field(&request, exp_year ? year : NULL);
+		append_field(&request, expiry_requested ? month : NULL);
+		append_field(&request, expiry_requested ? year : NULL);
 		append_field(&request, type);
 		request_hash = card_hmac_bytea(CARD_LABEL_ORDER_REQUEST,
 									   (uint8 *) request.data, request.len);
@@ -296,18 +290,40 @@ card_order(PG_FUNCTION_ARGS)
 			return card_return_card(fcinfo, existing);
 	}
 
+	if (individual_missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("individual %s does not exist", card_uuid_string(individual_id))));
+	if (!DatumGetBool(DirectFunctionCall2(uuid_eq, individual_programme, programme_id)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("individual %s and account %s belong to different programmes",
+						card_uuid_string(individual_id), card_uuid_string(account_id))));
+	if (!is_member)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("individual %s is not a holder or authorised user of account %s",
+						card_uuid_string(individual_id), card_uuid_string(account_id)),
+				 errhint("Add the individual with card.account_member_add().")));
+	if (strcmp(account_status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
+				 errhint("Cards can be ordered only on an active account.")));
+	new_card_expiry(expiry_requested, validity_years, month, year);
+
 	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
 	{
-		char		pan[CARD_PAN_MAX + 1];
 		int			key_version = card_enc_key_newest();
 		Datum		card_id = card_random_uuid(&card_uuid);
+		CardStoredPan pan;
 		Datum		values[15];
 		char		nulls[15];
 		bool		found;
 		Datum		existing;
 
 		memset(nulls, ' ', sizeof(nulls));
-		card_pan_generate(bin, pan_length, pan);
+		card_pan_issue(bin, pan_length, key_version, &card_uuid, &pan);
 		values[0] = card_id;
 		values[1] = programme_id;
 		values[2] = account_id;
@@ -316,13 +332,11 @@ card_order(PG_FUNCTION_ARGS)
 		values[5] = CStringGetTextDatum(type);
 		values[6] = CStringGetTextDatum(month);
 		values[7] = CStringGetTextDatum(year);
-		values[8] = CStringGetTextDatum(pan + pan_length - 4);
+		values[8] = CStringGetTextDatum(pan.last4);
 		values[9] = CStringGetTextDatum(card_random_token("ct_", 18));
-		values[10] = PointerGetDatum(card_encrypt(key_version, &card_uuid, pan, pan_length));
+		values[10] = PointerGetDatum(pan.sealed);
 		values[11] = Int16GetDatum((int16) key_version);
-		values[12] = PointerGetDatum(card_hmac_bytea(CARD_LABEL_PAN_FINGERPRINT,
-													 (uint8 *) pan, pan_length));
-		explicit_bzero(pan, sizeof(pan));
+		values[12] = PointerGetDatum(pan.fingerprint);
 		values[13] = key ? CStringGetTextDatum(key) : (Datum) 0;
 		nulls[13] = key ? ' ' : 'n';
 		values[14] = PointerGetDatum(request_hash);

@@ -46,14 +46,13 @@ card_luhn_valid(const char *digits, size_t len)
 }
 
 /* Write a new PAN of pan_length digits (NUL-terminated) into pan. */
-void
-card_pan_generate(const char *bin, int pan_length, char *pan)
+static void
+pan_generate(const char *bin, int pan_length, char *pan)
 {
 	size_t		binlen = strlen(bin);
 	size_t		pos = binlen;
 	uint8		pool[32];
 
-	Assert(pan_length <= CARD_PAN_MAX && binlen + 1 < (size_t) pan_length);
 	memcpy(pan, bin, binlen);
 	while (pos < (size_t) pan_length - 1)
 	{
@@ -68,6 +67,36 @@ card_pan_generate(const char *bin, int pan_length, char *pan)
 	explicit_bzero(pool, sizeof(pool));
 	pan[pos] = '0' + luhn_check_digit(pan, pos);
 	pan[pos + 1] = '\0';
+}
+
+/*
+ * Issue a new PAN under a programme's BIN and return only what is stored of
+ * it: last4, the PAN sealed for card_id under key_version, and its keyed
+ * fingerprint.  The clear PAN stays on this function's stack and is wiped
+ * however the function ends.
+ */
+void
+card_pan_issue(const char *bin, int pan_length, int key_version,
+			   const pg_uuid_t *card_id, CardStoredPan *out)
+{
+	char		pan[CARD_PAN_MAX + 1];
+
+	if (pan_length > CARD_PAN_MAX || (int) strlen(bin) + 5 > pan_length)
+		elog(ERROR, "PAN length %d does not fit BIN of %d digits",
+			 pan_length, (int) strlen(bin));
+	PG_TRY();
+	{
+		pan_generate(bin, pan_length, pan);
+		out->last4 = pstrdup(pan + pan_length - 4);
+		out->sealed = card_encrypt(key_version, card_id, pan, pan_length);
+		out->fingerprint = card_hmac_bytea(CARD_LABEL_PAN_FINGERPRINT,
+										   (uint8 *) pan, pan_length);
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(pan, sizeof(pan));
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -122,17 +151,24 @@ card_pan_check(PG_FUNCTION_ARGS)
 	last4 = card_spi_text(0, 4);
 	bin = card_spi_text(0, 5);
 
+	(void) card_mac_key();		/* fail before anything is decrypted */
 	pan = card_decrypt(key_version, DatumGetUUIDP(card_id), sealed, &len);
-	recomputed = card_hmac_bytea(CARD_LABEL_PAN_FINGERPRINT, (uint8 *) pan, len);
-
-	values[0] = Int32GetDatum((int32) len);
-	values[1] = BoolGetDatum(card_luhn_valid(pan, len));
-	values[2] = BoolGetDatum(len > strlen(bin) && strncmp(pan, bin, strlen(bin)) == 0);
-	values[3] = BoolGetDatum(len >= 4 && strcmp(pan + len - 4, last4) == 0);
-	values[4] = BoolGetDatum(VARSIZE_ANY_EXHDR(fingerprint) == CARD_MAC_LEN &&
-							 memcmp(VARDATA_ANY(fingerprint), VARDATA(recomputed),
-									CARD_MAC_LEN) == 0);
-	explicit_bzero(pan, len);
+	PG_TRY();
+	{
+		recomputed = card_hmac_bytea(CARD_LABEL_PAN_FINGERPRINT, (uint8 *) pan, len);
+		values[0] = Int32GetDatum((int32) len);
+		values[1] = BoolGetDatum(card_luhn_valid(pan, len));
+		values[2] = BoolGetDatum(len > strlen(bin) && strncmp(pan, bin, strlen(bin)) == 0);
+		values[3] = BoolGetDatum(len >= 4 && strcmp(pan + len - 4, last4) == 0);
+		values[4] = BoolGetDatum(VARSIZE_ANY_EXHDR(fingerprint) == CARD_MAC_LEN &&
+								 memcmp(VARDATA_ANY(fingerprint), VARDATA(recomputed),
+										CARD_MAC_LEN) == 0);
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(pan, len);
+	}
+	PG_END_TRY();
 
 	result = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 	result = SPI_datumTransfer(result, false, -1);
