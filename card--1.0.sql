@@ -197,10 +197,14 @@ SELECT c.id,
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION card.card_status_guard() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'card_status_guard' LANGUAGE C;
+    AS 'MODULE_PATHNAME', 'card_status_guard'
+    LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION card.card_status_audit() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'card_status_audit' LANGUAGE C;
+    AS 'MODULE_PATHNAME', 'card_status_audit'
+    LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE TRIGGER card_status_guard
     BEFORE UPDATE OF status, type, exp_month, exp_year ON card.card
@@ -216,7 +220,8 @@ CREATE FUNCTION card.card_status_transitions(
     OUT rule text, OUT who_may text)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'card_status_transitions'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 49;
+    LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 49
+    SET search_path = pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------
 -- Set-up, for the programme's operator
@@ -416,29 +421,35 @@ CREATE FUNCTION card.card_order(
     type card.card_type DEFAULT 'virtual', idempotency_key text DEFAULT NULL)
     RETURNS card.cards
     AS 'MODULE_PATHNAME', 'card_order'
-    LANGUAGE C VOLATILE;
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION card.card_set_status(
     card_id uuid, status card.card_status, reason text DEFAULT NULL,
     channel text DEFAULT 'api')
     RETURNS card.cards
     AS 'MODULE_PATHNAME', 'card_set_status'
-    LANGUAGE C VOLATILE;
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION card.card_expire_due(as_of date DEFAULT CURRENT_DATE)
+CREATE FUNCTION card.card_expire_due(
+    as_of date DEFAULT (pg_catalog.now() AT TIME ZONE 'UTC')::date)
     RETURNS integer
     AS 'MODULE_PATHNAME', 'card_expire_due'
-    LANGUAGE C VOLATILE;
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION card.card_activation_start(card_id uuid, return_url text)
     RETURNS TABLE (redirect_url text, expires_at timestamptz)
     AS 'MODULE_PATHNAME', 'card_activation_start'
-    LANGUAGE C VOLATILE ROWS 1;
+    LANGUAGE C VOLATILE ROWS 1
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION card.card_activation_complete(activation_token text, pin text)
     RETURNS TABLE (card_id uuid, status card.card_status, return_url text)
     AS 'MODULE_PATHNAME', 'card_activation_complete'
-    LANGUAGE C VOLATILE ROWS 1;
+    LANGUAGE C VOLATILE ROWS 1
+    SET search_path = pg_catalog, pg_temp;
 
 -- The processor-facing token of a card.
 CREATE FUNCTION card.card_token(card_id uuid)
@@ -462,7 +473,8 @@ CREATE FUNCTION card.pan_check(card_id uuid,
     OUT pan_length integer, OUT luhn_valid boolean, OUT bin_matches boolean,
     OUT last4_matches boolean, OUT fingerprint_matches boolean)
     AS 'MODULE_PATHNAME', 'card_pan_check'
-    LANGUAGE C STRICT VOLATILE;
+    LANGUAGE C STRICT VOLATILE
+    SET search_path = pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------
 -- JSON forms for HTTP layers (DESIGN.md section 1)
@@ -696,10 +708,11 @@ SELECT a.id AS account_id, a.currency, a.balance, a.held, a.balance - a.held AS 
 
 -- The calendar window (UTC) of a limit period that contains a moment:
 -- days from 00:00, ISO weeks from Monday, months, years; all_time is one window.
+-- The body is parsed once, here (so no search_path applies at run time),
+-- and the planner inlines it into card_authorize's statements.
 CREATE FUNCTION card.spend_window_start(period text, at timestamptz)
     RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 RETURN CASE period
     WHEN 'daily'    THEN pg_catalog.date_trunc('day',   at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
     WHEN 'weekly'   THEN pg_catalog.date_trunc('week',  at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
@@ -712,7 +725,6 @@ END;
 CREATE FUNCTION card.spend_window_end(period text, window_start timestamptz)
     RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 RETURN ((window_start AT TIME ZONE 'UTC') + CASE period
     WHEN 'daily'    THEN interval '1 day'
     WHEN 'weekly'   THEN interval '7 days'
@@ -1069,7 +1081,8 @@ CREATE FUNCTION card.card_authorize(card_token text, amount bigint, currency tex
     merchant_country text, channel text, external_id text, merchant_name text DEFAULT NULL)
     RETURNS TABLE (authorization_id uuid, approved boolean, decline_reason text, available bigint)
     AS 'MODULE_PATHNAME', 'card_authorize'
-    LANGUAGE C VOLATILE ROWS 1;
+    LANGUAGE C VOLATILE ROWS 1
+    SET search_path = pg_catalog, pg_temp;
 
 -- Moves money out of a pending hold: capture (posted) and release (freed)
 -- amounts; the hold stays pending while anything is left of it.  Gives

@@ -37,11 +37,19 @@ SELECT c.id = :'a' AS is_a, from_status, to_status, reason, channel
   FROM card.card_status_change s JOIN card.card c ON c.id = s.card_id
  WHERE c.id IN (:'a', :'f', :'n') AND to_status = 'expired' ORDER BY from_status;
 
--- as_of: the month boundary.  A card valid through 06/2031 expires on 2031-07-01.
-SELECT id AS j FROM card.card_order(:'holder', :'acct', 'June', '06', '2031') \gset
-SELECT expires_on FROM card.card WHERE id = :'j';
-SELECT FROM card.card_expire_due('2031-06-30');
+-- as_of: the month boundary.  A card valid through last month (UTC) is
+-- swept from the first day of this month, not on the last day of last month.
+SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 day')::date AS last_day,
+       date_trunc('month', now() AT TIME ZONE 'UTC')::date AS first_day \gset
+SELECT id AS j FROM card.card_order(:'holder', :'acct', 'Last month') \gset
+UPDATE card.card SET exp_month = to_char(:'last_day'::date, 'MM'), exp_year = to_char(:'last_day'::date, 'YYYY')
+ WHERE id = :'j';
+SELECT expires_on = :'first_day' AS expires_on_first_day FROM card.card WHERE id = :'j';
+SELECT FROM card.card_expire_due(:'last_day');
 SELECT status FROM card.card WHERE id = :'j';
-SELECT FROM card.card_expire_due('2031-07-01');
+SELECT FROM card.card_expire_due(:'first_day');
 SELECT status FROM card.card WHERE id = :'j';
+
+-- A sweep may not run ahead of the calendar: expired is final.
+SELECT card.card_expire_due(((now() AT TIME ZONE 'UTC') + interval '1 day')::date);
 SELECT card.card_expire_due(NULL);

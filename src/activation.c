@@ -19,12 +19,20 @@
 #define ACTIVATION_TOKEN_PREFIX "act_"
 #define ACTIVATION_TOKEN_BYTES 32
 
-/* Lock the card so that starts and status changes on it take turns. */
+/*
+ * Lock the card so that starts and status changes on it take turns, and
+ * read its stored and effective status from the locked row itself (a join
+ * to the card.cards view would rescan the row without the lock and could
+ * see the status from before a concurrent change committed).
+ */
 static CardPlan lock_card = {
 	NULL,
-	"SELECT c.status::text, v.status::text, p.activation_ttl"
+	"SELECT c.status::text,"
+	" CASE WHEN c.status IN ('not_activated', 'active', 'frozen')"
+	"       AND c.expires_on <= (pg_catalog.now() AT TIME ZONE 'UTC')::date"
+	"      THEN 'expired' ELSE c.status::text END,"
+	" p.activation_ttl"
 	" FROM card.card c"
-	" JOIN card.cards v ON v.id = c.id"
 	" JOIN card.programme p ON p.id = c.programme_id"
 	" WHERE c.id = $1 FOR NO KEY UPDATE OF c",
 	1, {UUIDOID}
@@ -124,6 +132,7 @@ card_activation_start(PG_FUNCTION_ARGS)
 
 	result[0] = CStringGetTextDatum(psprintf("%s/activate?token=%s",
 											 card_hosted_pages_url, token));
+	explicit_bzero(token, strlen(token));
 	result[1] = card_spi_datum(0, 1, &isnull);
 	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
 	row = SPI_datumTransfer(row, false, -1);
@@ -149,16 +158,10 @@ token_hash(const char *token)
 	return card_hmac_bytea(CARD_LABEL_ONE_TIME_TOKEN, (const uint8 *) token, len);
 }
 
-/*
- * card.card_activation_complete(activation_token text, pin text)
- *	 RETURNS TABLE(card_id uuid, status card.card_status, return_url text)
- */
-PG_FUNCTION_INFO_V1(card_activation_complete);
-Datum
-card_activation_complete(PG_FUNCTION_ARGS)
+/* The work of card_activation_complete, on our copies of token and PIN. */
+static Datum
+complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 {
-	char	   *token;
-	char	   *pin = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Datum		hash;
 	bool		isnull;
 	Datum		card_id;
@@ -168,14 +171,10 @@ card_activation_complete(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	pg_uuid_t  *card_uuid;
 	StringInfoData pin_message;
+	CardChangeContext previous;
 	TupleDesc	tupdesc;
 	Datum		row;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("activation_token is required")));
-	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	card_check_pin(pin);		/* a bad PIN must not burn the token */
 	hash = PointerGetDatum(token_hash(token));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -231,16 +230,15 @@ card_activation_complete(PG_FUNCTION_ARGS)
 												(uint8 *) pin_message.data,
 												pin_message.len));
 	explicit_bzero(pin_message.data, pin_message.len);
-	explicit_bzero(pin, strlen(pin));
 
-	card_change_begin("activation", "holder", true);
+	previous = card_change_begin("activation", "holder", card_uuid);
 	PG_TRY();
 	{
 		card_exec(&activate, values, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
-		card_change_end();
+		card_change_end(previous);
 	}
 	PG_END_TRY();
 
@@ -261,4 +259,38 @@ card_activation_complete(PG_FUNCTION_ARGS)
 	row = SPI_datumTransfer(row, false, -1);
 	SPI_finish();
 	PG_RETURN_DATUM(row);
+}
+
+/*
+ * card.card_activation_complete(activation_token text, pin text)
+ *	 RETURNS TABLE(card_id uuid, status card.card_status, return_url text)
+ *
+ * Our copies of the PIN and the token are wiped however the call ends.
+ */
+PG_FUNCTION_INFO_V1(card_activation_complete);
+Datum
+card_activation_complete(PG_FUNCTION_ARGS)
+{
+	char	   *token;
+	char	   *pin;
+	volatile Datum result = (Datum) 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("activation_token is required")));
+	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pin = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	PG_TRY();
+	{
+		result = complete_activation(fcinfo, token, pin);
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(token, strlen(token));
+		if (pin)
+			explicit_bzero(pin, strlen(pin));
+	}
+	PG_END_TRY();
+	PG_RETURN_DATUM(result);
 }

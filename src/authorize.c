@@ -274,7 +274,8 @@ card_authorize(PG_FUNCTION_ARGS)
 	account_controls[1] = column_bool(5);
 	account_controls[2] = column_bool(6);
 
-	/* 4. The checks, in the order DESIGN.md section 8 lists them. */
+	/* 4. The checks: the card, the account, then the payment's channel,
+	 * country and category, then the limits, then the funds. */
 	if (strcmp(card_status, "expired") == 0 ||
 		(card_date_expired && card_status_live(card_status_from_name(card_status))))
 		reason = "card_expired";

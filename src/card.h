@@ -91,16 +91,17 @@ typedef enum CardStatus
 typedef struct CardChangeContext
 {
 	bool		active;			/* set by one of our functions */
-	bool		activation;		/* the hosted activation flow */
+	const pg_uuid_t *activating;	/* the card the hosted flow activates */
 	const char *reason;
 	const char *channel;
 } CardChangeContext;
 
 extern CardChangeContext card_change_context;
 
-extern void card_change_begin(const char *reason, const char *channel,
-							  bool activation);
-extern void card_change_end(void);
+extern CardChangeContext card_change_begin(const char *reason,
+										   const char *channel,
+										   const pg_uuid_t *activating);
+extern void card_change_end(CardChangeContext previous);
 extern CardStatus card_status_from_name(const char *name);
 extern const char *card_status_name(CardStatus status);
 extern bool card_status_live(CardStatus status);

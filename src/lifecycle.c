@@ -46,15 +46,15 @@ exec_status_change(CardPlan *cp, Datum *values, const char *reason,
 				   const char *channel)
 {
 	volatile int changed = 0;
+	CardChangeContext previous = card_change_begin(reason, channel, NULL);
 
-	card_change_begin(reason, channel, false);
 	PG_TRY();
 	{
 		changed = card_exec(cp, values, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
-		card_change_end();
+		card_change_end(previous);
 	}
 	PG_END_TRY();
 	return changed;
@@ -123,7 +123,8 @@ card_set_status(PG_FUNCTION_ARGS)
  * card.card_expire_due(as_of date) RETURNS integer
  *
  * Records as expired every live card whose expiry month ended before
- * as_of; returns how many.
+ * as_of; returns how many.  as_of may not lie after today in UTC: expired
+ * is final, so a sweep must never run ahead of the calendar.
  */
 PG_FUNCTION_INFO_V1(card_expire_due);
 Datum
@@ -137,6 +138,13 @@ card_expire_due(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("as_of is required")));
 	as_of = PG_GETARG_DATUM(0);
+	if (DatumGetDateADT(as_of) > card_utc_today())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of %s is after today (UTC)",
+						DatumGetCString(DirectFunctionCall1(date_out, as_of))),
+				 errdetail("Expired is a final status; cards still in date must not be swept."),
+				 errhint("Omit as_of to sweep up to today.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -67,23 +67,30 @@ static const char *const rule_who[] = {
 	"nobody: the status is final"
 };
 
-CardChangeContext card_change_context = {false, false, NULL, NULL};
+CardChangeContext card_change_context = {false, NULL, NULL, NULL};
 
-/* Describe the status change our caller is about to make. */
-void
-card_change_begin(const char *reason, const char *channel, bool activation)
+/*
+ * Describe the status change our caller is about to make; returns the
+ * context it replaces, for card_change_end.
+ */
+CardChangeContext
+card_change_begin(const char *reason, const char *channel,
+				  const pg_uuid_t *activating)
 {
+	CardChangeContext previous = card_change_context;
+
 	card_change_context.active = true;
-	card_change_context.activation = activation;
+	card_change_context.activating = activating;
 	card_change_context.reason = reason;
 	card_change_context.channel = channel;
+	return previous;
 }
 
-/* Forget it again (always, also on error: see PG_FINALLY in callers). */
+/* Restore the context before (always, also on error: PG_FINALLY in callers). */
 void
-card_change_end(void)
+card_change_end(CardChangeContext previous)
 {
-	memset(&card_change_context, 0, sizeof(card_change_context));
+	card_change_context = previous;
 }
 
 CardStatus
@@ -230,8 +237,15 @@ card_status_guard(PG_FUNCTION_ARGS)
 			{
 				char	   *type = SPI_getvalue(trigdata->tg_trigtuple, tupdesc,
 												column(tupdesc, "type"));
+				bool		isnull;
+				Datum		id = SPI_getbinval(newtuple, tupdesc,
+											   column(tupdesc, "id"), &isnull);
+				const pg_uuid_t *activating = card_change_context.activating;
 
-				if (strcmp(type, "physical") == 0 && !card_change_context.activation)
+				/* Only the one card the hosted flow is completing for. */
+				if (strcmp(type, "physical") == 0 &&
+					(activating == NULL ||
+					 memcmp(DatumGetUUIDP(id)->data, activating->data, UUID_LEN) != 0))
 					ereport(ERROR,
 							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							 errmsg("physical card %s can only be activated by the cardholder", card_id),

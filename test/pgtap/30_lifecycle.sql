@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS card;
 
 BEGIN;
-SELECT plan(96);
+SELECT plan(97);
 
 -- ---------------------------------------------------------------------------
 -- Set-up
@@ -324,13 +324,19 @@ SELECT lives_ok(
     'setting expired on an expired card is a no-op');
 SELECT is(pg_temp.tap_audit_count(:'old_card'), 3, 'the no-op wrote no audit row');
 
--- Last: a sweep far in the future expires every live card, once each.
+-- A sweep may not run ahead of the calendar (expired is final).
 SELECT count(*)::int AS live_cards FROM card.card
  WHERE status IN ('not_activated', 'active', 'frozen') \gset
 SELECT count(*)::int AS audit_rows FROM card.card_status_change \gset
 SELECT cmp_ok(:live_cards, '>=', 10, 'many live cards remain before the final sweep');
-SELECT is(card.card_expire_due(as_of => date '2999-12-31'), :live_cards,
-    'card_expire_due(as_of => far future) expires every live card');
+SELECT throws_ok($$SELECT card.card_expire_due(as_of => date '2999-12-31')$$, '22023', NULL,
+    'card_expire_due(as_of => far future) is refused');
+
+-- Last: once every live card's month has ended, the sweep expires each once.
+UPDATE card.card SET exp_month = '01', exp_year = '2020'
+ WHERE status IN ('not_activated', 'active', 'frozen');
+SELECT is(card.card_expire_due(), :live_cards,
+    'card_expire_due() expires every live card whose month has ended');
 SELECT is((SELECT count(*)::int FROM card.card WHERE status IN ('not_activated', 'active', 'frozen')),
     0, 'no live card is left');
 SELECT is((SELECT count(*)::int FROM card.card_status_change), :audit_rows + :live_cards,
