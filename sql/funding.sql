@@ -99,8 +99,8 @@ SELECT * FROM auth(:'ltok', 200, 'l2', mcc => '5814');
 SELECT * FROM auth(:'ltok', 300, 'l3', mcc => '5411');
 SELECT * FROM auth(:'ltok', 100, 'l4', mcc => '5813');
 SELECT scope, "interval", amount, categories, spent, remaining,
-       window_start = card.spend_window_start("interval", now()) AS current_window,
-       resets_at = card.spend_window_end("interval", window_start) AS resets_ok
+       window_start = card.spend_window_start("interval"::card.spend_interval, now()) AS current_window,
+       resets_at = card.spend_window_end("interval"::card.spend_interval, window_start) AS resets_ok
   FROM card.card_spend_status(:'lc');
 
 -- Reversal gives the limit room back (partly, then the rest).
@@ -136,8 +136,7 @@ SELECT * FROM auth(:'ltok', 400, 'l6');
 -- Windows: yesterday's spend does not count today.
 SELECT card.card_set_controls(:'lc', '{"spending_limits": [{"amount": 1000, "interval": "daily"}]}') IS NOT NULL AS set;
 SELECT spent FROM card.card_spend_status(:'lc');
-UPDATE card.spend_counter SET window_start = window_start - interval '1 day'
- WHERE limit_id IN (SELECT id FROM card.spend_limit WHERE card_id = :'lc');
+UPDATE card.spend_limit SET window_start = window_start - interval '1 day' WHERE card_id = :'lc';
 UPDATE card."authorization" SET created_at = created_at - interval '1 day' WHERE card_id = :'lc';
 SELECT spent, remaining FROM card.card_spend_status(:'lc');
 SELECT * FROM auth(:'ltok', 1000, 'l7');
@@ -150,7 +149,7 @@ SELECT spent, remaining FROM card.card_spend_status(:'lc');
 SET timezone = 'America/New_York';
 SELECT p AS "interval", t AS at, card.spend_window_start(p, t) AT TIME ZONE 'UTC' AS window_start,
        card.spend_window_end(p, card.spend_window_start(p, t)) AT TIME ZONE 'UTC' AS resets_at
-  FROM (VALUES ('daily', '2026-03-10 23:59:59+00'::timestamptz), ('daily', '2026-03-11 00:00:00+00'),
+  FROM (VALUES ('daily'::card.spend_interval, '2026-03-10 23:59:59+00'::timestamptz), ('daily', '2026-03-11 00:00:00+00'),
                ('weekly', '2026-03-15 23:59:59+00'), ('weekly', '2026-03-16 00:00:00+00'),
                ('weekly', '2026-12-31 12:00:00+00'),
                ('monthly', '2026-01-31 23:59:59+00'), ('monthly', '2026-02-01 00:00:00+00'),

@@ -4,16 +4,19 @@
  *	  card.card_authorize(): decide in real time whether a card payment may
  *	  go through, and hold the money if it may.
  *
- * Locks are taken in one fixed order, the card and then its account, so
- * authorisations on two cards that share an account queue on the account
- * instead of deadlocking.  Under those two locks every check reads a
- * stable state: card status and expiry, account status and currency,
- * channel, country and category controls of both, then each applicable
- * limit's running counter for its current window (one row per limit, so
- * the cost does not grow with the card's history), then available funds.
- * An approval adds the amount to the account's held balance and to the
- * counters; a decline is recorded with its reason and changes no balance.
- * The same external_id returns the first answer and holds nothing new.
+ * One lock serialises everything an authorisation depends on: the row of
+ * the card's account.  Every authorisation of any card on the account takes
+ * it first, and so do changes to card or account controls, so limits and
+ * their counters hold still under it, and two cards on one account queue
+ * on it instead of deadlocking.  The card itself is then share-locked
+ * (account, then card: no path locks them the other way round), so a
+ * freeze and an authorisation on one card take turns.
+ *
+ * Three statements: lock the account, judge (card, controls, earlier answer
+ * to the same external_id, each applicable limit's running counter for its
+ * current window: one row per limit, so the cost does not grow with the
+ * card's history), then approve (guarded hold, counters, record) or record
+ * the decline.  The same external_id returns the first answer.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,8 +28,33 @@
 #define EXTERNAL_ID_MAX 200
 #define MERCHANT_NAME_MAX 200
 
-/* The card by token, locked, with its own controls judged for this payment. */
-static CardPlan lock_card = {
+/*
+ * 1. The card's account, locked.  Every authorisation of a card goes
+ * through this one lock, and so do changes to the card's or the account's
+ * controls: under it, counters and limits hold still.
+ */
+static CardPlan lock_account = {
+	NULL,
+	"SELECT a.status, a.currency = $2, a.balance - a.held,"
+	" (a.mcc_allowed IS NULL OR a.mcc_allowed @> $3)"
+	"   AND (a.mcc_blocked IS NULL OR NOT a.mcc_blocked @> $3),"
+	" (a.countries_allowed IS NULL OR $4 = ANY (a.countries_allowed))"
+	"   AND (a.countries_blocked IS NULL OR $4 <> ALL (a.countries_blocked)),"
+	" $5 <> ALL (a.channels_blocked)"
+	" FROM card.account a"
+	" WHERE a.id = (SELECT c.account_id FROM card.card c WHERE c.token = $1)"
+	" FOR NO KEY UPDATE OF a",
+	5, {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID}
+};
+
+/*
+ * 2. Read after the lock (a fresh snapshot): the card and its controls, an
+ * earlier answer to the same external_id, and whether the amount fits every
+ * applicable limit's running counter for its current window.  The card is
+ * share-locked: a status change in flight (a freeze) is waited for and
+ * then judged, and one that comes later waits for this payment.
+ */
+static CardPlan judge = {
 	NULL,
 	"SELECT c.id, c.account_id, c.programme_id, c.status::text,"
 	" c.expires_on <= (pg_catalog.now() AT TIME ZONE 'UTC')::date,"
@@ -35,76 +63,64 @@ static CardPlan lock_card = {
 	" (c.countries_allowed IS NULL OR $3 = ANY (c.countries_allowed))"
 	"   AND (c.countries_blocked IS NULL OR $3 <> ALL (c.countries_blocked)),"
 	" $4 <> ALL (c.channels_blocked),"
-	" p.hold_lifetime"
-	" FROM card.card c JOIN card.programme p ON p.id = c.programme_id"
-	" WHERE c.token = $1 FOR NO KEY UPDATE OF c",
-	4, {TEXTOID, INT4OID, TEXTOID, TEXTOID}
+	" p.hold_lifetime,"
+	" (SELECT coalesce(bool_and($6 + CASE WHEN l.window_start ="
+	"                                   card.spend_window_start(l.period, pg_catalog.now())"
+	"                                 THEN l.spent ELSE 0 END <= l.amount), true)"
+	"    FROM card.spend_limit l"
+	"   WHERE (l.card_id = c.id OR l.account_id = c.account_id)"
+	"     AND (l.categories IS NULL OR l.categories @> $2)),"
+	" h.id, h.approved, h.decline_reason::text, h.available_after, h.card_id = c.id"
+	" FROM card.card c"
+	" JOIN card.programme p ON p.id = c.programme_id"
+	" LEFT JOIN card.\"authorization\" h"
+	"   ON h.programme_id = c.programme_id AND h.external_id = $5"
+	" WHERE c.token = $1 FOR SHARE OF c",
+	6, {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
 };
 
-static CardPlan find_external = {
-	NULL,
-	"SELECT id, approved, decline_reason, available_after, card_id = $3"
-	" FROM card.\"authorization\" WHERE programme_id = $1 AND external_id = $2",
-	3, {UUIDOID, TEXTOID, UUIDOID}
-};
-
-/* The account, locked second, with its controls judged likewise. */
-static CardPlan lock_account = {
-	NULL,
-	"SELECT a.status, a.currency = $5, a.balance - a.held,"
-	" (a.mcc_allowed IS NULL OR a.mcc_allowed @> $2)"
-	"   AND (a.mcc_blocked IS NULL OR NOT a.mcc_blocked @> $2),"
-	" (a.countries_allowed IS NULL OR $3 = ANY (a.countries_allowed))"
-	"   AND (a.countries_blocked IS NULL OR $3 <> ALL (a.countries_blocked)),"
-	" $4 <> ALL (a.channels_blocked)"
-	" FROM card.account a WHERE a.id = $1 FOR NO KEY UPDATE",
-	5, {UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID}
-};
-
-/* Does the amount fit every applicable limit of the card and the account? */
-static CardPlan limits_fit = {
-	NULL,
-	"SELECT coalesce(bool_and(CASE WHEN l.period = 'per_authorization'"
-	"                              THEN $4 <= l.amount"
-	"                              ELSE coalesce(sc.spent, 0) + $4 <= l.amount END), true)"
-	" FROM card.spend_limit l"
-	" LEFT JOIN card.spend_counter sc ON sc.limit_id = l.id"
-	"  AND sc.window_start = card.spend_window_start(l.period, pg_catalog.now())"
-	" WHERE (l.card_id = $1 OR l.account_id = $2)"
-	"   AND (l.categories IS NULL OR l.categories @> $3)",
-	4, {UUIDOID, UUIDOID, INT4OID, INT8OID}
-};
-
-static CardPlan place_hold = {
-	NULL,
-	"UPDATE card.account SET held = held + $2"
-	" WHERE id = $1 AND balance - held >= $2 RETURNING balance - held",
-	2, {UUIDOID, INT8OID}
-};
-
-static CardPlan count_spend = {
-	NULL,
-	"INSERT INTO card.spend_counter AS sc (limit_id, window_start, spent)"
-	" SELECT l.id, card.spend_window_start(l.period, pg_catalog.now()), $4"
-	" FROM card.spend_limit l"
-	" WHERE (l.card_id = $1 OR l.account_id = $2)"
-	"   AND l.period <> 'per_authorization'"
-	"   AND (l.categories IS NULL OR l.categories @> $3)"
-	" ON CONFLICT (limit_id, window_start) DO UPDATE SET spent = sc.spent + EXCLUDED.spent",
-	4, {UUIDOID, UUIDOID, INT4OID, INT8OID}
-};
-
-static CardPlan record = {
-	NULL,
-	"INSERT INTO card.\"authorization\" (id, programme_id, card_id, account_id,"
-	" external_id, amount, currency, mcc, merchant_country, channel, merchant_name,"
+#define AUTHORIZATION_COLUMNS \
+	"INSERT INTO card.\"authorization\" (id, programme_id, card_id, account_id," \
+	" external_id, amount, currency, mcc, merchant_country, channel, merchant_name," \
 	" approved, decline_reason, status, held, available_after, expires_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-	" CASE WHEN $12 THEN 'pending' ELSE 'declined' END,"
-	" CASE WHEN $12 THEN $6 ELSE 0 END, $14,"
-	" CASE WHEN $12 THEN pg_catalog.now() + $15 END)",
-	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, INT8OID, INTERVALOID}
+
+/*
+ * 3a. An approval in one statement: the guarded hold (never below zero
+ * available), the counters of every applicable limit, the record.  If the
+ * guard fails, nothing is written and no row comes back.
+ */
+static CardPlan approve = {
+	NULL,
+	"WITH hold AS ("
+	"  UPDATE card.account SET held = held + $6"
+	"   WHERE id = $4 AND balance - held >= $6 RETURNING balance - held AS available),"
+	" counted AS ("
+	"  UPDATE card.spend_limit l"
+	"     SET spent = $6 + CASE WHEN l.window_start ="
+	"                             card.spend_window_start(l.period, pg_catalog.now())"
+	"                           THEN l.spent ELSE 0 END,"
+	"         window_start = card.spend_window_start(l.period, pg_catalog.now())"
+	"    FROM hold"
+	"   WHERE (l.card_id = $3 OR l.account_id = $4)"
+	"     AND l.period <> 'per_authorization'"
+	"     AND (l.categories IS NULL OR l.categories @> $12))"
+	" " AUTHORIZATION_COLUMNS
+	" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, NULL, 'pending', $6,"
+	"        hold.available, pg_catalog.now() + $13"
+	"   FROM hold RETURNING available_after",
+	13, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID}
+};
+
+/* 3b. A decline: recorded with its reason; no balance or counter moves. */
+static CardPlan decline = {
+	NULL,
+	AUTHORIZATION_COLUMNS
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, false,"
+	"         $12::card.decline_reason, 'declined', 0,"
+	"         $13, NULL)",
+	13, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
 };
 
 static void
@@ -128,6 +144,7 @@ required_text(FunctionCallInfo fcinfo, int arg, const char *field)
 	return text_to_cstring(PG_GETARG_TEXT_PP(arg));
 }
 
+/* A boolean column of the first result row; NULL reads as false. */
 static bool
 column_bool(int col)
 {
@@ -161,20 +178,21 @@ card_authorize(PG_FUNCTION_ARGS)
 	bool		channel_known = false;
 	TupleDesc	tupdesc;
 	bool		isnull;
+	Datum		mcc_code;
 	Datum		card_id;
 	Datum		account_id;
 	Datum		programme_id;
 	char	   *card_status;
-	bool		card_date_expired;
-	bool		card_controls[3];
-	Datum		hold_lifetime;
-	char	   *account_status;
+	bool		account_active;
 	bool		currency_matches;
+	bool		category_ok;
+	bool		country_ok;
+	bool		channel_ok;
 	int64		available;
-	bool		account_controls[3];
 	const char *reason = NULL;
 	pg_uuid_t	auth_uuid;
-	Datum		auth_id;
+	Datum		values[13];
+	char		nulls[13];
 	Datum		result[4];
 	bool		result_nulls[4] = {false, false, false, false};
 	Datum		row;
@@ -211,139 +229,119 @@ card_authorize(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
+	mcc_code = Int32GetDatum(atoi(mcc));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* 1. The card, locked first. */
+	/* 1. Lock the account: the one lock every authorisation of the card takes. */
 	{
-		Datum		values[4] = {
-			CStringGetTextDatum(token), Int32GetDatum(atoi(mcc)),
+		Datum		args[5] = {
+			CStringGetTextDatum(token), CStringGetTextDatum(currency), mcc_code,
 			CStringGetTextDatum(country), CStringGetTextDatum(channel)
 		};
 
-		if (card_exec(&lock_card, values, NULL, false, 1) != 1)
+		if (card_exec(&lock_account, args, NULL, false, 1) != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("no card has this token"),
 					 errhint("Processors refer to cards by the token of card.card_token().")));
 	}
+	account_active = strcmp(card_spi_text(0, 1), "active") == 0;
+	currency_matches = column_bool(2);
+	available = DatumGetInt64(card_spi_datum(0, 3, &isnull));
+	category_ok = column_bool(4);
+	country_ok = column_bool(5);
+	channel_ok = column_bool(6);
+
+	/* 2. The card, the earlier answer if any, the limits. */
+	{
+		Datum		args[6] = {
+			CStringGetTextDatum(token), mcc_code, CStringGetTextDatum(country),
+			CStringGetTextDatum(channel), CStringGetTextDatum(external_id),
+			Int64GetDatum(amount)
+		};
+
+		if (card_exec(&judge, args, NULL, false, 1) != 1)
+			elog(ERROR, "card with this token vanished");
+	}
 	card_id = card_spi_datum(0, 1, &isnull);
 	account_id = card_spi_datum(0, 2, &isnull);
 	programme_id = card_spi_datum(0, 3, &isnull);
+
+	/* The same external_id again: the first answer, nothing new held. */
+	(void) card_spi_datum(0, 11, &isnull);
+	if (!isnull)
+	{
+		if (!column_bool(15))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("external_id \"%s\" was already used for another card", external_id)));
+		for (int i = 0; i < 4; i++)
+			result[i] = card_spi_datum(0, 11 + i, &result_nulls[i]);
+		row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls));
+		row = SPI_datumTransfer(row, false, -1);
+		SPI_finish();
+		PG_RETURN_DATUM(row);
+	}
+
+	/*
+	 * The card, the account, the currency, then each control (a block on
+	 * the card or on the account declines), the limits, the funds.
+	 */
 	card_status = card_spi_text(0, 4);
-	card_date_expired = column_bool(5);
-	card_controls[0] = column_bool(6);	/* category */
-	card_controls[1] = column_bool(7);	/* country */
-	card_controls[2] = column_bool(8);	/* channel */
-	hold_lifetime = card_spi_datum(0, 9, &isnull);
-
-	/* 2. A repeated external_id gets the first answer. */
-	{
-		Datum		values[3] = {programme_id, CStringGetTextDatum(external_id), card_id};
-
-		if (card_exec(&find_external, values, NULL, false, 1) == 1)
-		{
-			if (!column_bool(5))
-				ereport(ERROR,
-						(errcode(ERRCODE_UNIQUE_VIOLATION),
-						 errmsg("external_id \"%s\" was already used for another card", external_id)));
-			for (int i = 0; i < 4; i++)
-				result[i] = card_spi_datum(0, i + 1, &result_nulls[i]);
-			row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls));
-			row = SPI_datumTransfer(row, false, -1);
-			SPI_finish();
-			PG_RETURN_DATUM(row);
-		}
-	}
-
-	/* 3. The account, locked second. */
-	{
-		Datum		values[5] = {
-			account_id, Int32GetDatum(atoi(mcc)), CStringGetTextDatum(country),
-			CStringGetTextDatum(channel), CStringGetTextDatum(currency)
-		};
-
-		if (card_exec(&lock_account, values, NULL, false, 1) != 1)
-			elog(ERROR, "account of card %s vanished", card_uuid_string(card_id));
-	}
-	account_status = card_spi_text(0, 1);
-	currency_matches = column_bool(2);
-	available = DatumGetInt64(card_spi_datum(0, 3, &isnull));
-	account_controls[0] = column_bool(4);
-	account_controls[1] = column_bool(5);
-	account_controls[2] = column_bool(6);
-
-	/* 4. The checks: the card, the account, then the payment's channel,
-	 * country and category, then the limits, then the funds. */
 	if (strcmp(card_status, "expired") == 0 ||
-		(card_date_expired && card_status_live(card_status_from_name(card_status))))
+		(column_bool(5) && card_status_live(card_status_from_name(card_status))))
 		reason = "card_expired";
 	else if (strcmp(card_status, "active") != 0)
 		reason = "card_not_active";
-	else if (strcmp(account_status, "active") != 0)
+	else if (!account_active)
 		reason = "account_not_active";
 	else if (!currency_matches)
 		reason = "currency_mismatch";
-	else if (!card_controls[2] || !account_controls[2])
+	else if (!channel_ok || !column_bool(8))
 		reason = "channel_blocked";
-	else if (!card_controls[1] || !account_controls[1])
+	else if (!country_ok || !column_bool(7))
 		reason = "country_blocked";
-	else if (!card_controls[0] || !account_controls[0])
+	else if (!category_ok || !column_bool(6))
 		reason = "category_blocked";
-	else
-	{
-		Datum		values[4] = {card_id, account_id, Int32GetDatum(atoi(mcc)),
-		Int64GetDatum(amount)};
+	else if (!column_bool(10))
+		reason = "spending_limit";
+	else if (available < amount)
+		reason = "insufficient_funds";
 
-		card_exec(&limits_fit, values, NULL, false, 1);
-		if (!column_bool(1))
-			reason = "spending_limit";
-		else if (available < amount)
-			reason = "insufficient_funds";
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = card_random_uuid(&auth_uuid);
+	values[1] = programme_id;
+	values[2] = card_id;
+	values[3] = account_id;
+	values[4] = CStringGetTextDatum(external_id);
+	values[5] = Int64GetDatum(amount);
+	values[6] = CStringGetTextDatum(currency);
+	values[7] = CStringGetTextDatum(mcc);
+	values[8] = CStringGetTextDatum(country);
+	values[9] = CStringGetTextDatum(channel);
+	values[10] = merchant_name ? CStringGetTextDatum(merchant_name) : (Datum) 0;
+	nulls[10] = merchant_name ? ' ' : 'n';
+
+	/* 3. Approve in one statement, or record the decline. */
+	if (reason == NULL)
+	{
+		values[11] = mcc_code;
+		values[12] = card_spi_datum(0, 9, &isnull);	/* hold lifetime */
+		if (card_exec(&approve, values, nulls, false, 1) == 1)
+			available = DatumGetInt64(card_spi_datum(0, 1, &isnull));
 		else
-		{
-			Datum		hold[2] = {account_id, Int64GetDatum(amount)};
-
-			/* Guarded: never below zero available, even if a check above erred. */
-			if (card_exec(&place_hold, hold, NULL, false, 1) != 1)
-				reason = "insufficient_funds";
-			else
-			{
-				available = DatumGetInt64(card_spi_datum(0, 1, &isnull));
-				card_exec(&count_spend, values, NULL, false, 0);
-			}
-		}
+			reason = "insufficient_funds";	/* the guard refused */
 	}
-
-	/* 5. Record the decision. */
+	if (reason != NULL)
 	{
-		Datum		values[15];
-		char		nulls[15];
-
-		memset(nulls, ' ', sizeof(nulls));
-		auth_id = card_random_uuid(&auth_uuid);
-		values[0] = auth_id;
-		values[1] = programme_id;
-		values[2] = card_id;
-		values[3] = account_id;
-		values[4] = CStringGetTextDatum(external_id);
-		values[5] = Int64GetDatum(amount);
-		values[6] = CStringGetTextDatum(currency);
-		values[7] = CStringGetTextDatum(mcc);
-		values[8] = CStringGetTextDatum(country);
-		values[9] = CStringGetTextDatum(channel);
-		values[10] = merchant_name ? CStringGetTextDatum(merchant_name) : (Datum) 0;
-		nulls[10] = merchant_name ? ' ' : 'n';
-		values[11] = BoolGetDatum(reason == NULL);
-		values[12] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-		nulls[12] = reason ? ' ' : 'n';
-		values[13] = Int64GetDatum(available);
-		values[14] = hold_lifetime;
-		card_exec(&record, values, nulls, false, 0);
+		values[11] = CStringGetTextDatum(reason);
+		values[12] = Int64GetDatum(available);
+		card_exec(&decline, values, nulls, false, 0);
 	}
 
-	result[0] = auth_id;
+	result[0] = values[0];
 	result[1] = BoolGetDatum(reason == NULL);
 	result[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
 	result_nulls[2] = reason == NULL;

@@ -18,7 +18,15 @@ card_plan(CardPlan *cp)
 {
 	if (cp->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(cp->sql, cp->nargs, cp->argtypes);
+		/*
+		 * Generic plans: every statement here looks rows up by key, so a
+		 * plan made for one set of values serves all, and replanning per
+		 * call (the plan cache's default for the first calls, and for good
+		 * when it guesses custom plans are cheaper) would cost more than
+		 * the statement.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(cp->sql, cp->nargs, cp->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
