@@ -311,7 +311,7 @@ card_authorize(PG_FUNCTION_ARGS)
 		reason = "insufficient_funds";
 
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = card_random_uuid(&auth_uuid);
+	values[0] = card_time_uuid(&auth_uuid);
 	values[1] = programme_id;
 	values[2] = card_id;
 	values[3] = account_id;

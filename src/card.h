@@ -54,6 +54,7 @@ extern char *card_decrypt(int key_version, const pg_uuid_t *card_id,
 						  const bytea *sealed, size_t *len);
 extern char *card_random_token(const char *prefix, int nbytes);
 extern Datum card_random_uuid(pg_uuid_t *uuid);
+extern Datum card_time_uuid(pg_uuid_t *uuid);
 
 /* ---- PAN (pan.c) ---- */
 #define CARD_PAN_MAX 19

@@ -15,6 +15,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "utils/timestamp.h"
+
 /* Report an OpenSSL failure with its first queued reason; empty the queue. */
 static void
 openssl_error(const char *what)
@@ -181,6 +183,25 @@ card_random_token(const char *prefix, int nbytes)
 	result[plen + n] = '\0';
 	explicit_bzero(b64, sizeof(b64));
 	return result;
+}
+
+/*
+ * A time-ordered (version 7) UUID: 48 bits of Unix time in milliseconds,
+ * then random bits.  Rows keyed by it are appended at the right edge of
+ * their primary key index, instead of at a random leaf page each.
+ */
+Datum
+card_time_uuid(pg_uuid_t *uuid)
+{
+	uint64		ms = (uint64) (GetCurrentTimestamp() / 1000 + (uint64)
+							   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
+
+	card_random_bytes(uuid->data + 6, UUID_LEN - 6);
+	for (int i = 0; i < 6; i++)
+		uuid->data[i] = (uint8) (ms >> (8 * (5 - i)));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x70;	/* version 7 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
 }
 
 /* A random (version 4) UUID in *uuid, returned as a Datum pointing to it. */
