@@ -5,7 +5,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)
 MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
-       src/authorize.o
+       src/authorize.o src/event.o
 
 DATA = card--1.0.sql
 
@@ -18,7 +18,7 @@ REGRESS = setup order lifecycle activation idempotency expiry errors controls fu
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected
-ISOLATION = lifecycle-race activation-race order-race funding-race hold-race
+ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events
 ISOLATION_OPTS = --inputdir=test --load-extension=card
 
 # JIT bitcode is of no use here and would need clang.
@@ -29,3 +29,17 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): src/card.h
+
+# The feed consumer, a libpq client (not part of the server module).
+PG_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir)
+PG_LIBDIR := $(shell $(PG_CONFIG) --libdir)
+CONSUMER = consumer/card-consumer
+
+all: $(CONSUMER)
+
+$(CONSUMER): consumer/card_consumer.c
+	$(CC) -O2 -Wall -Wextra -Werror -I$(PG_INCLUDEDIR) -o $@ $< -L$(PG_LIBDIR) -lpq
+
+clean: clean-consumer
+clean-consumer:
+	rm -f $(CONSUMER)

@@ -783,6 +783,10 @@ BEGIN
         UPDATE card.account a SET balance = a.balance + amount
          WHERE a.id = account_credit.account_id
         RETURNING a.balance, a.held, a.balance - a.held INTO balance, held, available;
+        PERFORM card.event_emit('account.credited', NULL, account_credit.account_id,
+            (SELECT a.programme_id FROM card.account a WHERE a.id = account_credit.account_id),
+            jsonb_build_object('amount', amount, 'reference', reference,
+                               'balance', balance, 'available', available));
     ELSE
         SELECT c.amount INTO first_amount FROM card.account_credit c
          WHERE c.account_id = account_credit.account_id AND c.reference = account_credit.reference;
@@ -1025,6 +1029,13 @@ BEGIN
                channels_blocked = new_channels_blocked
          WHERE a.id = target_account;
     END IF;
+    PERFORM card.event_emit('card.controls_updated', target_card, o.account_id, o.programme_id,
+                            jsonb_build_object('scope', CASE WHEN target_card IS NULL
+                                                             THEN 'account' ELSE 'card' END,
+                                               'controls', controls))
+       FROM (SELECT c.account_id, c.programme_id FROM card.card c WHERE c.id = target_card
+             UNION ALL
+             SELECT a.id, a.programme_id FROM card.account a WHERE a.id = target_account) o;
     RETURN controls;
 END
 $$;
@@ -1119,6 +1130,15 @@ BEGIN
            status = CASE WHEN left_held = 0 THEN final_status ELSE 'pending' END,
            resolved_at = CASE WHEN left_held = 0 THEN now() END
      WHERE h.id = hold.id;
+    PERFORM card.event_emit(('authorization.' || final_status)::card.event_type,
+                            hold.card_id, hold.account_id, hold.programme_id,
+                            jsonb_build_object('authorization_id', hold.id,
+                                               'captured', capture_amount,
+                                               'released', release_amount,
+                                               'held', left_held,
+                                               'status', CASE WHEN left_held = 0 THEN final_status::text
+                                                              ELSE 'pending' END,
+                                               'currency', hold.currency));
     IF release_amount > 0 THEN
         UPDATE card.spend_limit l
            SET spent = l.spent - release_amount
@@ -1253,6 +1273,158 @@ BEGIN
                                       ELSE 0 END AS spent) s
      WHERE l.card_id = card_spend_status.card_id OR l.account_id = owner_account
      ORDER BY l.card_id IS NULL, l.position;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Live feed of events (DESIGN.md section 9)
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE card.event_type AS ENUM
+    ('card.ordered', 'card.status_changed', 'card.activated', 'card.controls_updated',
+     'authorization.approved', 'authorization.declined', 'authorization.captured',
+     'authorization.reversed', 'authorization.expired', 'account.credited');
+
+-- CACHE 1 (the default) matters: seq values are handed out in the order
+-- transactions ask for them, which card.events_after relies on.
+CREATE SEQUENCE card.event_seq;
+
+-- Append-only: one row per change, written in the transaction of the change.
+CREATE TABLE card.event (
+    seq             bigint PRIMARY KEY DEFAULT pg_catalog.nextval('card.event_seq'::pg_catalog.regclass),
+    occurred_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    type            card.event_type NOT NULL,
+    card_id         uuid,
+    account_id      uuid,
+    programme_id    uuid,
+    data            jsonb NOT NULL DEFAULT '{}'
+);
+ALTER SEQUENCE card.event_seq OWNED BY card.event.seq;
+CREATE INDEX event_occurred_at_idx ON card.event (occurred_at);
+
+-- Consumers that want retention to wait for them register their cursor.
+CREATE TABLE card.event_consumer (
+    name            text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,100}$'),
+    cursor          bigint NOT NULL DEFAULT 0 CHECK (cursor >= 0),
+    registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    acked_at        timestamptz
+);
+
+SELECT pg_catalog.pg_extension_config_dump('card.event', '');
+SELECT pg_catalog.pg_extension_config_dump('card.event_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('card.event_consumer', '');
+
+CREATE FUNCTION card.event_append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'card_event_append_only'
+    LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE TRIGGER event_append_only
+    BEFORE UPDATE ON card.event
+    FOR EACH ROW EXECUTE FUNCTION card.event_append_only();
+
+-- Writes one event in the current transaction and queues the transaction's
+-- NOTIFY card_events; returns its seq (NULL when card.events is off).
+CREATE FUNCTION card.event_emit(type card.event_type, card_id uuid, account_id uuid,
+                                programme_id uuid, data jsonb)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'card_event_emit'
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
+
+-- Events after a cursor, in seq order, never one that an event still in
+-- flight could precede (see README: "Why events_after never skips").
+CREATE FUNCTION card.events_after(cursor bigint, max integer DEFAULT 100)
+    RETURNS SETOF card.event
+    AS 'MODULE_PATHNAME', 'card_events_after'
+    LANGUAGE C VOLATILE STRICT ROWS 100
+    SET search_path = pg_catalog, pg_temp;
+
+-- Registers a consumer (or finds it) and returns its stored cursor.
+CREATE FUNCTION card.consumer_register(name text, start_after bigint DEFAULT 0)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result bigint;
+BEGIN
+    IF name IS NULL OR start_after IS NULL THEN
+        RAISE EXCEPTION '% is required', CASE WHEN name IS NULL THEN 'name' ELSE 'start_after' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_.-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid consumer name "%"', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 100 letters, digits, ".", "_" or "-".';
+    END IF;
+    INSERT INTO card.event_consumer AS c (name, cursor) VALUES (name, start_after)
+    ON CONFLICT ON CONSTRAINT event_consumer_pkey DO NOTHING;
+    SELECT c.cursor INTO result FROM card.event_consumer c WHERE c.name = consumer_register.name;
+    RETURN result;
+END
+$$;
+
+-- Stores how far a consumer has read; a cursor never moves back.
+CREATE FUNCTION card.consumer_ack(name text, cursor bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result bigint;
+BEGIN
+    IF name IS NULL OR cursor IS NULL THEN
+        RAISE EXCEPTION '% is required', CASE WHEN name IS NULL THEN 'name' ELSE 'cursor' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    UPDATE card.event_consumer c
+       SET cursor = greatest(c.cursor, consumer_ack.cursor), acked_at = now()
+     WHERE c.name = consumer_ack.name
+    RETURNING c.cursor INTO result;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'consumer "%" is not registered', name
+            USING ERRCODE = 'no_data_found', HINT = 'Register it with card.consumer_register().';
+    END IF;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION card.consumer_unregister(name text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM card.event_consumer c WHERE c.name = consumer_unregister.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'consumer "%" is not registered', name USING ERRCODE = 'no_data_found';
+    END IF;
+END
+$$;
+
+-- Deletes events older than before that every registered consumer has read;
+-- returns how many.
+CREATE FUNCTION card.events_prune(before timestamptz)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    slowest bigint;
+    pruned bigint;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'before is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    -- Lock the registry so that no consumer registers or falls behind meanwhile.
+    LOCK TABLE card.event_consumer IN SHARE MODE;
+    SELECT min(c.cursor) INTO slowest FROM card.event_consumer c;
+    DELETE FROM card.event e
+     WHERE e.occurred_at < before
+       AND (slowest IS NULL OR e.seq <= slowest);
+    GET DIAGNOSTICS pruned = ROW_COUNT;
+    RETURN pruned;
 END
 $$;
 

@@ -79,6 +79,11 @@ static CardPlan judge = {
 	6, {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
 };
 
+/* The event's data: what a consumer acts on, nothing secret. */
+#define EVENT_DATA \
+	"jsonb_build_object('authorization_id', $1, 'amount', $6, 'currency', $7," \
+	" 'mcc', $8, 'merchant_country', $9, 'channel', $10, 'merchant_name', $11"
+
 #define AUTHORIZATION_COLUMNS \
 	"INSERT INTO card.\"authorization\" (id, programme_id, card_id, account_id," \
 	" external_id, amount, currency, mcc, merchant_country, channel, merchant_name," \
@@ -104,23 +109,32 @@ static CardPlan approve = {
 	"   WHERE (l.card_id = $3 OR l.account_id = $4)"
 	"     AND l.period <> 'per_authorization'"
 	"     AND (l.categories IS NULL OR l.categories @> $12))"
+	" , fed AS ("
+	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
+	"  SELECT 'authorization.approved', $3, $4, $2, " EVENT_DATA ", 'available', hold.available)"
+	"    FROM hold WHERE $14 RETURNING seq)"
 	" " AUTHORIZATION_COLUMNS
 	" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, NULL, 'pending', $6,"
 	"        hold.available, pg_catalog.now() + $13"
-	"   FROM hold RETURNING available_after",
-	13, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID}
+	"   FROM hold RETURNING available_after, (SELECT seq FROM fed)",
+	14, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID, BOOLOID}
 };
 
 /* 3b. A decline: recorded with its reason; no balance or counter moves. */
 static CardPlan decline = {
 	NULL,
+	"WITH recorded AS ("
 	AUTHORIZATION_COLUMNS
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, false,"
 	"         $12::card.decline_reason, 'declined', 0,"
-	"         $13, NULL)",
-	13, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
+	"         $13, NULL))"
+	" INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
+	" SELECT 'authorization.declined', $3, $4, $2, " EVENT_DATA ","
+	"        'decline_reason', $12, 'available', $13)"
+	"  WHERE $14 RETURNING seq",
+	14, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLOID}
 };
 
 static void
@@ -191,8 +205,8 @@ card_authorize(PG_FUNCTION_ARGS)
 	int64		available;
 	const char *reason = NULL;
 	pg_uuid_t	auth_uuid;
-	Datum		values[13];
-	char		nulls[13];
+	Datum		values[14];
+	char		nulls[14];
 	Datum		result[4];
 	bool		result_nulls[4] = {false, false, false, false};
 	Datum		row;
@@ -329,8 +343,15 @@ card_authorize(PG_FUNCTION_ARGS)
 	{
 		values[11] = mcc_code;
 		values[12] = card_spi_datum(0, 9, &isnull);	/* hold lifetime */
+		values[13] = BoolGetDatum(card_events_enabled);
 		if (card_exec(&approve, values, nulls, false, 1) == 1)
+		{
+			Datum		seq = card_spi_datum(0, 2, &isnull);
+
 			available = DatumGetInt64(card_spi_datum(0, 1, &isnull));
+			if (!isnull)
+				card_event_notify(DatumGetInt64(seq), "authorization.approved");
+		}
 		else
 			reason = "insufficient_funds";	/* the guard refused */
 	}
@@ -338,7 +359,10 @@ card_authorize(PG_FUNCTION_ARGS)
 	{
 		values[11] = CStringGetTextDatum(reason);
 		values[12] = Int64GetDatum(available);
-		card_exec(&decline, values, nulls, false, 0);
+		values[13] = BoolGetDatum(card_events_enabled);
+		if (card_exec(&decline, values, nulls, false, 0) == 1)
+			card_event_notify(DatumGetInt64(card_spi_datum(0, 1, &isnull)),
+							  "authorization.declined");
 	}
 
 	result[0] = values[0];

@@ -4,7 +4,8 @@
  *	  Module entry point and settings of the card extension.
  *
  * card.key_file names the key file (superuser only, reloadable);
- * card.hosted_pages_url is the base of activation and reveal links.
+ * card.hosted_pages_url is the base of activation and reveal links;
+ * card.events switches the live feed of events.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +18,7 @@ PG_MODULE_MAGIC;
 
 char	   *card_key_file = NULL;
 char	   *card_hosted_pages_url = NULL;
+bool		card_events_enabled = true;
 
 void		_PG_init(void);
 
@@ -60,6 +62,15 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   check_hosted_pages_url, NULL, NULL);
+
+	DefineCustomBoolVariable("card.events",
+							 "Writes the live feed of events (card.event) and NOTIFY card_events.",
+							 "Off only where the feed is not used, for example where changes are streamed by logical decoding of the tables.",
+							 &card_events_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("card");
 }

@@ -7,7 +7,8 @@
  * (keys.c), OpenSSL primitives (crypto.c), PAN generation (pan.c), the
  * lifecycle rules and their trigger (status.c), ordering (order.c),
  * status changes (lifecycle.c), activation (activation.c), input checks
- * (validate.c) and prepared SPI plans (plans.c).
+ * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c)
+ * and the live feed of events (event.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -19,12 +20,14 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "utils/date.h"
 #include "utils/uuid.h"
 
 /* ---- settings (card.c) ---- */
 extern char *card_key_file;
 extern char *card_hosted_pages_url;
+extern bool card_events_enabled;
 
 /* ---- key file (keys.c) ---- */
 #define CARD_KEY_LEN 32			/* AES-256 and HMAC-SHA-256 key size */
@@ -108,6 +111,12 @@ extern const char *card_status_name(CardStatus status);
 extern bool card_status_live(CardStatus status);
 extern void card_audit_insert(Datum card_id, const char *from, const char *to,
 							  const char *reason, const char *channel);
+
+/* ---- live feed (event.c) ---- */
+extern int64 card_event_write(const char *type, Datum card_id, Datum account_id,
+							  Datum programme_id, const char *data);
+extern void card_event_notify(int64 seq, const char *type);
+extern void card_json_text(StringInfo buf, const char *key, const char *value);
 
 /* ---- input checks (validate.c) ---- */
 extern void card_check_https_url(const char *field, const char *url);

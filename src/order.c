@@ -344,7 +344,19 @@ card_order(PG_FUNCTION_ARGS)
 
 		if (card_exec(&insert_card, values, nulls, false, 0) == 1)
 		{
+			StringInfoData data;
+
 			card_audit_insert(card_id, NULL, "not_activated", "ordered", "api");
+			initStringInfo(&data);
+			appendStringInfoChar(&data, '{');
+			card_json_text(&data, "status", "not_activated");
+			card_json_text(&data, "type", type);
+			card_json_text(&data, "display_name", display_name);
+			card_json_text(&data, "exp_month", month);
+			card_json_text(&data, "exp_year", year);
+			card_json_text(&data, "last4", pan.last4);
+			appendStringInfoChar(&data, '}');
+			card_event_write("card.ordered", card_id, account_id, programme_id, data.data);
 			return card_return_card(fcinfo, card_id);
 		}
 		/* Nothing inserted: the key is taken, or the PAN or token collided. */

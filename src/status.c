@@ -308,8 +308,8 @@ card_audit_insert(Datum card_id, const char *from, const char *to,
  * card_status_audit() RETURNS trigger
  *
  * AFTER UPDATE OF status ON card.card FOR EACH ROW WHEN (status changed):
- * one card.card_status_change row per real change, in the same
- * transaction, with the reason and channel our caller declared.
+ * one card.card_status_change row and one event per real change, in the
+ * same transaction, with the reason and channel our caller declared.
  */
 PG_FUNCTION_INFO_V1(card_status_audit);
 Datum
@@ -322,6 +322,9 @@ card_status_audit(PG_FUNCTION_ARGS)
 	char	   *to;
 	bool		isnull;
 	Datum		card_id;
+	const char *reason;
+	const char *channel;
+	StringInfoData data;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -337,14 +340,29 @@ card_status_audit(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	card_id = SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
 							column(tupdesc, "id"), &isnull);
+	reason = card_change_context.active ? card_change_context.reason : "direct update";
+	channel = card_change_context.active ? card_change_context.channel : "operator";
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (card_change_context.active)
-		card_audit_insert(card_id, from, to, card_change_context.reason,
-						  card_change_context.channel);
-	else
-		card_audit_insert(card_id, from, to, "direct update", "operator");
+	card_audit_insert(card_id, from, to, reason, channel);
+
+	/* The same change on the live feed: an activation, or a status change. */
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	card_json_text(&data, "from", from);
+	card_json_text(&data, "to", to);
+	card_json_text(&data, "reason", reason);
+	card_json_text(&data, "channel", channel);
+	appendStringInfoChar(&data, '}');
+	card_event_write(strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
+					 "card.activated" : "card.status_changed",
+					 card_id,
+					 SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+								   column(tupdesc, "account_id"), &isnull),
+					 SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+								   column(tupdesc, "programme_id"), &isnull),
+					 data.data);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

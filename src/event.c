@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * event.c
+ *	  The live feed: card.event rows written in the transaction of each
+ *	  change, NOTIFY card_events once per transaction, and
+ *	  card.events_after(), which hands out events in seq order and never
+ *	  one that an event still in flight could precede.
+ *
+ * Why events_after never skips: seq values come from a sequence, so a
+ * transaction may take seq 1, another seq 2 and commit first; a reader that
+ * returned 2 and moved its cursor past it would never see 1.  Every writer
+ * holds RowExclusiveLock on card.event from before it draws its seq until
+ * it ends.  events_after reads the sequence's last value L, then waits for
+ * every transaction holding a lock that conflicts with ShareLock on
+ * card.event at that moment (WaitForLockers, as CREATE INDEX CONCURRENTLY
+ * does: new writers are not blocked).  Any transaction that drew a seq <= L
+ * held the lock when L was read, so after the wait each such event is
+ * either committed or gone; a fresh snapshot then returns events in
+ * (cursor, L].  Writers that start later draw seqs above L.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "catalog/namespace.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+
+#define EVENTS_MAX 10000
+
+static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
+
+static CardPlan insert_event = {
+	NULL,
+	"INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
+	" VALUES ($1::card.event_type, $2, $3, $4, $5::jsonb) RETURNING seq",
+	5, {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
+};
+
+/*
+ * Queue NOTIFY card_events with {"seq", "type"} of the transaction's first
+ * event; later events of the same transaction add nothing (the consumer
+ * reads them all with events_after).
+ */
+void
+card_event_notify(int64 seq, const char *type)
+{
+	StringInfoData payload;
+
+	if (MyProc->lxid == notified_lxid)
+		return;
+	initStringInfo(&payload);
+	appendStringInfo(&payload, "{\"seq\": " INT64_FORMAT ", \"type\": ", seq);
+	escape_json(&payload, type);
+	appendStringInfoChar(&payload, '}');
+	Async_Notify("card_events", payload.data);
+	notified_lxid = MyProc->lxid;
+}
+
+/*
+ * Write one event in the current transaction (the caller is connected to
+ * SPI); returns its seq, or 0 when card.events is off.  data is a JSON
+ * object as text; it must never hold a secret.
+ */
+int64
+card_event_write(const char *type, Datum card_id, Datum account_id,
+				 Datum programme_id, const char *data)
+{
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		seq;
+
+	if (!card_events_enabled)
+		return 0;
+	values[0] = CStringGetTextDatum(type);
+	values[1] = card_id;
+	nulls[1] = card_id ? ' ' : 'n';
+	values[2] = account_id;
+	nulls[2] = account_id ? ' ' : 'n';
+	values[3] = programme_id;
+	nulls[3] = programme_id ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(data ? data : "{}");
+	card_exec(&insert_event, values, nulls, false, 1);
+	seq = DatumGetInt64(card_spi_datum(0, 1, &isnull));
+	card_event_notify(seq, type);
+	return seq;
+}
+
+/* Append "key": "value" (value may be NULL) to a JSON object being built. */
+void
+card_json_text(StringInfo buf, const char *key, const char *value)
+{
+	appendStringInfoString(buf, buf->len > 1 ? ", " : "");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/*
+ * card.event_emit(type card.event_type, card_id uuid, account_id uuid,
+ *	 programme_id uuid, data jsonb) RETURNS bigint
+ */
+PG_FUNCTION_INFO_V1(card_event_emit);
+Datum
+card_event_emit(PG_FUNCTION_ARGS)
+{
+	char	   *type;
+	char	   *data;
+	int64		seq;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("event type is required")));
+	type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(0)));
+	data = PG_ARGISNULL(4) ? NULL :
+		DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(4)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	seq = card_event_write(type,
+						   PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1),
+						   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+						   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
+						   data);
+	SPI_finish();
+	if (seq == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(seq);
+}
+
+/*
+ * card_event_append_only() RETURNS trigger
+ *
+ * BEFORE UPDATE ON card.event: events are facts; they are never changed.
+ */
+PG_FUNCTION_INFO_V1(card_event_append_only);
+Datum
+card_event_append_only(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "card_event_append_only must be called as a trigger");
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("card.event is append-only"),
+			 errhint("Old events are removed with card.events_prune().")));
+	PG_RETURN_NULL();
+}
+
+/*
+ * card.events_after(cursor bigint, max integer) RETURNS SETOF card.event
+ */
+PG_FUNCTION_INFO_V1(card_events_after);
+Datum
+card_events_after(PG_FUNCTION_ARGS)
+{
+	static CardPlan last_seq = {
+		NULL,
+		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card.event_seq",
+		0, {InvalidOid}
+	};
+	static CardPlan read_events = {
+		NULL,
+		"SELECT * FROM card.event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+		3, {INT8OID, INT8OID, INT4OID}
+	};
+	int64		cursor = PG_GETARG_INT64(0);
+	int32		max = PG_GETARG_INT32(1);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		isnull;
+	int64		horizon;
+	Oid			event_relid;
+	LOCKTAG		tag;
+
+	if (cursor < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cursor must not be negative")));
+	if (max < 1 || max > EVENTS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max must be between 1 and %d", EVENTS_MAX)));
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card.events_after needs READ COMMITTED isolation"),
+				 errdetail("It must see events that commit while it waits for them.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* 1. Every seq up to the horizon has been drawn by now. */
+	card_exec(&last_seq, NULL, NULL, false, 1);
+	horizon = DatumGetInt64(card_spi_datum(0, 1, &isnull));
+	if (horizon > cursor)
+	{
+		/* 2. Wait for the writers in flight (new writers draw higher seqs). */
+		event_relid = get_relname_relid("event", get_namespace_oid("card", false));
+		if (!OidIsValid(event_relid))
+			elog(ERROR, "card.event is missing");
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, event_relid);
+		WaitForLockers(tag, ShareLock, false);
+
+		/* 3. A new snapshot: every event up to the horizon is settled. */
+		{
+			Datum		args[3] = {
+				Int64GetDatum(cursor), Int64GetDatum(horizon), Int32GetDatum(max)
+			};
+
+			card_exec(&read_events, args, NULL, false, 0);
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
