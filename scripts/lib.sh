@@ -12,8 +12,8 @@ as_root() {
 
 # Debian 12 packages the build and the suites need.
 ensure_packages() {
-    local wanted=(make gcc pkg-config postgresql-15 postgresql-server-dev-15 libssl-dev
-                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl)
+    local wanted=(make gcc pkg-config postgresql-15 postgresql-server-dev-15 libssl-dev libpq-dev
+                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -32,7 +32,8 @@ build_and_install() {
 }
 
 # Start a cluster owned by postgres in a new temporary directory, with a
-# freshly generated key file; exports PGHOST, PGPORT, PGUSER and CARD_DIR.
+# freshly generated key file; exports PGHOST, PGPORT, PGUSER, CARD_DIR and
+# CARD_DATA (its data directory).
 cluster_start() {
     CARD_DIR=$(mktemp -d /tmp/card.XXXXXX)
     chmod 755 "$CARD_DIR"
@@ -53,9 +54,16 @@ port = $CARD_PORT
 card.key_file = '$CARD_DIR/card.keys'
 max_prepared_transactions = 10
 log_min_messages = warning
+wal_level = logical
+max_replication_slots = 4
+max_wal_senders = 4
 CONF
+    # Since 15.19 an output plugin must be allowed by name (wal2json for CDC).
+    if $PG_BIN/postgres --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
+        echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'" >>"$CARD_DIR/data/postgresql.conf"
+    fi
     runuser -u postgres -- $PG_BIN/pg_ctl -D "$CARD_DIR/data" -l "$CARD_DIR/server.log" -w start >/dev/null
-    export PGHOST=$CARD_DIR PGPORT=$CARD_PORT PGUSER=postgres
+    export PGHOST=$CARD_DIR PGPORT=$CARD_PORT PGUSER=postgres CARD_DATA=$CARD_DIR/data
 }
 
 cluster_stop() {

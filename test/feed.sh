@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The live feed end to end, against the cluster that PGHOST/PGPORT name:
+# several writers (pgbench, 10 s) and one consumer (consumer/card-consumer);
+# a server restart in the middle; NOTIFY waking the consumer; then every
+# event was printed exactly once, in seq order.  Also logical decoding of
+# card.event with wal2json.  Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${PGHOST:?}" "${PGPORT:?}"
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+DATA=${CARD_DATA:?CARD_DATA must name the cluster data directory}
+db=card_feed
+work=$(mktemp -d)
+consumer_pid=
+cleanup() {
+    [ -n "$consumer_pid" ] && kill "$consumer_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+
+createdb "$db"
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v layout=spread -v cards=50 -f bench/authorize_setup.sql >/dev/null
+start_seq=$(sql "SELECT coalesce(max(seq), 0) FROM card.event")
+
+# The consumer polls only every 30 s: anything faster comes from NOTIFY.
+consumer/card-consumer -n feedtest -p 30000 "dbname=$db application_name=card-consumer" \
+    >"$work/feed.jsonl" 2>"$work/consumer.log" &
+consumer_pid=$!
+
+echo "feed: 10 s of writers (authorisations and credits, 4 clients)"
+pgbench -n -M prepared -f bench/authorize.pgbench@8 -f bench/credit.pgbench@2 -D cards=50 \
+    -c 4 -j 2 -T 10 "$db" >"$work/pgbench.log" 2>&1 || { cat "$work/pgbench.log"; fail "pgbench"; }
+grep -E "^(number of transactions actually processed|tps)" "$work/pgbench.log" | sed 's/^/feed:   /'
+
+echo "feed: restarting the server under the consumer"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w restart >/dev/null
+pgbench -n -M prepared -f bench/authorize.pgbench@8 -f bench/credit.pgbench@2 -D cards=50 \
+    -c 4 -j 2 -T 3 "$db" >"$work/pgbench2.log" 2>&1 || { cat "$work/pgbench2.log"; fail "pgbench after restart"; }
+
+# Wait until the consumer is back and has acknowledged everything.
+wait_for_cursor() {
+    local want=$1 limit=$2 waited=0
+    while [ "$(sql "SELECT cursor FROM card.event_consumer WHERE name = 'feedtest'")" != "$want" ]; do
+        sleep 0.2; waited=$((waited + 1))
+        [ $waited -lt $((limit * 5)) ] || fail "consumer did not reach seq $want within ${limit}s"
+    done
+}
+wait_for_cursor "$(sql "SELECT max(seq) FROM card.event")" 60
+
+echo "feed: one more event must arrive by NOTIFY, well before the 30 s poll"
+sleep 1  # the consumer has drained everything and sleeps in select() on its connection
+t0=$(date +%s%N)
+last=$(sql "SELECT seq FROM card.event_emit('account.credited', NULL, NULL, NULL, '{\"note\": \"notify test\"}') seq")
+wait_for_cursor "$last" 10
+echo "feed:   delivered in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+
+kill "$consumer_pid"; wait "$consumer_pid" 2>/dev/null || true; consumer_pid=
+
+# Every event after the start exactly once, in seq order.
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<SQL
+CREATE TABLE feed_seen (line_no bigint GENERATED ALWAYS AS IDENTITY, line text);
+\copy feed_seen (line) FROM '$work/feed.jsonl' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')
+SQL
+read -r printed distinct in_order expected <<<"$(sql "
+  WITH seen AS (SELECT line_no, (line::jsonb ->> 'seq')::bigint AS seq FROM feed_seen WHERE (line::jsonb ->> 'seq')::bigint > $start_seq)
+  SELECT count(*), count(DISTINCT seq),
+         bool_and(seq > coalesce(prev, 0)) ,
+         (SELECT count(*) FROM card.event WHERE seq > $start_seq)
+    FROM (SELECT seq, lag(seq) OVER (ORDER BY line_no) AS prev FROM seen) s" | tr '|' ' ')"
+echo "feed: events written $expected, printed $printed, distinct $distinct, in seq order: $in_order"
+[ "$printed" = "$expected" ] && [ "$distinct" = "$expected" ] && [ "$in_order" = "t" ] \
+    || fail "the consumer did not see every event exactly once in order"
+[ "$(sql "SELECT count(*) FROM feed_seen s LEFT JOIN card.event e ON e.seq = (s.line::jsonb ->> 'seq')::bigint WHERE e.seq IS NULL AND (s.line::jsonb ->> 'seq')::bigint > $start_seq")" = 0 ] \
+    || fail "the consumer printed events that do not exist"
+grep -q "restart\|terminating\|server closed\|could not" "$work/consumer.log" \
+    && echo "feed: the consumer reconnected after the restart" \
+    || fail "the consumer never lost its connection: was the server restarted?"
+
+echo "feed: logical decoding of card.event with wal2json"
+sql "SELECT 1 FROM pg_create_logical_replication_slot('card_feed_cdc', 'wal2json')" >/dev/null
+sql "SELECT balance FROM card.account_credit((SELECT account_id FROM bench_card WHERE n = 1), 1, 'cdc-check')" >/dev/null
+changes=$(sql "SELECT data FROM pg_logical_slot_get_changes('card_feed_cdc', NULL, NULL,
+                 'format-version', '2', 'add-tables', 'card.event')")
+sql "SELECT pg_drop_replication_slot('card_feed_cdc')" >/dev/null
+echo "$changes" | grep -q '"action":"I".*"table":"event".*account.credited' \
+    || { echo "$changes"; fail "wal2json did not stream the card.event insert"; }
+echo "$changes" | grep -q '"table":"account"' && fail "add-tables let another table through"
+echo "feed: wal2json streamed the event insert: $(echo "$changes" | grep -c '"action":"I"') insert(s)"
+echo "feed: ok"
