@@ -19,6 +19,7 @@ PG_MODULE_MAGIC;
 char	   *card_key_file = NULL;
 char	   *card_hosted_pages_url = NULL;
 bool		card_events_enabled = true;
+bool		card_notify_enabled = true;
 
 void		_PG_init(void);
 
@@ -67,6 +68,15 @@ _PG_init(void)
 							 "Writes the live feed of events (card.event) and NOTIFY card_events.",
 							 "Off only where the feed is not used, for example where changes are streamed by logical decoding of the tables.",
 							 &card_events_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("card.notify",
+							 "Sends NOTIFY card_events once per transaction that writes events.",
+							 "PostgreSQL serialises the commits of notifying transactions; off leaves consumers to poll.",
+							 &card_notify_enabled,
 							 true,
 							 PGC_SUSET,
 							 0,

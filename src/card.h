@@ -28,6 +28,7 @@
 extern char *card_key_file;
 extern char *card_hosted_pages_url;
 extern bool card_events_enabled;
+extern bool card_notify_enabled;
 
 /* ---- key file (keys.c) ---- */
 #define CARD_KEY_LEN 32			/* AES-256 and HMAC-SHA-256 key size */
@@ -109,8 +110,11 @@ extern void card_change_end(CardChangeContext previous);
 extern CardStatus card_status_from_name(const char *name);
 extern const char *card_status_name(CardStatus status);
 extern bool card_status_live(CardStatus status);
-extern void card_audit_insert(Datum card_id, const char *from, const char *to,
-							  const char *reason, const char *channel);
+extern void card_audit_insert(Datum card_id, Datum account_id,
+							  Datum programme_id, const char *from,
+							  const char *to, const char *reason,
+							  const char *channel, const char *event_type,
+							  const char *event_data);
 
 /* ---- live feed (event.c) ---- */
 extern int64 card_event_write(const char *type, Datum card_id, Datum account_id,

@@ -54,7 +54,7 @@ card_event_notify(int64 seq, const char *type)
 {
 	StringInfoData payload;
 
-	if (MyProc->lxid == notified_lxid)
+	if (!card_notify_enabled || MyProc->lxid == notified_lxid)
 		return;
 	initStringInfo(&payload);
 	appendStringInfo(&payload, "{\"seq\": " INT64_FORMAT ", \"type\": ", seq);

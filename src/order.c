@@ -346,7 +346,6 @@ card_order(PG_FUNCTION_ARGS)
 		{
 			StringInfoData data;
 
-			card_audit_insert(card_id, NULL, "not_activated", "ordered", "api");
 			initStringInfo(&data);
 			appendStringInfoChar(&data, '{');
 			card_json_text(&data, "status", "not_activated");
@@ -356,7 +355,9 @@ card_order(PG_FUNCTION_ARGS)
 			card_json_text(&data, "exp_year", year);
 			card_json_text(&data, "last4", pan.last4);
 			appendStringInfoChar(&data, '}');
-			card_event_write("card.ordered", card_id, account_id, programme_id, data.data);
+			card_audit_insert(card_id, account_id, programme_id, NULL,
+							  "not_activated", "ordered", "api",
+							  "card.ordered", data.data);
 			return card_return_card(fcinfo, card_id);
 		}
 		/* Nothing inserted: the key is taken, or the PAN or token collided. */

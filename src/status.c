@@ -273,25 +273,35 @@ card_status_guard(PG_FUNCTION_ARGS)
 }
 
 /*
- * Record one status change in card.card_status_change; from is NULL for a
- * new card.  The actor is the calling role, also inside SECURITY DEFINER
- * functions.  The caller must be connected to SPI.
+ * Record one status change in card.card_status_change and, in the same
+ * statement, its event on the live feed (unless card.events is off); from
+ * is NULL for a new card.  The actor is the calling role, also inside
+ * SECURITY DEFINER functions.  The caller must be connected to SPI.
  */
 void
-card_audit_insert(Datum card_id, const char *from, const char *to,
-				  const char *reason, const char *channel)
+card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
+				  const char *from, const char *to, const char *reason,
+				  const char *channel, const char *event_type,
+				  const char *event_data)
 {
 	static CardPlan insert_change = {
 		NULL,
-		"INSERT INTO card.card_status_change"
-		" (card_id, from_status, to_status, reason, channel, actor)"
-		" VALUES ($1, $2::card.card_status, $3::card.card_status, $4, $5, $6)",
-		6, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID}
+		"WITH audit AS ("
+		"  INSERT INTO card.card_status_change"
+		"   (card_id, from_status, to_status, reason, channel, actor)"
+		"  VALUES ($1, $2::card.card_status, $3::card.card_status, $4, $5, $6))"
+		" INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
+		" SELECT $7::card.event_type, $1, $8, $9, $10::jsonb WHERE $11"
+		" RETURNING seq",
+		11, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
+			UUIDOID, UUIDOID, TEXTOID, BOOLOID}
 	};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[11];
+	char		nulls[11];
 	NameData	actor;
+	bool		isnull;
 
+	memset(nulls, ' ', sizeof(nulls));
 	namestrcpy(&actor, GetUserNameFromId(GetOuterUserId(), false));
 	values[0] = card_id;
 	values[1] = from ? CStringGetTextDatum(from) : (Datum) 0;
@@ -301,7 +311,13 @@ card_audit_insert(Datum card_id, const char *from, const char *to,
 	nulls[3] = reason ? ' ' : 'n';
 	values[4] = CStringGetTextDatum(channel);
 	values[5] = NameGetDatum(&actor);
-	card_exec(&insert_change, values, nulls, false, 0);
+	values[6] = CStringGetTextDatum(event_type);
+	values[7] = account_id;
+	values[8] = programme_id;
+	values[9] = CStringGetTextDatum(event_data);
+	values[10] = BoolGetDatum(card_events_enabled);
+	if (card_exec(&insert_change, values, nulls, false, 1) == 1)
+		card_event_notify(DatumGetInt64(card_spi_datum(0, 1, &isnull)), event_type);
 }
 
 /*
@@ -343,10 +359,6 @@ card_status_audit(PG_FUNCTION_ARGS)
 	reason = card_change_context.active ? card_change_context.reason : "direct update";
 	channel = card_change_context.active ? card_change_context.channel : "operator";
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	card_audit_insert(card_id, from, to, reason, channel);
-
 	/* The same change on the live feed: an activation, or a status change. */
 	initStringInfo(&data);
 	appendStringInfoChar(&data, '{');
@@ -355,14 +367,18 @@ card_status_audit(PG_FUNCTION_ARGS)
 	card_json_text(&data, "reason", reason);
 	card_json_text(&data, "channel", channel);
 	appendStringInfoChar(&data, '}');
-	card_event_write(strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
-					 "card.activated" : "card.status_changed",
-					 card_id,
-					 SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
-								   column(tupdesc, "account_id"), &isnull),
-					 SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
-								   column(tupdesc, "programme_id"), &isnull),
-					 data.data);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	card_audit_insert(card_id,
+					  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+									column(tupdesc, "account_id"), &isnull),
+					  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+									column(tupdesc, "programme_id"), &isnull),
+					  from, to, reason, channel,
+					  strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
+					  "card.activated" : "card.status_changed",
+					  data.data);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
