@@ -45,7 +45,7 @@ now_ms(void)
 	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Run a statement returning one value; NULL result on failure. */
+/* Run a statement with text parameters; NULL (and a message) on failure. */
 static PGresult *
 exec_params(PGconn *conn, const char *sql, int n, const char *const *values)
 {
