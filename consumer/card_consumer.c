@@ -223,6 +223,7 @@ main(int argc, char **argv)
 		got = drain_batch(conn, name, &cursor, batch);
 		if (got < 0 || PQstatus(conn) != CONNECTION_OK)
 		{
+			fprintf(stderr, "card-consumer: connection lost after seq %lld, reconnecting\n", cursor);
 			PQfinish(conn);
 			conn = NULL;
 			continue;
@@ -236,6 +237,7 @@ main(int argc, char **argv)
 			break;
 		if (!wait_for_events(conn, poll_ms))
 		{
+			fprintf(stderr, "card-consumer: connection lost after seq %lld, reconnecting\n", cursor);
 			PQfinish(conn);
 			conn = NULL;
 		}

@@ -23,7 +23,7 @@ SELECT current_setting('data_directory') || '/open.keys.' || md5(random()::text)
 COPY (SELECT E'mac ' || repeat('ab', 32) || E'\n1 ' || repeat('cd', 32)) TO :'open_keys';
 
 -- Point the server at each in turn; the backend re-reads settings between statements.
-\set reload 'SELECT FROM pg_reload_conf(), pg_sleep(0.5);'
+\set reload 'SELECT FROM pg_reload_conf(), pg_sleep(1);'
 \set order_card 'SELECT e.state, regexp_replace(e.message, \'"/[^"]*"\', \'<file>\') AS message, e.detail, e.hint FROM test_error(format(\'SELECT card.card_order(%L, %L, %L)\', :\'holder\', :\'acct\', \'K\')) e;'
 
 ALTER SYSTEM SET card.key_file = '/nonexistent/card.keys';
