@@ -171,6 +171,19 @@ SELECT pg_catalog.pg_extension_config_dump('card.activation', '');
 -- whose expiry month has ended shows as expired before the sweep records it.
 -- ---------------------------------------------------------------------------
 
+-- The status a card really has: a live card whose expiry month has ended
+-- (expires_on, the first day after it, is today or earlier in UTC) is expired
+-- for every purpose, even before card.card_expire_due() records it.  The
+-- lifecycle trigger applies the same rule in C (src/status.c).
+CREATE FUNCTION card.effective_status(status card.card_status, expires_on date)
+    RETURNS card.card_status
+    LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN status IN ('not_activated', 'active', 'frozen')
+                 AND expires_on <= (pg_catalog.now() AT TIME ZONE 'UTC')::date
+            THEN 'expired'::card.card_status
+            ELSE status
+       END;
+
 CREATE VIEW card.cards AS
 SELECT c.id,
        c.display_name,
@@ -183,11 +196,7 @@ SELECT c.id,
        a.currency,
        c.account_id,
        c.individual_id,
-       CASE WHEN c.status IN ('not_activated', 'active', 'frozen')
-                 AND c.expires_on <= (pg_catalog.now() AT TIME ZONE 'UTC')::date
-            THEN 'expired'::card.card_status
-            ELSE c.status
-       END AS status
+       card.effective_status(c.status, c.expires_on) AS status
   FROM card.card c
   JOIN card.programme p ON p.id = c.programme_id
   JOIN card.account a ON a.id = c.account_id;

@@ -27,10 +27,7 @@
  */
 static CardPlan lock_card = {
 	NULL,
-	"SELECT c.status::text,"
-	" CASE WHEN c.status IN ('not_activated', 'active', 'frozen')"
-	"       AND c.expires_on <= (pg_catalog.now() AT TIME ZONE 'UTC')::date"
-	"      THEN 'expired' ELSE c.status::text END,"
+	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
 	" p.activation_ttl"
 	" FROM card.card c"
 	" JOIN card.programme p ON p.id = c.programme_id"

@@ -56,8 +56,8 @@ static CardPlan lock_account = {
  */
 static CardPlan judge = {
 	NULL,
-	"SELECT c.id, c.account_id, c.programme_id, c.status::text,"
-	" c.expires_on <= (pg_catalog.now() AT TIME ZONE 'UTC')::date,"
+	"SELECT c.id, c.account_id, c.programme_id,"
+	" card.effective_status(c.status, c.expires_on)::text,"
 	" (c.mcc_allowed IS NULL OR c.mcc_allowed @> $2)"
 	"   AND (c.mcc_blocked IS NULL OR NOT c.mcc_blocked @> $2),"
 	" (c.countries_allowed IS NULL OR $3 = ANY (c.countries_allowed))"
@@ -284,15 +284,15 @@ card_authorize(PG_FUNCTION_ARGS)
 	programme_id = card_spi_datum(0, 3, &isnull);
 
 	/* The same external_id again: the first answer, nothing new held. */
-	(void) card_spi_datum(0, 11, &isnull);
+	(void) card_spi_datum(0, 10, &isnull);
 	if (!isnull)
 	{
-		if (!column_bool(15))
+		if (!column_bool(14))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("external_id \"%s\" was already used for another card", external_id)));
 		for (int i = 0; i < 4; i++)
-			result[i] = card_spi_datum(0, 11 + i, &result_nulls[i]);
+			result[i] = card_spi_datum(0, 10 + i, &result_nulls[i]);
 		row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls));
 		row = SPI_datumTransfer(row, false, -1);
 		SPI_finish();
@@ -303,9 +303,8 @@ card_authorize(PG_FUNCTION_ARGS)
 	 * The card, the account, the currency, then each control (a block on
 	 * the card or on the account declines), the limits, the funds.
 	 */
-	card_status = card_spi_text(0, 4);
-	if (strcmp(card_status, "expired") == 0 ||
-		(column_bool(5) && card_status_live(card_status_from_name(card_status))))
+	card_status = card_spi_text(0, 4);	/* effective: expired once its month ended */
+	if (strcmp(card_status, "expired") == 0)
 		reason = "card_expired";
 	else if (strcmp(card_status, "active") != 0)
 		reason = "card_not_active";
@@ -313,13 +312,13 @@ card_authorize(PG_FUNCTION_ARGS)
 		reason = "account_not_active";
 	else if (!currency_matches)
 		reason = "currency_mismatch";
-	else if (!channel_ok || !column_bool(8))
+	else if (!channel_ok || !column_bool(7))
 		reason = "channel_blocked";
-	else if (!country_ok || !column_bool(7))
+	else if (!country_ok || !column_bool(6))
 		reason = "country_blocked";
-	else if (!category_ok || !column_bool(6))
+	else if (!category_ok || !column_bool(5))
 		reason = "category_blocked";
-	else if (!column_bool(10))
+	else if (!column_bool(9))
 		reason = "spending_limit";
 	else if (available < amount)
 		reason = "insufficient_funds";
@@ -342,7 +341,7 @@ card_authorize(PG_FUNCTION_ARGS)
 	if (reason == NULL)
 	{
 		values[11] = mcc_code;
-		values[12] = card_spi_datum(0, 9, &isnull);	/* hold lifetime */
+		values[12] = card_spi_datum(0, 8, &isnull);	/* hold lifetime */
 		values[13] = BoolGetDatum(card_events_enabled);
 		if (card_exec(&approve, values, nulls, false, 1) == 1)
 		{
