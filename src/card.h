@@ -73,21 +73,8 @@ typedef struct CardStoredPan
 
 extern void card_pan_issue(const char *bin, int pan_length, int key_version,
 						   const pg_uuid_t *card_id, CardStoredPan *out);
-extern bool card_luhn_valid(const char *digits, size_t len);
 
 /* ---- lifecycle rules (status.c) ---- */
-typedef enum CardStatus
-{
-	CARD_NOT_ACTIVATED,
-	CARD_ACTIVE,
-	CARD_FROZEN,
-	CARD_BLOCKED,
-	CARD_LOST,
-	CARD_STOLEN,
-	CARD_EXPIRED,
-	CARD_STATUS_COUNT
-} CardStatus;
-
 /*
  * Who is making a status change.  The C entry points fill this in before
  * their UPDATE; the trigger reads it for the audit row.  A direct UPDATE
@@ -107,9 +94,6 @@ extern CardChangeContext card_change_begin(const char *reason,
 										   const char *channel,
 										   const pg_uuid_t *activating);
 extern void card_change_end(CardChangeContext previous);
-extern CardStatus card_status_from_name(const char *name);
-extern const char *card_status_name(CardStatus status);
-extern bool card_status_live(CardStatus status);
 extern void card_audit_insert(Datum card_id, Datum account_id,
 							  Datum programme_id, const char *from,
 							  const char *to, const char *reason,
@@ -117,8 +101,6 @@ extern void card_audit_insert(Datum card_id, Datum account_id,
 							  const char *event_data);
 
 /* ---- live feed (event.c) ---- */
-extern int64 card_event_write(const char *type, Datum card_id, Datum account_id,
-							  Datum programme_id, const char *data);
 extern void card_event_notify(int64 seq, const char *type);
 extern void card_json_text(StringInfo buf, const char *key, const char *value);
 

@@ -69,7 +69,7 @@ card_event_notify(int64 seq, const char *type)
  * SPI); returns its seq, or 0 when card.events is off.  data is a JSON
  * object as text; it must never hold a secret.
  */
-int64
+static int64
 card_event_write(const char *type, Datum card_id, Datum account_id,
 				 Datum programme_id, const char *data)
 {

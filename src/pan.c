@@ -37,7 +37,7 @@ luhn_check_digit(const char *digits, size_t len)
 }
 
 /* True if the digit string passes the Luhn check. */
-bool
+static bool
 card_luhn_valid(const char *digits, size_t len)
 {
 	if (len < 2 || strspn(digits, "0123456789") < len)

@@ -18,6 +18,18 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+typedef enum CardStatus
+{
+	CARD_NOT_ACTIVATED,
+	CARD_ACTIVE,
+	CARD_FROZEN,
+	CARD_BLOCKED,
+	CARD_LOST,
+	CARD_STOLEN,
+	CARD_EXPIRED,
+	CARD_STATUS_COUNT
+} CardStatus;
+
 typedef enum TransitionRule
 {
 	RULE_NOOP,					/* same status: accepted, nothing recorded */
@@ -93,7 +105,7 @@ card_change_end(CardChangeContext previous)
 	card_change_context = previous;
 }
 
-CardStatus
+static CardStatus
 card_status_from_name(const char *name)
 {
 	for (int i = 0; i < CARD_STATUS_COUNT; i++)
@@ -103,7 +115,7 @@ card_status_from_name(const char *name)
 	return CARD_STATUS_COUNT;	/* keep compiler quiet */
 }
 
-const char *
+static const char *
 card_status_name(CardStatus status)
 {
 	Assert(status >= 0 && status < CARD_STATUS_COUNT);
@@ -111,7 +123,7 @@ card_status_name(CardStatus status)
 }
 
 /* A status from which the card can still be used or change. */
-bool
+static bool
 card_status_live(CardStatus status)
 {
 	return status == CARD_NOT_ACTIVATED || status == CARD_ACTIVE ||
