@@ -1438,8 +1438,112 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------
--- Privileges: nothing for PUBLIC; roles come with a later version.
+-- Privileges (DESIGN.md section 10): roles per capability.  Nothing for
+-- PUBLIC; no role writes a table directly; the entry points run as the
+-- extension's owner (SECURITY DEFINER, fixed search_path) and are granted
+-- to the roles that need them.  Roles are cluster-wide, so an install in a
+-- second database finds them already there.
 -- ---------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    role_name text;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['card_admin', 'card_api', 'card_processor',
+                                     'card_hosted_pages', 'card_reader'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = role_name) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+        END IF;
+    END LOOP;
+END
+$$;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA card FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA card FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA card FROM PUBLIC;
+
+-- The entry points: every function a role may call.
+DO $$
+DECLARE
+    fn regprocedure;
+BEGIN
+    FOR fn IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace = 'card'::regnamespace
+           AND p.proname IN ('programme_create', 'individual_create', 'account_open',
+                             'account_member_add', 'account_credit', 'account_set_controls',
+                             'account_controls', 'card_order', 'card_set_status', 'card_update',
+                             'card_activation_start', 'card_activation_complete',
+                             'card_set_controls', 'card_controls', 'card_spend_status',
+                             'card_token', 'card_expire_due', 'pan_check', 'card_authorize',
+                             'authorization_capture', 'authorization_reverse',
+                             'authorization_expire_due', 'events_after', 'events_prune',
+                             'consumer_register', 'consumer_ack', 'consumer_unregister')
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER', fn);
+    END LOOP;
+END
+$$;
+
+GRANT USAGE ON SCHEMA card TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
+
+-- card_admin: programmes, individuals, accounts, funding, sweeps, retention.
+GRANT EXECUTE ON FUNCTION
+    card.programme_create(text, text, text, text, integer, integer, interval, interval),
+    card.individual_create(uuid, text),
+    card.account_open(uuid, uuid, text),
+    card.account_member_add(uuid, uuid),
+    card.account_credit(uuid, bigint, text),
+    card.account_set_controls(uuid, jsonb),
+    card.account_controls(uuid),
+    card.card_expire_due(date),
+    card.authorization_expire_due(timestamptz),
+    card.events_prune(timestamptz),
+    card.pan_check(uuid),
+    card.card_status_transitions()
+    TO card_admin;
+
+-- card_api: ordering, status, controls, activation start, reading.
+GRANT EXECUTE ON FUNCTION
+    card.card_order(uuid, uuid, text, text, text, card.card_type, text),
+    card.card_order(jsonb),
+    card.card_set_status(uuid, card.card_status, text, text),
+    card.card_update(uuid, jsonb),
+    card.card_activation_start(uuid, text),
+    card.card_set_controls(uuid, jsonb),
+    card.card_controls(uuid),
+    card.account_set_controls(uuid, jsonb),
+    card.account_controls(uuid),
+    card.account_credit(uuid, bigint, text),
+    card.card_spend_status(uuid),
+    card.card_token(uuid),
+    card.card_status_transitions()
+    TO card_api;
+
+-- card_processor: authorise, capture, reverse, expire holds.
+GRANT EXECUTE ON FUNCTION
+    card.card_authorize(text, bigint, text, text, text, text, text, text),
+    card.authorization_capture(uuid, bigint),
+    card.authorization_reverse(uuid, bigint),
+    card.authorization_expire_due(timestamptz)
+    TO card_processor;
+
+-- card_hosted_pages: what only the hosted pages may do.
+GRANT EXECUTE ON FUNCTION
+    card.card_activation_complete(text, text)
+    TO card_hosted_pages;
+
+-- card_reader: read-only views, controls and spend status, the feed.
+GRANT EXECUTE ON FUNCTION
+    card.card_controls(uuid),
+    card.account_controls(uuid),
+    card.card_spend_status(uuid),
+    card.card_status_transitions(),
+    card.events_after(bigint, integer),
+    card.consumer_register(text, bigint),
+    card.consumer_ack(text, bigint),
+    card.consumer_unregister(text)
+    TO card_reader;
+
+GRANT SELECT ON card.cards, card.balances TO card_admin, card_api, card_reader;
+GRANT SELECT ON card.event TO card_reader;

@@ -1,0 +1,136 @@
+\set ON_ERROR_STOP 1
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS card;
+
+-- Roles per capability (DESIGN.md section 10): each role can call exactly
+-- its functions, every other one fails with 42501; no role writes a table.
+BEGIN;
+SELECT plan(19);
+
+SELECT has_role(r, 'role ' || r || ' exists')
+  FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r;
+SELECT is((SELECT count(*)::int FROM pg_roles
+            WHERE rolname IN ('card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader')
+              AND (rolcanlogin OR rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb)),
+    0, 'the roles are NOLOGIN and hold no special attribute');
+
+-- What each role may call.
+CREATE TEMP TABLE tap_allowed (role name, fn text) ON COMMIT DROP;
+INSERT INTO tap_allowed VALUES
+  ('card_admin', 'programme_create'), ('card_admin', 'individual_create'), ('card_admin', 'account_open'),
+  ('card_admin', 'account_member_add'), ('card_admin', 'account_credit'), ('card_admin', 'account_set_controls'),
+  ('card_admin', 'account_controls'), ('card_admin', 'card_expire_due'), ('card_admin', 'authorization_expire_due'),
+  ('card_admin', 'events_prune'), ('card_admin', 'pan_check'), ('card_admin', 'card_status_transitions'),
+  ('card_api', 'card_order'), ('card_api', 'card_set_status'), ('card_api', 'card_update'),
+  ('card_api', 'card_activation_start'), ('card_api', 'card_set_controls'), ('card_api', 'card_controls'),
+  ('card_api', 'account_set_controls'), ('card_api', 'account_controls'), ('card_api', 'account_credit'),
+  ('card_api', 'card_spend_status'), ('card_api', 'card_token'), ('card_api', 'card_status_transitions'),
+  ('card_processor', 'card_authorize'), ('card_processor', 'authorization_capture'),
+  ('card_processor', 'authorization_reverse'), ('card_processor', 'authorization_expire_due'),
+  ('card_hosted_pages', 'card_activation_complete'),
+  ('card_reader', 'card_controls'), ('card_reader', 'account_controls'), ('card_reader', 'card_spend_status'),
+  ('card_reader', 'card_status_transitions'), ('card_reader', 'events_after'), ('card_reader', 'consumer_register'),
+  ('card_reader', 'consumer_ack'), ('card_reader', 'consumer_unregister');
+
+-- Call every function of the schema as each role, with NULL arguments:
+-- a refused call fails with 42501 before its arguments matter.
+CREATE FUNCTION pg_temp.tap_call_as(role name, fn regprocedure) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    call text := format('SELECT %s(%s)', fn::oid::regproc,
+                        (SELECT string_agg('NULL::' || format_type(t, NULL), ', ')
+                           FROM unnest((SELECT proargtypes::oid[] FROM pg_proc WHERE oid = fn)) t));
+    outcome text := 'ran';
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', role);
+    BEGIN
+        EXECUTE call;
+    EXCEPTION WHEN OTHERS THEN
+        outcome := sqlstate;
+    END;
+    RESET ROLE;
+    RETURN outcome;
+END $$;
+
+CREATE TEMP TABLE tap_calls ON COMMIT DROP AS
+SELECT r.role, p.proname::text AS fn, pg_temp.tap_call_as(r.role, p.oid::regprocedure) AS outcome
+  FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r(role)
+  CROSS JOIN pg_proc p
+ WHERE p.pronamespace = 'card'::regnamespace AND p.prorettype <> 'trigger'::regtype;
+
+SELECT cmp_ok((SELECT count(*)::int FROM tap_calls), '>', 200, 'every function was called as every role');
+SELECT is((SELECT count(*)::int FROM tap_calls c
+            WHERE (c.outcome = '42501') = EXISTS (SELECT 1 FROM tap_allowed a WHERE a.role = c.role AND a.fn = c.fn)),
+    0, 'each role can call exactly its functions; every other call fails with 42501');
+SELECT is((SELECT string_agg(c.role || ':' || c.fn || '=' || c.outcome, ', ' ORDER BY c.role, c.fn) FROM tap_calls c
+            WHERE (c.outcome = '42501') = EXISTS (SELECT 1 FROM tap_allowed a WHERE a.role = c.role AND a.fn = c.fn)),
+    NULL, 'no exception to the table above');
+SELECT is((SELECT count(DISTINCT fn)::int FROM tap_allowed a
+            WHERE NOT EXISTS (SELECT 1 FROM tap_calls c WHERE c.fn = a.fn)), 0,
+    'every allowed function exists');
+
+-- The entry points run as the owner with a fixed search_path; helpers are not callable.
+SELECT is((SELECT count(*)::int FROM pg_proc p
+            WHERE p.pronamespace = 'card'::regnamespace
+              AND p.proname IN (SELECT fn FROM tap_allowed WHERE fn <> 'card_status_transitions')
+              AND NOT (p.prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig))),
+    0, 'every entry point is SECURITY DEFINER with search_path = pg_catalog, pg_temp');
+SELECT is((SELECT count(*)::int FROM pg_proc p
+            WHERE p.pronamespace = 'card'::regnamespace AND p.prosecdef
+              AND NOT ('search_path=pg_catalog, pg_temp' = ANY (p.proconfig))),
+    0, 'no SECURITY DEFINER function runs with the caller''s search_path');
+
+-- No role writes any table directly.
+CREATE FUNCTION pg_temp.tap_write_as(role name, tbl regclass, verb text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    outcome text := 'ran';
+    -- a plain column: identity and generated ones refuse updates before privileges are checked
+    col name := (SELECT attname FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped
+                    AND attidentity = '' AND attgenerated = '' ORDER BY attnum LIMIT 1);
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', role);
+    BEGIN
+        EXECUTE CASE verb
+            WHEN 'insert' THEN format('INSERT INTO %s DEFAULT VALUES', tbl)
+            WHEN 'update' THEN format('UPDATE %s SET %I = %I WHERE false', tbl, col, col)
+            WHEN 'delete' THEN format('DELETE FROM %s WHERE false', tbl)
+            WHEN 'truncate' THEN format('TRUNCATE %s', tbl) END;
+    EXCEPTION WHEN OTHERS THEN
+        outcome := sqlstate;
+    END;
+    RESET ROLE;
+    RETURN outcome;
+END $$;
+SELECT is((SELECT count(*)::int
+             FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r(role)
+             CROSS JOIN (SELECT c.oid::regclass AS tbl FROM pg_class c
+                          WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'r') t
+             CROSS JOIN unnest(ARRAY['insert', 'update', 'delete', 'truncate']) v(verb)
+            WHERE pg_temp.tap_write_as(r.role, t.tbl, v.verb) <> '42501'),
+    0, 'INSERT, UPDATE, DELETE and TRUNCATE on every table fail with 42501 for every role');
+
+-- Reading: the views for the roles that read; the tables for nobody but the owner.
+SELECT ok(has_table_privilege('card_reader', 'card.cards', 'SELECT'), 'card_reader reads card.cards');
+SELECT ok(has_table_privilege('card_api', 'card.balances', 'SELECT'), 'card_api reads card.balances');
+SELECT ok(NOT has_table_privilege('card_processor', 'card.cards', 'SELECT'), 'card_processor does not read card.cards');
+SELECT is((SELECT count(*)::int FROM pg_class c
+             CROSS JOIN unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r
+            WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'r' AND c.relname <> 'event'
+              AND has_table_privilege(r, c.oid, 'SELECT')),
+    0, 'no role reads a table with secrets or another programme''s rows directly (card.event to card_reader only)');
+
+-- A login role granted card_api works through the functions, and the audit
+-- trail names it, not the extension's owner.
+CREATE ROLE tap_api_user LOGIN IN ROLE card_api;
+SELECT card.programme_create('TAP privileges', '45671234') AS prog \gset
+SELECT card.individual_create(:'prog', 'Privileged holder') AS holder \gset
+SELECT card.account_open(:'prog', :'holder') AS acct \gset
+SET LOCAL ROLE tap_api_user;
+SELECT id AS api_card FROM card.card_order(:'holder', :'acct', 'Ordered by the API') \gset
+SELECT is((card.card_set_status(:'api_card', 'active')).status, 'active'::card.card_status,
+    'a role granted card_api orders and activates a virtual card');
+RESET ROLE;
+SELECT is((SELECT array_agg(DISTINCT actor::text) FROM card.card_status_change WHERE card_id = :'api_card'),
+    ARRAY['tap_api_user'], 'the audit trail names the calling role');
+
+SELECT * FROM finish();
+ROLLBACK;
