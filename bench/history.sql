@@ -6,9 +6,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     cards integer := (SELECT count(*) FROM bench_card);
 BEGIN
-    FOR batch IN 0 .. (total - 1) / 500 LOOP
+    FOR batch IN 0 .. (total - 1) / 100 LOOP
         PERFORM card.card_authorize(b.token, 1, 'EUR', '5411', 'SE', 'chip', prefix || g)
-           FROM generate_series(batch * 500 + 1, least((batch + 1) * 500, total)) g
+           FROM generate_series(batch * 100 + 1, least((batch + 1) * 100, total)) g
            JOIN bench_card b ON b.n = coalesce(only_card, 1 + g % cards);
         COMMIT;
     END LOOP;
