@@ -14,6 +14,10 @@
  * Usage: card-consumer [-n name] [-b batch] [-p poll_ms] [-x exit_idle_ms]
  *                      "connection string"
  *
+ * Exit status: 0 when stopped (SIGINT, SIGTERM) or idle for -x ms; 1 when
+ * a request fails on a live connection (retrying cannot help), when the
+ * server stays unreachable for -x ms, or when stdout cannot be written.
+ *
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
@@ -60,7 +64,22 @@ exec_params(PGconn *conn, const char *sql, int n, const char *const *values)
 	return res;
 }
 
-/* Connect, register, listen; returns NULL if any step fails. */
+/*
+ * An error on a live connection is the request's fault (a bad name, no
+ * privilege, a bad batch size): retrying cannot help, so give up.
+ */
+static void
+give_up_if_permanent(PGconn *conn)
+{
+	if (PQstatus(conn) == CONNECTION_OK)
+	{
+		fprintf(stderr, "card-consumer: giving up\n");
+		PQfinish(conn);
+		exit(1);
+	}
+}
+
+/* Connect, register, listen; returns NULL if the server cannot be reached. */
 static PGconn *
 connect_feed(const char *conninfo, const char *name, long long *cursor)
 {
@@ -78,6 +97,7 @@ connect_feed(const char *conninfo, const char *name, long long *cursor)
 	res = exec_params(conn, "SELECT card.consumer_register($1)", 1, args);
 	if (res == NULL)
 	{
+		give_up_if_permanent(conn);
 		PQfinish(conn);
 		return NULL;
 	}
@@ -88,6 +108,7 @@ connect_feed(const char *conninfo, const char *name, long long *cursor)
 	res = exec_params(conn, "LISTEN card_events", 0, NULL);
 	if (res == NULL)
 	{
+		give_up_if_permanent(conn);
 		PQfinish(conn);
 		return NULL;
 	}
@@ -116,15 +137,24 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, int batch)
 					  "SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer) e",
 					  2, args);
 	if (res == NULL)
+	{
+		give_up_if_permanent(conn);
 		return -1;
+	}
 	rows = PQntuples(res);
 	for (int i = 0; i < rows; i++)
 	{
-		puts(PQgetvalue(res, i, 1));
+		if (puts(PQgetvalue(res, i, 1)) == EOF)
+			break;
 		*cursor = atoll(PQgetvalue(res, i, 0));
 	}
 	PQclear(res);
-	fflush(stdout);
+	/* Acknowledge only what reached the output. */
+	if (fflush(stdout) == EOF || ferror(stdout))
+	{
+		fprintf(stderr, "card-consumer: cannot write the events: %s\n", strerror(errno));
+		exit(1);
+	}
 	if (rows > 0)
 	{
 		args[0] = name;
@@ -132,7 +162,10 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, int batch)
 		args[1] = cursor_text;
 		res = exec_params(conn, "SELECT card.consumer_ack($1, $2::bigint)", 2, args);
 		if (res == NULL)
+		{
+			give_up_if_permanent(conn);
 			return -1;
+		}
 		PQclear(res);
 	}
 	return rows;
@@ -149,6 +182,16 @@ wait_for_events(PGconn *conn, int poll_ms)
 
 	if (sock < 0)
 		return 0;
+	/* A notification that arrived during the last query is already here. */
+	if (!PQconsumeInput(conn))
+		return 0;
+	if ((notify = PQnotifies(conn)) != NULL)
+	{
+		do
+			PQfreemem(notify);
+		while ((notify = PQnotifies(conn)) != NULL);
+		return 1;
+	}
 	FD_ZERO(&input);
 	FD_SET(sock, &input);
 	timeout.tv_sec = poll_ms / 1000;
@@ -196,7 +239,7 @@ main(int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind != argc - 1 || batch < 1 || poll_ms < 1)
+	if (optind != argc - 1 || batch < 1 || batch > 10000 || poll_ms < 1)
 	{
 		fprintf(stderr, "usage: %s [-n name] [-b batch] [-p poll_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
 		return 2;
@@ -213,6 +256,8 @@ main(int argc, char **argv)
 			conn = connect_feed(argv[optind], name, &cursor);
 			if (conn == NULL)
 			{
+				if (exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
+					return 1;
 				/* The server is away (a restart?): try again, a little later each time. */
 				usleep((useconds_t) backoff_ms * 1000);
 				backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
@@ -226,6 +271,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "card-consumer: connection lost after seq %lld, reconnecting\n", cursor);
 			PQfinish(conn);
 			conn = NULL;
+			usleep((useconds_t) backoff_ms * 1000);
 			continue;
 		}
 		if (got > 0)

@@ -63,6 +63,11 @@ SELECT * FROM card.events_after(0, 10001);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT * FROM card.events_after(0);
 ROLLBACK;
+-- Not in a transaction that has written events: they may still roll back.
+BEGIN;
+SELECT card.event_emit('account.credited', NULL, :'acct', :'prog', '{}') > 0 AS written;
+SELECT * FROM card.events_after(0);
+ROLLBACK;
 
 -- Consumers and retention: prune never removes what a consumer has not read.
 SELECT card.consumer_register('billing') AS billing_cursor;

@@ -345,10 +345,11 @@ card_authorize(PG_FUNCTION_ARGS)
 		values[13] = BoolGetDatum(card_events_enabled);
 		if (card_exec(&approve, values, nulls, false, 1) == 1)
 		{
-			Datum		seq = card_spi_datum(0, 2, &isnull);
+			bool		no_event;
+			Datum		seq = card_spi_datum(0, 2, &no_event);
 
 			available = DatumGetInt64(card_spi_datum(0, 1, &isnull));
-			if (!isnull)
+			if (!no_event)
 				card_event_notify(DatumGetInt64(seq), "authorization.approved");
 		}
 		else

@@ -83,4 +83,6 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("card");
+
+	RegisterSubXactCallback(card_event_subxact, NULL);
 }

@@ -17,6 +17,7 @@
 
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -102,6 +103,8 @@ extern void card_audit_insert(Datum card_id, Datum account_id,
 
 /* ---- live feed (event.c) ---- */
 extern void card_event_notify(int64 seq, const char *type);
+extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
+							   SubTransactionId parentSubid, void *arg);
 extern void card_json_text(StringInfo buf, const char *key, const char *value);
 
 /* ---- input checks (validate.c) ---- */

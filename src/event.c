@@ -8,12 +8,14 @@
  *
  * Why events_after never skips: seq values come from a sequence, so a
  * transaction may take seq 1, another seq 2 and commit first; a reader that
- * returned 2 and moved its cursor past it would never see 1.  Every writer
- * holds RowExclusiveLock on card.event from before it draws its seq until
- * it ends.  events_after reads the sequence's last value L, then waits for
- * every transaction holding a lock that conflicts with ShareLock on
- * card.event at that moment (WaitForLockers, as CREATE INDEX CONCURRENTLY
- * does: new writers are not blocked).  Any transaction that drew a seq <= L
+ * returned 2 and moved its cursor past it would never see 1.  nextval()
+ * takes RowExclusiveLock on the sequence before it draws a value and keeps
+ * it until the top-level transaction ends.  events_after reads the
+ * sequence's last value L, then waits for every transaction holding a lock
+ * on card.event_seq that conflicts with ShareLock at that moment
+ * (WaitForLockers, as CREATE INDEX CONCURRENTLY does: new writers are not
+ * blocked, and only transactions that drew a seq are waited for, not
+ * VACUUM or ANALYZE of the table).  Any transaction that drew a seq <= L
  * held the lock when L was read, so after the wait each such event is
  * either committed or gone; a fresh snapshot then returns events in
  * (cursor, L].  Writers that start later draw seqs above L.
@@ -23,6 +25,7 @@
 #include "card.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "catalog/namespace.h"
 #include "commands/async.h"
@@ -35,7 +38,9 @@
 
 #define EVENTS_MAX 10000
 
+/* The transaction, and the subtransaction, whose NOTIFY is queued. */
 static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
+static SubTransactionId notified_subxid = InvalidSubTransactionId;
 
 static CardPlan insert_event = {
 	NULL,
@@ -62,6 +67,24 @@ card_event_notify(int64 seq, const char *type)
 	appendStringInfoChar(&payload, '}');
 	Async_Notify("card_events", payload.data);
 	notified_lxid = MyProc->lxid;
+	notified_subxid = GetCurrentSubTransactionId();
+}
+
+/*
+ * PostgreSQL drops the NOTIFY of a subtransaction that rolls back: then the
+ * next event of the transaction must queue it again.  A committed
+ * subtransaction hands its NOTIFY to its parent.
+ */
+void
+card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
+				   SubTransactionId parentSubid, void *arg)
+{
+	if (mySubid != notified_subxid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		notified_lxid = InvalidLocalTransactionId;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		notified_subxid = parentSubid;
 }
 
 /*
@@ -167,7 +190,7 @@ card_events_after(PG_FUNCTION_ARGS)
 {
 	static CardPlan last_seq = {
 		NULL,
-		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card.event_seq",
+		"SELECT coalesce(pg_catalog.pg_sequence_last_value('card.event_seq'::pg_catalog.regclass), 0)",
 		0, {InvalidOid}
 	};
 	static CardPlan read_events = {
@@ -180,7 +203,7 @@ card_events_after(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		isnull;
 	int64		horizon;
-	Oid			event_relid;
+	Oid			seq_relid;
 	LOCKTAG		tag;
 
 	if (cursor < 0)
@@ -196,6 +219,22 @@ card_events_after(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card.events_after needs READ COMMITTED isolation"),
 				 errdetail("It must see events that commit while it waits for them.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card.events_after cannot run on a standby"),
+				 errdetail("A standby does not know which writers on the primary are in flight."),
+				 errhint("Read the feed on the primary.")));
+	seq_relid = get_relname_relid("event_seq", get_namespace_oid("card", false));
+	if (!OidIsValid(seq_relid))
+		elog(ERROR, "card.event_seq is missing");
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, seq_relid);
+	if (LockHeldByMe(&tag, RowExclusiveLock))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card.events_after cannot run in a transaction that has written events"),
+				 errdetail("It would hand out events that may still roll back."),
+				 errhint("Commit first, or read the feed from another session.")));
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -207,10 +246,6 @@ card_events_after(PG_FUNCTION_ARGS)
 	if (horizon > cursor)
 	{
 		/* 2. Wait for the writers in flight (new writers draw higher seqs). */
-		event_relid = get_relname_relid("event", get_namespace_oid("card", false));
-		if (!OidIsValid(event_relid))
-			elog(ERROR, "card.event is missing");
-		SET_LOCKTAG_RELATION(tag, MyDatabaseId, event_relid);
 		WaitForLockers(tag, ShareLock, false);
 
 		/* 3. A new snapshot: every event up to the horizon is settled. */

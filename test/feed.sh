@@ -35,7 +35,7 @@ pgbench -n -M prepared -f bench/authorize.pgbench@8 -f bench/credit.pgbench@2 -D
 grep -E "^(number of transactions actually processed|tps)" "$work/pgbench.log" | sed 's/^/feed:   /'
 
 echo "feed: restarting the server under the consumer"
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w restart >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DATA" -l "$(dirname "$DATA")/server.log" -m fast -w restart >/dev/null
 pgbench -n -M prepared -f bench/authorize.pgbench@8 -f bench/credit.pgbench@2 -D cards=50 \
     -c 4 -j 2 -T 3 "$db" >"$work/pgbench2.log" 2>&1 || { cat "$work/pgbench2.log"; fail "pgbench after restart"; }
 
