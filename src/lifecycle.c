@@ -19,8 +19,8 @@
 /* The stored status and the effective one (expired once the month ended). */
 static CardPlan status_lookup = {
 	NULL,
-	"SELECT c.status::text, v.status::text"
-	" FROM card.card c JOIN card.cards v ON v.id = c.id WHERE c.id = $1",
+	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text"
+	" FROM card.card c WHERE c.id = $1",
 	1, {UUIDOID}
 };
 
