@@ -34,16 +34,14 @@ INSERT INTO tap_allowed VALUES
 
 -- Call every function of the schema as each role, with NULL arguments:
 -- a refused call fails with 42501 before its arguments matter.
-CREATE FUNCTION pg_temp.tap_call_as(role name, fn regprocedure) RETURNS text LANGUAGE plpgsql AS $$
+-- The SQLSTATE of a statement run as a role, or 'ran'.
+CREATE FUNCTION pg_temp.tap_run_as(role name, statement text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    call text := format('SELECT %s(%s)', fn::oid::regproc,
-                        (SELECT string_agg('NULL::' || format_type(t, NULL), ', ')
-                           FROM unnest((SELECT proargtypes::oid[] FROM pg_proc WHERE oid = fn)) t));
     outcome text := 'ran';
 BEGIN
     EXECUTE format('SET LOCAL ROLE %I', role);
     BEGIN
-        EXECUTE call;
+        EXECUTE statement;
     EXCEPTION WHEN OTHERS THEN
         outcome := sqlstate;
     END;
@@ -51,8 +49,16 @@ BEGIN
     RETURN outcome;
 END $$;
 
+-- A call of a function with NULL for every argument.
+CREATE FUNCTION pg_temp.tap_null_call(fn regprocedure) RETURNS text LANGUAGE sql AS $$
+    SELECT format('SELECT %s(%s)', fn::oid::regproc,
+                  (SELECT string_agg('NULL::' || format_type(t, NULL), ', ')
+                     FROM unnest((SELECT proargtypes::oid[] FROM pg_proc WHERE oid = fn)) t))
+$$;
+
 CREATE TEMP TABLE tap_calls ON COMMIT DROP AS
-SELECT r.role, p.proname::text AS fn, pg_temp.tap_call_as(r.role, p.oid::regprocedure) AS outcome
+SELECT r.role, p.proname::text AS fn,
+       pg_temp.tap_run_as(r.role, pg_temp.tap_null_call(p.oid::regprocedure)) AS outcome
   FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r(role)
   CROSS JOIN pg_proc p
  WHERE p.pronamespace = 'card'::regnamespace AND p.prorettype <> 'trigger'::regtype;
@@ -80,32 +86,24 @@ SELECT is((SELECT count(*)::int FROM pg_proc p
     0, 'no SECURITY DEFINER function runs with the caller''s search_path');
 
 -- No role writes any table directly.
-CREATE FUNCTION pg_temp.tap_write_as(role name, tbl regclass, verb text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    outcome text := 'ran';
-    -- a plain column: identity and generated ones refuse updates before privileges are checked
-    col name := (SELECT attname FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped
-                    AND attidentity = '' AND attgenerated = '' ORDER BY attnum LIMIT 1);
-BEGIN
-    EXECUTE format('SET LOCAL ROLE %I', role);
-    BEGIN
-        EXECUTE CASE verb
-            WHEN 'insert' THEN format('INSERT INTO %s DEFAULT VALUES', tbl)
-            WHEN 'update' THEN format('UPDATE %s SET %I = %I WHERE false', tbl, col, col)
-            WHEN 'delete' THEN format('DELETE FROM %s WHERE false', tbl)
-            WHEN 'truncate' THEN format('TRUNCATE %s', tbl) END;
-    EXCEPTION WHEN OTHERS THEN
-        outcome := sqlstate;
-    END;
-    RESET ROLE;
-    RETURN outcome;
-END $$;
+-- A write of each kind to a table (UPDATE sets a plain column: identity and
+-- generated ones refuse updates before privileges are checked).
+CREATE FUNCTION pg_temp.tap_write(tbl regclass, verb text) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE verb
+        WHEN 'insert' THEN format('INSERT INTO %s DEFAULT VALUES', tbl)
+        WHEN 'update' THEN format('UPDATE %s SET %I = %I WHERE false', tbl, col, col)
+        WHEN 'delete' THEN format('DELETE FROM %s WHERE false', tbl)
+        WHEN 'truncate' THEN format('TRUNCATE %s', tbl) END
+      FROM (SELECT attname AS col FROM pg_attribute
+             WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped
+               AND attidentity = '' AND attgenerated = '' ORDER BY attnum LIMIT 1) c
+$$;
 SELECT is((SELECT count(*)::int
              FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r(role)
              CROSS JOIN (SELECT c.oid::regclass AS tbl FROM pg_class c
                           WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'r') t
              CROSS JOIN unnest(ARRAY['insert', 'update', 'delete', 'truncate']) v(verb)
-            WHERE pg_temp.tap_write_as(r.role, t.tbl, v.verb) <> '42501'),
+            WHERE pg_temp.tap_run_as(r.role, pg_temp.tap_write(t.tbl, v.verb)) <> '42501'),
     0, 'INSERT, UPDATE, DELETE and TRUNCATE on every table fail with 42501 for every role');
 
 -- Reading: the views for the roles that read; the tables for nobody but the owner.
