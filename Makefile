@@ -5,9 +5,11 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)
 MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
-       src/authorize.o src/event.o
+       src/authorize.o src/event.o src/tenancy.o
 
-DATA = card--1.0.sql
+# Version 1.0's script and the delta to each later version; a fresh install
+# of the default version runs the same path (CREATE EXTENSION finds it).
+DATA = card--1.0.sql card--1.0--1.1.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

@@ -31,7 +31,8 @@ static CardPlan lock_card = {
 	" p.activation_ttl"
 	" FROM card.card c"
 	" JOIN card.programme p ON p.id = c.programme_id"
-	" WHERE c.id = $1 FOR NO KEY UPDATE OF c",
+	" WHERE c.id = $1 AND card.programme_visible(c.programme_id)"
+	" FOR NO KEY UPDATE OF c",
 	1, {UUIDOID}
 };
 
@@ -59,7 +60,9 @@ static CardPlan consume = {
 
 static CardPlan token_card = {
 	NULL,
-	"SELECT card_id, outcome, expires_at FROM card.activation WHERE token_hash = $1",
+	"SELECT a.card_id, a.outcome, a.expires_at"
+	" FROM card.activation a JOIN card.card c ON c.id = a.card_id"
+	" WHERE a.token_hash = $1 AND card.programme_visible(c.programme_id)",
 	1, {BYTEAOID}
 };
 

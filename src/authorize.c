@@ -42,7 +42,8 @@ static CardPlan lock_account = {
 	"   AND (a.countries_blocked IS NULL OR $4 <> ALL (a.countries_blocked)),"
 	" $5 <> ALL (a.channels_blocked)"
 	" FROM card.account a"
-	" WHERE a.id = (SELECT c.account_id FROM card.card c WHERE c.token = $1)"
+	" WHERE a.id = (SELECT c.account_id FROM card.card c"
+	"               WHERE c.token = $1 AND card.programme_visible(c.programme_id))"
 	" FOR NO KEY UPDATE OF a",
 	5, {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID}
 };

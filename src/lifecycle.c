@@ -20,7 +20,7 @@
 static CardPlan status_lookup = {
 	NULL,
 	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text"
-	" FROM card.card c WHERE c.id = $1",
+	" FROM card.card c WHERE c.id = $1 AND card.programme_visible(c.programme_id)",
 	1, {UUIDOID}
 };
 
@@ -33,7 +33,8 @@ static CardPlan status_update = {
 static CardPlan expire_due = {
 	NULL,
 	"UPDATE card.card SET status = 'expired'"
-	" WHERE status IN ('not_activated', 'active', 'frozen') AND expires_on <= $1",
+	" WHERE status IN ('not_activated', 'active', 'frozen') AND expires_on <= $1"
+	" AND card.programme_visible(programme_id)",
 	1, {DATEOID}
 };
 

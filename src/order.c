@@ -31,8 +31,10 @@ static CardPlan account_lookup = {
 	"         WHERE m.account_id = a.id AND m.individual_id = $2)"
 	" FROM card.account a"
 	" JOIN card.programme p ON p.id = a.programme_id"
-	" LEFT JOIN card.individual i ON i.id = $2"
-	" WHERE a.id = $1 FOR SHARE OF a",
+	" LEFT JOIN card.individual i"
+	"   ON i.id = $2 AND card.programme_visible(i.programme_id)"
+	" WHERE a.id = $1 AND card.programme_visible(a.programme_id)"
+	" FOR SHARE OF a",
 	2, {UUIDOID, UUIDOID}
 };
 

@@ -116,7 +116,7 @@ card_pan_check(PG_FUNCTION_ARGS)
 		"SELECT c.pan_ciphertext, c.pan_key_version, c.pan_fingerprint,"
 		" c.last4, p.bin"
 		" FROM card.card c JOIN card.programme p ON p.id = c.programme_id"
-		" WHERE c.id = $1",
+		" WHERE c.id = $1 AND card.programme_visible(c.programme_id)",
 		1, {UUIDOID}
 	};
 	Datum		card_id = PG_GETARG_DATUM(0);

@@ -12,12 +12,27 @@
  */
 #include "card.h"
 
+/*
+ * Error context while preparing: a library newer than the installed
+ * extension's catalog fails here, on a name the old catalog lacks.
+ */
+static void
+card_plan_context(void *arg)
+{
+	errcontext("preparing a statement of the card extension");
+	errhint("If the card library was just upgraded, run ALTER EXTENSION card UPDATE.");
+}
+
 /* The kept plan for cp, prepared on first use. */
 SPIPlanPtr
 card_plan(CardPlan *cp)
 {
 	if (cp->plan == NULL)
 	{
+		ErrorContextCallback context = {
+			.callback = card_plan_context, .previous = error_context_stack
+		};
+
 		/*
 		 * Generic plans: every statement here looks rows up by key, so a
 		 * plan made for one set of values serves all, and replanning per
@@ -25,9 +40,12 @@ card_plan(CardPlan *cp)
 		 * when it guesses custom plans are cheaper) would cost more than
 		 * the statement.
 		 */
-		SPIPlanPtr	plan = SPI_prepare_cursor(cp->sql, cp->nargs, cp->argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
+		SPIPlanPtr	plan;
 
+		error_context_stack = &context;
+		plan = SPI_prepare_cursor(cp->sql, cp->nargs, cp->argtypes,
+								  CURSOR_OPT_GENERIC_PLAN);
+		error_context_stack = context.previous;
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 				 cp->sql, SPI_result_code_string(SPI_result));

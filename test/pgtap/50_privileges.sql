@@ -5,7 +5,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- Roles per capability (DESIGN.md section 10): each role can call exactly
 -- its functions, every other one fails with 42501; no role writes a table.
 BEGIN;
-SELECT plan(19);
+SELECT plan(20);
 
 SELECT has_role(r, 'role ' || r || ' exists')
   FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r;
@@ -30,24 +30,21 @@ INSERT INTO tap_allowed VALUES
   ('card_hosted_pages', 'card_activation_complete'),
   ('card_reader', 'card_controls'), ('card_reader', 'account_controls'), ('card_reader', 'card_spend_status'),
   ('card_reader', 'card_status_transitions'), ('card_reader', 'events_after'), ('card_reader', 'consumer_register'),
-  ('card_reader', 'consumer_ack'), ('card_reader', 'consumer_unregister');
+  ('card_reader', 'consumer_ack'), ('card_reader', 'consumer_unregister'),
+  ('card_admin', 'programme_grant'), ('card_admin', 'programme_revoke');
+
+-- What row-level security policies and the views evaluate as the querying
+-- role: every role may call them; each tells only about the caller itself.
+CREATE TEMP TABLE tap_policy_helpers (fn text) ON COMMIT DROP;
+INSERT INTO tap_policy_helpers VALUES ('caller'), ('caller_sees_all'), ('caller_has_role'),
+  ('programme_visible'), ('visible_programmes'), ('effective_status');
+INSERT INTO tap_allowed
+SELECT r, h.fn FROM tap_policy_helpers h,
+       unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r;
 
 -- Call every function of the schema as each role, with NULL arguments:
 -- a refused call fails with 42501 before its arguments matter.
--- The SQLSTATE of a statement run as a role, or 'ran'.
-CREATE FUNCTION pg_temp.tap_run_as(role name, statement text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    outcome text := 'ran';
-BEGIN
-    EXECUTE format('SET LOCAL ROLE %I', role);
-    BEGIN
-        EXECUTE statement;
-    EXCEPTION WHEN OTHERS THEN
-        outcome := sqlstate;
-    END;
-    RESET ROLE;
-    RETURN outcome;
-END $$;
+\ir include/run_as.sql
 
 -- A call of a function with NULL for every argument.
 CREATE FUNCTION pg_temp.tap_null_call(fn regprocedure) RETURNS text LANGUAGE sql AS $$
@@ -78,6 +75,7 @@ SELECT is((SELECT count(DISTINCT fn)::int FROM tap_allowed a
 SELECT is((SELECT count(*)::int FROM pg_proc p
             WHERE p.pronamespace = 'card'::regnamespace
               AND p.proname IN (SELECT fn FROM tap_allowed WHERE fn <> 'card_status_transitions')
+              AND p.proname NOT IN (SELECT fn FROM tap_policy_helpers)
               AND NOT (p.prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig))),
     0, 'every entry point is SECURITY DEFINER with search_path = pg_catalog, pg_temp');
 SELECT is((SELECT count(*)::int FROM pg_proc p
@@ -114,7 +112,13 @@ SELECT is((SELECT count(*)::int FROM pg_class c
              CROSS JOIN unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r
             WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'r' AND c.relname <> 'event'
               AND has_table_privilege(r, c.oid, 'SELECT')),
-    0, 'no role reads a table with secrets or another programme''s rows directly (card.event to card_reader only)');
+    0, 'no role reads a whole table directly (card.event to card_reader only)');
+SELECT is((SELECT string_agg(r || ':' || col, ', ')
+             FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r
+             CROSS JOIN unnest(ARRAY['pan_ciphertext', 'pan_key_version', 'pan_fingerprint', 'pin_hash',
+                                     'token', 'idempotency_key', 'order_request_hash']) col
+            WHERE has_column_privilege(r, 'card.card', col, 'SELECT')),
+    NULL, 'no role reads a secret column of card.card');
 
 -- A login role granted card_api works through the functions, and the audit
 -- trail names it, not the extension's owner.
@@ -122,6 +126,7 @@ CREATE ROLE tap_api_user LOGIN IN ROLE card_api;
 SELECT card.programme_create('TAP privileges', '45671234') AS prog \gset
 SELECT card.individual_create(:'prog', 'Privileged holder') AS holder \gset
 SELECT card.account_open(:'prog', :'holder') AS acct \gset
+SELECT card.programme_grant(:'prog', 'tap_api_user');
 SET LOCAL ROLE tap_api_user;
 SELECT id AS api_card FROM card.card_order(:'holder', :'acct', 'Ordered by the API') \gset
 SELECT is((card.card_set_status(:'api_card', 'active')).status, 'active'::card.card_status,

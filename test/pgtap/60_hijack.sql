@@ -16,6 +16,7 @@ SELECT card.account_open(:'prog', :'holder') AS acct \gset
 SELECT balance FROM card.account_credit(:'acct', 100000, 'hijack-seed') \gset
 
 CREATE ROLE tap_attacker LOGIN IN ROLE card_api, card_processor;
+SELECT card.programme_grant(:'prog', 'tap_attacker') \gset
 CREATE SCHEMA evil AUTHORIZATION tap_attacker;
 SET LOCAL ROLE tap_attacker;
 SET LOCAL search_path = evil, pg_temp, pg_catalog;

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenancy.c
+ *	  Who is calling: the primitives of programme isolation.
+ *
+ * The entry points run as the extension's owner (SECURITY DEFINER), so
+ * current_user inside them is the owner, not the caller.  The caller is
+ * the role the session runs as (its login role, or the role of SET ROLE):
+ * GetOuterUserId(), which a SECURITY DEFINER function does not change.
+ * Row-level security policies and the functions both ask these questions
+ * about that role, so a table read and a function call agree on what a
+ * caller may see.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+/* card.caller() RETURNS name */
+PG_FUNCTION_INFO_V1(card_caller);
+Datum
+card_caller(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
+}
+
+/*
+ * card.caller_sees_all() RETURNS boolean
+ *
+ * Superusers and BYPASSRLS roles see every programme, as they see every
+ * row of a table with row-level security.
+ */
+PG_FUNCTION_INFO_V1(card_caller_sees_all);
+Datum
+card_caller_sees_all(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetOuterUserId();
+
+	PG_RETURN_BOOL(superuser_arg(caller) || has_bypassrls_privilege(caller));
+}
+
+/*
+ * card.caller_has_role(role_name name) RETURNS boolean
+ *
+ * Whether the caller has the privileges of the named role (is it, or
+ * inherits from it).  A role dropped since it was granted a programme
+ * counts as held by nobody.
+ */
+PG_FUNCTION_INFO_V1(card_caller_has_role);
+Datum
+card_caller_has_role(PG_FUNCTION_ARGS)
+{
+	Name		role_name = PG_GETARG_NAME(0);
+	Oid			role = get_role_oid(NameStr(*role_name), true);
+
+	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(GetOuterUserId(), role));
+}
