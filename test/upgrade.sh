@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The upgrade path: a database at version 1.0 with data in it, updated with
+# ALTER EXTENSION card UPDATE, has the same catalog and grants as a fresh
+# install of the default version, keeps its rows, and works under the new
+# rules.  Runs against the cluster of PGHOST/PGPORT (scripts/test's).
+set -euo pipefail
+
+old=card_upgrade_old
+new=card_upgrade_new
+work=$(mktemp -d)
+# KEEP=1 keeps the two descriptions for a look.
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"; dropdb --if-exists $old; dropdb --if-exists $new' EXIT
+q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+dropdb --if-exists $old 2>/dev/null
+dropdb --if-exists $new 2>/dev/null
+createdb $old
+createdb $new
+
+# Version 1.0 with data.  The library installed is the newest, whose C entry
+# points need the newest catalog (see README, "Upgrading"), so the 1.0 data
+# comes from 1.0's SQL functions; a consumer as 1.0 registered it.
+q -d $old -o /dev/null <<'SQL'
+CREATE EXTENSION card VERSION '1.0';
+SELECT card.programme_create('Before the upgrade', '45671234') AS prog \gset
+SELECT card.individual_create(:'prog', 'Old holder') AS ind \gset
+SELECT card.account_open(:'prog', :'ind') AS acc \gset
+SELECT balance FROM card.account_credit(:'acc', 12345, 'old-credit');
+SELECT card.consumer_register('old-consumer', 0);
+SQL
+q -d $old -c "ALTER EXTENSION card UPDATE"
+q -d $new -c "CREATE EXTENSION card"
+
+# Everything the extension owns, described by name (never by OID).
+describe() {
+    q -d "$1" <<'SQL'
+SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'card';
+SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
+  FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'card') ORDER BY 1;
+SELECT 'dumped ' || c::regclass::text || coalesce(' ' || w, '')
+  FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS t(c, w)
+ WHERE e.extname = 'card' ORDER BY 1;
+SELECT 'schema acl ' || coalesce(nspacl::text, '-') FROM pg_namespace WHERE nspname = 'card';
+SELECT 'function ' || p.oid::regprocedure || ' acl=' || coalesce(p.proacl::text, '-')
+       || E'\n' || pg_get_functiondef(p.oid)
+  FROM pg_proc p WHERE p.pronamespace = 'card'::regnamespace AND p.prokind <> 'a' ORDER BY 1;
+SELECT format('relation %s kind=%s acl=%s rls=%s force=%s options=%s', c.oid::regclass, c.relkind,
+              coalesce(c.relacl::text, '-'), c.relrowsecurity, c.relforcerowsecurity,
+              coalesce(c.reloptions::text, '-'))
+  FROM pg_class c WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+SELECT format('column %s.%s #%s %s notnull=%s default=%s identity=%s generated=%s acl=%s',
+              a.attrelid::regclass, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
+              a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+              coalesce(a.attacl::text, '-'))
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE c.relnamespace = 'card'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1;
+SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+  FROM pg_constraint WHERE connamespace = 'card'::regnamespace ORDER BY 1;
+SELECT 'index ' || pg_get_indexdef(indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+ WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = 'card'::regnamespace AND NOT t.tgisinternal ORDER BY 1;
+SELECT format('policy %s.%s cmd=%s roles=%s using=%s check=%s', polrelid::regclass, polname, polcmd,
+              polroles::regrole[], pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid))
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+ WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+SELECT format('view %s %s', c.oid::regclass, pg_get_viewdef(c.oid))
+  FROM pg_class c WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'v' ORDER BY 1;
+SELECT format('type %s %s', t.oid::regtype,
+              (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid))
+  FROM pg_type t WHERE t.typnamespace = 'card'::regnamespace AND t.typtype IN ('e', 'c', 'd') ORDER BY 1;
+SELECT format('sequence %s %s', seqrelid::regclass, row(seqtypid::regtype, seqstart, seqincrement, seqmax, seqmin, seqcache, seqcycle))
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+ WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+SQL
+}
+
+describe $old >"$work/upgraded"
+describe $new >"$work/fresh"
+status=0
+if diff -u "$work/fresh" "$work/upgraded"; then
+    echo "ok: the updated catalog equals a fresh install ($(grep -c '^function ' "$work/fresh") functions, $(grep -c '^relation ' "$work/fresh") relations, $(grep -c '^policy ' "$work/fresh") policies, $(grep -c '^column ' "$work/fresh") columns compared)"
+else
+    echo "FAILED: ALTER EXTENSION card UPDATE gives a catalog other than a fresh install's"
+    status=1
+fi
+# The comparison must see the new version's objects, or it proves nothing.
+if ! grep -q '^function card.programme_grant(uuid,name)' "$work/upgraded" \
+   || ! grep -q "^policy card.card.programme_of_caller" "$work/upgraded"; then
+    echo "FAILED: the updated catalog lacks version 1.1's objects"
+    status=1
+fi
+
+# The 1.0 rows are all there and work under 1.1: the superuser sees them,
+# the old consumer is card_reader's, and the old account takes a new card.
+out=$(q -d $old <<'SQL'
+SELECT format('rows %s %s %s %s', (SELECT count(*) FROM card.programme), (SELECT count(*) FROM card.individual),
+              (SELECT balance FROM card.balances), (SELECT role_name FROM card.event_consumer WHERE name = 'old-consumer'));
+SELECT 'ordered ' || (card.card_order(a.individual_id, a.id, 'After the upgrade')).status
+  FROM card.account a;
+SELECT 'pan ' || (card.pan_check(c.id)).luhn_valid FROM card.card c;
+SQL
+)
+expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true'
+if [ "$out" = "$expected" ]; then
+    echo "ok: 1.0's rows survive the update and a new card is ordered on an old account"
+else
+    printf 'FAILED: after the update\n%s\nexpected\n%s\n' "$out" "$expected"
+    status=1
+fi
+exit $status
