@@ -22,6 +22,7 @@ SELECT card.authorization_reverse(h.id) FROM card."authorization" h WHERE h.exte
 SELECT card.card_set_status(card_id, 'frozen') FROM bench_card WHERE n BETWEEN 4 AND 6;
 SELECT card.card_set_status(card_id, 'blocked') FROM bench_card WHERE n = 7;
 SELECT card.consumer_register('dump-consumer', 3);
+SELECT card.programme_grant(p.id, 'card_api') FROM card.programme p;
 SQL
 
 fingerprint() {  # a digest of every table's rows, in a stable order
@@ -33,7 +34,8 @@ fingerprint() {  # a digest of every table's rows, in a stable order
           UNION ALL SELECT 'spend_limit', count(*), md5(string_agg(l::text, '' ORDER BY id)) FROM card.spend_limit l
           UNION ALL SELECT 'account', count(*), md5(string_agg(a::text, '' ORDER BY id)) FROM card.account a
           UNION ALL SELECT 'credit', count(*), md5(string_agg(r::text, '' ORDER BY account_id, reference)) FROM card.account_credit r
-          UNION ALL SELECT 'consumer', count(*), md5(string_agg(k.name || k.cursor, '' ORDER BY name)) FROM card.event_consumer k
+          UNION ALL SELECT 'consumer', count(*), md5(string_agg(k::text, '' ORDER BY role_name, name)) FROM card.event_consumer k
+          UNION ALL SELECT 'programme_role', count(*), md5(string_agg(g::text, '' ORDER BY programme_id, role_name)) FROM card.programme_role g
        ) x"
 }
 before=$(fingerprint "$src")
