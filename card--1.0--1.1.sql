@@ -422,6 +422,7 @@ DECLARE
     new_channels_blocked text[] := '{}';
     channel_name text;
     channel_value jsonb;
+    target_chain uuid;
 BEGIN
     IF controls IS NULL OR jsonb_typeof(controls) <> 'object' THEN
         RAISE EXCEPTION 'controls must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
@@ -489,7 +490,9 @@ BEGIN
         IF NOT FOUND THEN
             RAISE EXCEPTION 'card % does not exist', target_card USING ERRCODE = 'no_data_found';
         END IF;
-        DELETE FROM card.spend_limit l WHERE l.card_id = target_card;
+        -- Limits and controls belong to the card's replacement chain.
+        SELECT card.chain_of(c.id, c.chain_id) INTO target_chain FROM card.card c WHERE c.id = target_card;
+        DELETE FROM card.spend_limit l WHERE l.card_id = target_chain;
     ELSE
         PERFORM 1 FROM card.account a
          WHERE a.id = target_account AND card.programme_visible(a.programme_id)
@@ -534,7 +537,7 @@ BEGIN
         -- The spend already in the current window counts against the new limit.
         INSERT INTO card.spend_limit (card_id, account_id, position, period, amount,
                                       categories, category_list, window_start, spent)
-        SELECT target_card, target_account, n, lim_period, lim_amount, lim_categories,
+        SELECT target_chain, target_account, n, lim_period, lim_amount, lim_categories,
                CASE WHEN lim ? 'categories'
                     THEN ARRAY(SELECT jsonb_array_elements_text(lim -> 'categories')) END,
                w.start,
@@ -543,7 +546,8 @@ BEGIN
                     FROM card."authorization" h
                    WHERE h.approved
                      AND h.card_id IN (SELECT c.id FROM card.card c
-                                        WHERE c.id = target_card OR c.account_id = target_account)
+                                        WHERE c.id = target_chain OR c.chain_id = target_chain
+                                           OR c.account_id = target_account)
                      AND h.created_at >= w.start
                      AND (lim_categories IS NULL OR lim_categories @> h.mcc::integer)) END
           FROM (SELECT CASE WHEN lim_period <> 'per_authorization'
@@ -557,7 +561,7 @@ BEGIN
                countries_allowed = new_countries_allowed,
                countries_blocked = new_countries_blocked,
                channels_blocked = new_channels_blocked
-         WHERE c.id = target_card;
+         WHERE c.id = target_chain OR c.chain_id = target_chain;
     ELSE
         UPDATE card.account a
            SET controls = controls_apply.controls, mcc_allowed = new_mcc_allowed,
@@ -680,7 +684,7 @@ BEGIN
 END
 $$;
 
--- Only cards the caller sees.
+-- Only cards the caller sees; a card's limits are its chain's.
 CREATE OR REPLACE FUNCTION card.card_spend_status(card_id uuid)
     RETURNS TABLE (scope text, "interval" text, amount bigint, categories text[],
                    spent bigint, remaining bigint, window_start timestamptz, resets_at timestamptz)
@@ -690,8 +694,10 @@ CREATE OR REPLACE FUNCTION card.card_spend_status(card_id uuid)
 AS $$
 DECLARE
     owner_account uuid;
+    owner_chain uuid;
 BEGIN
-    SELECT c.account_id INTO owner_account FROM card.card c WHERE c.id = card_spend_status.card_id
+    SELECT c.account_id, card.chain_of(c.id, c.chain_id) INTO owner_account, owner_chain
+      FROM card.card c WHERE c.id = card_spend_status.card_id
        AND card.programme_visible(c.programme_id);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'card % does not exist', card_id USING ERRCODE = 'no_data_found';
@@ -705,8 +711,51 @@ BEGIN
                                       ELSE card.spend_window_start(l.period, now()) END AS start) w
       CROSS JOIN LATERAL (SELECT CASE WHEN l.window_start = w.start THEN l.spent
                                       ELSE 0 END AS spent) s
-     WHERE l.card_id = card_spend_status.card_id OR l.account_id = owner_account
+     WHERE l.card_id = owner_chain OR l.account_id = owner_account
      ORDER BY l.card_id IS NULL, l.position;
+END
+$$;
+
+-- Released amounts go back to the limits of the card's chain.
+CREATE OR REPLACE FUNCTION card.hold_settle(hold card."authorization", capture_amount bigint,
+                                 release_amount bigint,
+                                 final_status card.authorization_status)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    left_held bigint := hold.held - capture_amount - release_amount;
+BEGIN
+    UPDATE card.account a
+       SET balance = a.balance - capture_amount,
+           held = a.held - capture_amount - release_amount
+     WHERE a.id = hold.account_id;
+    UPDATE card."authorization" h
+       SET held = left_held,
+           captured = h.captured + capture_amount,
+           released = h.released + release_amount,
+           status = CASE WHEN left_held = 0 THEN final_status ELSE 'pending' END,
+           resolved_at = CASE WHEN left_held = 0 THEN now() END
+     WHERE h.id = hold.id;
+    PERFORM card.event_emit(('authorization.' || final_status)::card.event_type,
+                            hold.card_id, hold.account_id, hold.programme_id,
+                            jsonb_build_object('authorization_id', hold.id,
+                                               'captured', capture_amount,
+                                               'released', release_amount,
+                                               'held', left_held,
+                                               'status', CASE WHEN left_held = 0 THEN final_status::text
+                                                              ELSE 'pending' END,
+                                               'currency', hold.currency));
+    IF release_amount > 0 THEN
+        UPDATE card.spend_limit l
+           SET spent = l.spent - release_amount
+         WHERE (l.card_id = (SELECT card.chain_of(k.id, k.chain_id) FROM card.card k WHERE k.id = hold.card_id)
+                OR l.account_id = hold.account_id)
+           AND l.period <> 'per_authorization'
+           AND (l.categories IS NULL OR l.categories @> hold.mcc::integer)
+           AND l.window_start = card.spend_window_start(l.period, hold.created_at);
+    END IF;
 END
 $$;
 
@@ -806,6 +855,203 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------
+-- Reveal, replacement and reissue, key rotation, PIN tries (DESIGN.md
+-- section 11)
+-- ---------------------------------------------------------------------------
+
+ALTER TYPE card.event_type ADD VALUE 'card.revealed';
+ALTER TYPE card.event_type ADD VALUE 'card.replaced';
+ALTER TYPE card.event_type ADD VALUE 'card.pin_blocked';
+ALTER TYPE card.event_type ADD VALUE 'card.pin_reset';
+
+CREATE TYPE card.replacement_reason AS ENUM ('lost', 'stolen', 'damaged', 'expired');
+
+-- Hosted-page links of every kind share one table and one set of rules:
+-- single use, short lived, a newer link of the same purpose supersedes an
+-- unused older one, the token kept only as a keyed hash.
+CREATE TYPE card.link_purpose AS ENUM ('activation', 'reveal', 'pin_reset');
+ALTER TABLE card.activation RENAME TO hosted_link;
+ALTER TABLE card.hosted_link RENAME CONSTRAINT activation_pkey TO hosted_link_pkey;
+ALTER TABLE card.hosted_link RENAME CONSTRAINT activation_card_id_fkey TO hosted_link_card_id_fkey;
+ALTER TABLE card.hosted_link RENAME CONSTRAINT activation_outcome_check TO hosted_link_outcome_check;
+ALTER TABLE card.hosted_link RENAME CONSTRAINT activation_check TO hosted_link_check;
+ALTER TABLE card.hosted_link ADD COLUMN purpose card.link_purpose NOT NULL DEFAULT 'activation';
+ALTER TABLE card.hosted_link ALTER COLUMN purpose DROP DEFAULT;
+DROP INDEX card.activation_pending_idx;
+CREATE INDEX hosted_link_pending_idx ON card.hosted_link (card_id, purpose)
+    WHERE consumed_at IS NULL;
+
+-- Replacement chains.  A replacement names the card it replaces and why;
+-- chain_id is the first card of the chain (NULL on that first card), under
+-- which the chain's spending limits and PIN live.  A reissue keeps the PAN:
+-- pan_sequence tells the cards of one PAN apart.
+ALTER TABLE card.card
+    ADD COLUMN replacement_reason card.replacement_reason,
+    ADD COLUMN chain_id uuid REFERENCES card.card,
+    ADD COLUMN pan_sequence smallint NOT NULL DEFAULT 0 CHECK (pan_sequence >= 0),
+    ADD COLUMN pin_tries smallint NOT NULL DEFAULT 0 CHECK (pin_tries BETWEEN 0 AND 3),
+    ADD CONSTRAINT card_replacement_named
+        CHECK ((replacement_for IS NULL) = (replacement_reason IS NULL)
+               AND (replacement_for IS NULL) = (chain_id IS NULL)),
+    DROP CONSTRAINT card_programme_id_pan_fingerprint_key,
+    ADD CONSTRAINT card_pan_unique UNIQUE (programme_id, pan_fingerprint, pan_sequence);
+-- Replacing a card again for the same reason finds the first replacement.
+CREATE UNIQUE INDEX card_replacement_idx ON card.card (replacement_for, replacement_reason)
+    WHERE replacement_for IS NOT NULL;
+CREATE INDEX card_chain_idx ON card.card (chain_id) WHERE chain_id IS NOT NULL;
+
+-- The card whose id keys a card's chain: its limits and its PIN hash.
+CREATE FUNCTION card.chain_of(card_id uuid, chain_id uuid) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce(chain_id, card_id);
+
+-- Limits belong to the chain: replaced and replacing cards spend against
+-- the same counters, so an overlap of two working cards cannot double them.
+
+-- The API's view of a card shows what it replaces and why.
+CREATE OR REPLACE VIEW card.cards WITH (security_invoker = true) AS
+SELECT c.id,
+       c.display_name,
+       c.type,
+       p.brand,
+       p.region,
+       c.exp_month,
+       c.exp_year,
+       c.last4,
+       a.currency,
+       c.account_id,
+       c.individual_id,
+       card.effective_status(c.status, c.expires_on) AS status,
+       c.replacement_for,
+       c.replacement_reason
+  FROM card.card c
+  JOIN card.programme p ON p.id = c.programme_id
+  JOIN card.account a ON a.id = c.account_id;
+
+-- Reveal through the hosted page (C: src/reveal.c): a one-time link for
+-- the API, the details once for the page.  The CVV is derived at reveal
+-- time from the MAC key, never stored.
+CREATE FUNCTION card.card_reveal_start(card_id uuid, return_url text)
+    RETURNS TABLE (redirect_url text, expires_at timestamptz)
+    AS 'MODULE_PATHNAME', 'card_reveal_start'
+    LANGUAGE C VOLATILE ROWS 1
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION card.card_reveal(reveal_token text)
+    RETURNS TABLE (pan text, exp_month text, exp_year text, cvv text)
+    AS 'MODULE_PATHNAME', 'card_reveal'
+    LANGUAGE C VOLATILE ROWS 1
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+-- Replacement and reissue (C: src/replace.c).
+CREATE FUNCTION card.card_replace(card_id uuid, reason text)
+    RETURNS card.cards
+    AS 'MODULE_PATHNAME', 'card_replace'
+    LANGUAGE C VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+-- A reissue (same PAN) closes the card it replaces once it is activated;
+-- until then both work.  Fires after the audit trigger, so the new card's
+-- activation is recorded before the old card's closing.
+CREATE FUNCTION card.replacement_activated() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM card.card c
+                WHERE c.id = NEW.replacement_for
+                  AND card.effective_status(c.status, c.expires_on) IN ('not_activated', 'active', 'frozen')) THEN
+        PERFORM card.card_set_status(NEW.replacement_for, 'blocked',
+                                     'replaced by card ' || NEW.id, 'system');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER card_status_close_replaced
+    AFTER UPDATE OF status ON card.card
+    FOR EACH ROW
+    WHEN (OLD.status = 'not_activated' AND NEW.status = 'active'
+          AND NEW.replacement_reason IN ('damaged', 'expired'))
+    EXECUTE FUNCTION card.replacement_activated();
+
+-- PIN tries (C: src/pin.c).  Activation of a reissued card checks the PIN
+-- it carries, so its result now says how many tries are left.
+DROP FUNCTION card.card_activation_complete(text, text);
+CREATE FUNCTION card.card_activation_complete(activation_token text, pin text)
+    RETURNS TABLE (card_id uuid, status card.card_status, return_url text, pin_tries_left integer)
+    AS 'MODULE_PATHNAME', 'card_activation_complete'
+    LANGUAGE C VOLATILE ROWS 1
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION card.card_pin_verify(card_token text, pin text)
+    RETURNS TABLE (verified boolean, tries_left integer)
+    AS 'MODULE_PATHNAME', 'card_pin_verify'
+    LANGUAGE C VOLATILE ROWS 1
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION card.card_pin_reset_start(card_id uuid, return_url text)
+    RETURNS TABLE (redirect_url text, expires_at timestamptz)
+    AS 'MODULE_PATHNAME', 'card_pin_reset_start'
+    LANGUAGE C VOLATILE ROWS 1
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION card.card_pin_reset(reset_token text, pin text)
+    RETURNS TABLE (card_id uuid, return_url text)
+    AS 'MODULE_PATHNAME', 'card_pin_reset'
+    LANGUAGE C VOLATILE ROWS 1
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+-- Key rotation (C: src/rotate.c).  One batch re-encrypts up to batch_size
+-- PANs under older key versions with the newest, found through the index.
+CREATE INDEX card_pan_key_version_idx ON card.card (pan_key_version);
+CREATE FUNCTION card.rotate_keys_batch(batch_size integer,
+    OUT rotated integer, OUT key_version integer, OUT done boolean)
+    AS 'MODULE_PATHNAME', 'card_rotate_keys_batch'
+    LANGUAGE C VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp;
+
+-- Re-encrypts every PAN under the newest key version, committing after
+-- each batch: no lock lives longer than a batch, an interrupted run keeps
+-- what it committed, and calling it again resumes.  A procedure that
+-- commits may not fix its search_path: its body names only
+-- card.rotate_keys_batch, schema-qualified, and it is the superuser's alone.
+CREATE PROCEDURE card.rotate_keys(batch_size integer DEFAULT 1000)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    step record;
+    rotated bigint := 0;
+BEGIN
+    LOOP
+        SELECT * INTO step FROM card.rotate_keys_batch(batch_size);
+        COMMIT;
+        rotated := rotated + step.rotated;
+        RAISE NOTICE 'rotate_keys: % PANs re-encrypted under key version % so far%',
+            rotated, step.key_version, CASE WHEN step.done THEN ', done' ELSE '' END;
+        EXIT WHEN step.done;
+    END LOOP;
+END
+$$;
+
+-- Progress of a rotation, from any session: PANs per key version.
+CREATE FUNCTION card.pan_key_versions()
+    RETURNS TABLE (key_version smallint, cards bigint)
+    LANGUAGE sql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT c.pan_key_version, count(*) FROM card.card c GROUP BY c.pan_key_version ORDER BY 1;
+END;
+
+-- ---------------------------------------------------------------------------
 -- Row-level security: the same rule for anyone who reads a table or view.
 -- Nobody but the owner holds table privileges beyond SELECT on the columns
 -- the views show; the policies hold should a DBA grant more.  The owner and
@@ -853,8 +1099,8 @@ ALTER TABLE card.card_status_change ENABLE ROW LEVEL SECURITY;
 CREATE POLICY card_of_caller ON card.card_status_change
     USING (card_id IN (SELECT c.id FROM card.card c));
 
-ALTER TABLE card.activation ENABLE ROW LEVEL SECURITY;
-CREATE POLICY card_of_caller ON card.activation
+ALTER TABLE card.hosted_link ENABLE ROW LEVEL SECURITY;
+CREATE POLICY card_of_caller ON card.hosted_link
     USING (card_id IN (SELECT c.id FROM card.card c));
 
 ALTER TABLE card.account_credit ENABLE ROW LEVEL SECURITY;
@@ -881,14 +1127,34 @@ ALTER VIEW card.balances SET (security_invoker = true);
 REVOKE ALL ON FUNCTION
     card.caller(), card.caller_sees_all(), card.caller_has_role(name),
     card.programme_visible(uuid), card.visible_programmes(),
-    card.programme_grant(uuid, name), card.programme_revoke(uuid, name)
+    card.programme_grant(uuid, name), card.programme_revoke(uuid, name),
+    card.chain_of(uuid, uuid), card.card_reveal_start(uuid, text), card.card_reveal(text),
+    card.card_replace(uuid, text), card.replacement_activated(),
+    card.card_activation_complete(text, text), card.card_pin_verify(text, text),
+    card.card_pin_reset_start(uuid, text), card.card_pin_reset(text, text),
+    card.rotate_keys_batch(integer), card.pan_key_versions()
     FROM PUBLIC;
+REVOKE ALL ON PROCEDURE card.rotate_keys(integer) FROM PUBLIC;
 REVOKE ALL ON card.programme_role FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     card.programme_grant(uuid, name),
-    card.programme_revoke(uuid, name)
+    card.programme_revoke(uuid, name),
+    card.pan_key_versions()
     TO card_admin;
+GRANT EXECUTE ON FUNCTION
+    card.card_reveal_start(uuid, text),
+    card.card_replace(uuid, text),
+    card.card_pin_reset_start(uuid, text)
+    TO card_api;
+GRANT EXECUTE ON FUNCTION
+    card.card_pin_verify(text, text)
+    TO card_processor;
+GRANT EXECUTE ON FUNCTION
+    card.card_activation_complete(text, text),
+    card.card_reveal(text),
+    card.card_pin_reset(text, text)
+    TO card_hosted_pages;
 
 -- What the policies and the views evaluate as the querying role.
 GRANT EXECUTE ON FUNCTION
@@ -900,7 +1166,7 @@ GRANT EXECUTE ON FUNCTION
 -- The columns the views show (and the keys their joins and policies use);
 -- never pan_ciphertext, pan_fingerprint, pin_hash, token or the request hash.
 GRANT SELECT (id, programme_id, account_id, individual_id, display_name, type, status,
-              exp_month, exp_year, expires_on, last4)
+              exp_month, exp_year, expires_on, last4, replacement_for, replacement_reason)
     ON card.card TO card_admin, card_api, card_reader;
 GRANT SELECT (id, brand, region) ON card.programme TO card_admin, card_api, card_reader;
 GRANT SELECT (id, programme_id, currency, balance, held)

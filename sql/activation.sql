@@ -10,14 +10,14 @@ SELECT redirect_url ~ '^https://cards\.example\.com/activate\?token=act_[A-Za-z0
   FROM card.card_activation_start(:'c', 'https://app.example.com/cards/done?x=1');
 -- The token is stored only as a keyed hash.
 SELECT count(*) AS links, bool_and(length(token_hash) = 32) AS hashed
-  FROM card.activation WHERE card_id = :'c';
+  FROM card.hosted_link WHERE card_id = :'c';
 
 -- A newer link replaces the older one.
 SELECT substring(redirect_url FROM 'token=(.*)$') AS old_token
   FROM card.card_activation_start(:'c', 'https://app.example.com/done') \gset
 SELECT substring(redirect_url FROM 'token=(.*)$') AS token
   FROM card.card_activation_start(:'c', 'https://app.example.com/done') \gset
-SELECT outcome, count(*) FROM card.activation WHERE card_id = :'c' GROUP BY 1 ORDER BY 1;
+SELECT outcome, count(*) FROM card.hosted_link WHERE card_id = :'c' GROUP BY 1 ORDER BY 1;
 SELECT card.card_activation_complete(:'old_token', '1234');
 
 -- Bad PINs are refused and do not burn the token.
@@ -48,7 +48,7 @@ SELECT card.card_activation_start(:'c', 'https://app.example.com/done');
 SELECT id AS c2 FROM card.card_order(:'holder', :'acct', 'Physical 2', type => 'physical') \gset
 SELECT substring(redirect_url FROM 'token=(.*)$') AS token2
   FROM card.card_activation_start(:'c2', 'https://app.example.com/done') \gset
-UPDATE card.activation SET expires_at = now() - interval '1 second' WHERE card_id = :'c2';
+UPDATE card.hosted_link SET expires_at = now() - interval '1 second' WHERE card_id = :'c2';
 SELECT card.card_activation_complete(:'token2', '1234');
 SELECT status FROM card.cards WHERE id = :'c2';
 

@@ -69,9 +69,10 @@ static CardPlan judge = {
 	"                                   card.spend_window_start(l.period, pg_catalog.now())"
 	"                                 THEN l.spent ELSE 0 END <= l.amount), true)"
 	"    FROM card.spend_limit l"
-	"   WHERE (l.card_id = c.id OR l.account_id = c.account_id)"
+	"   WHERE (l.card_id = card.chain_of(c.id, c.chain_id) OR l.account_id = c.account_id)"
 	"     AND (l.categories IS NULL OR l.categories @> $2)),"
-	" h.id, h.approved, h.decline_reason::text, h.available_after, h.card_id = c.id"
+	" h.id, h.approved, h.decline_reason::text, h.available_after, h.card_id = c.id,"
+	" card.chain_of(c.id, c.chain_id)"
 	" FROM card.card c"
 	" JOIN card.programme p ON p.id = c.programme_id"
 	" LEFT JOIN card.\"authorization\" h"
@@ -107,7 +108,7 @@ static CardPlan approve = {
 	"                           THEN l.spent ELSE 0 END,"
 	"         window_start = card.spend_window_start(l.period, pg_catalog.now())"
 	"    FROM hold"
-	"   WHERE (l.card_id = $3 OR l.account_id = $4)"
+	"   WHERE (l.card_id = $15 OR l.account_id = $4)"
 	"     AND l.period <> 'per_authorization'"
 	"     AND (l.categories IS NULL OR l.categories @> $12))"
 	" , fed AS ("
@@ -118,8 +119,8 @@ static CardPlan approve = {
 	" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, NULL, 'pending', $6,"
 	"        hold.available, pg_catalog.now() + $13"
 	"   FROM hold RETURNING available_after, (SELECT seq FROM fed)",
-	14, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID, BOOLOID}
+	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID, BOOLOID, UUIDOID}
 };
 
 /* 3b. A decline: recorded with its reason; no balance or counter moves. */
@@ -206,8 +207,8 @@ card_authorize(PG_FUNCTION_ARGS)
 	int64		available;
 	const char *reason = NULL;
 	pg_uuid_t	auth_uuid;
-	Datum		values[14];
-	char		nulls[14];
+	Datum		values[15];
+	char		nulls[15];
 	Datum		result[4];
 	bool		result_nulls[4] = {false, false, false, false};
 	Datum		row;
@@ -344,6 +345,7 @@ card_authorize(PG_FUNCTION_ARGS)
 		values[11] = mcc_code;
 		values[12] = card_spi_datum(0, 8, &isnull);	/* hold lifetime */
 		values[13] = BoolGetDatum(card_events_enabled);
+		values[14] = card_spi_datum(0, 15, &isnull);	/* the chain's limits */
 		if (card_exec(&approve, values, nulls, false, 1) == 1)
 		{
 			bool		no_event;

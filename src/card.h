@@ -7,8 +7,10 @@
  * (keys.c), OpenSSL primitives (crypto.c), PAN generation (pan.c), the
  * lifecycle rules and their trigger (status.c), ordering (order.c),
  * status changes (lifecycle.c), activation (activation.c), input checks
- * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c)
- * and the live feed of events (event.c).
+ * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c),
+ * the live feed of events (event.c), who is calling (tenancy.c), hosted-page
+ * links (link.c), PINs (pin.c), reveal of card details (reveal.c),
+ * replacement and reissue (replace.c) and key rotation (rotate.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -24,6 +26,9 @@
 #include "lib/stringinfo.h"
 #include "utils/date.h"
 #include "utils/uuid.h"
+
+/* A kept SPI plan (plans.c). */
+typedef struct CardPlan CardPlan;
 
 /* ---- settings (card.c) ---- */
 extern char *card_key_file;
@@ -48,6 +53,7 @@ extern int	card_enc_key_newest(void);
 #define CARD_LABEL_PIN "card/pin"
 #define CARD_LABEL_ONE_TIME_TOKEN "card/one-time-token"
 #define CARD_LABEL_ORDER_REQUEST "card/order-request"
+#define CARD_LABEL_CVV "card/cvv"
 
 extern void card_random_bytes(uint8 *buf, size_t len);
 extern void card_hmac(const char *label, const uint8 *data, size_t len,
@@ -74,6 +80,42 @@ typedef struct CardStoredPan
 
 extern void card_pan_issue(const char *bin, int pan_length, int key_version,
 						   const pg_uuid_t *card_id, CardStoredPan *out);
+extern bytea *card_pan_reseal(int from_version, const pg_uuid_t *from_card,
+							  const bytea *sealed, int to_version,
+							  const pg_uuid_t *to_card);
+
+/* ---- ordering (order.c) ---- */
+extern void card_new_expiry(bool requested, int validity_years, char *month,
+							char *year);
+
+/* ---- hosted-page links (link.c) ---- */
+typedef enum CardLinkPurpose
+{
+	CARD_LINK_ACTIVATION,
+	CARD_LINK_REVEAL,
+	CARD_LINK_PIN_RESET
+} CardLinkPurpose;
+
+extern Datum card_link_issue(CardLinkPurpose purpose, Datum card_id,
+							 const char *return_url, Datum ttl, Datum *expires_at);
+extern Datum card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash);
+extern char *card_link_consume(CardLinkPurpose purpose, Datum hash, Datum card_id);
+
+/* ---- PINs (pin.c) ---- */
+#define CARD_PIN_TRIES 3
+
+typedef enum CardPinOutcome
+{
+	CARD_PIN_MATCHED,
+	CARD_PIN_WRONG,
+	CARD_PIN_BLOCKED
+} CardPinOutcome;
+
+extern bytea *card_pin_hash(Datum chain_id, const char *pin);
+extern CardPinOutcome card_pin_attempt(Datum card_id, Datum account_id,
+									   Datum programme_id, Datum chain_id,
+									   const bytea *stored, int tries,
+									   const char *pin, int *tries_left);
 
 /* ---- lifecycle rules (status.c) ---- */
 /*
@@ -95,6 +137,9 @@ extern CardChangeContext card_change_begin(const char *reason,
 										   const char *channel,
 										   const pg_uuid_t *activating);
 extern void card_change_end(CardChangeContext previous);
+extern int	card_exec_status_change(CardPlan *cp, Datum *values,
+									const char *reason, const char *channel,
+									const pg_uuid_t *activating);
 extern void card_audit_insert(Datum card_id, Datum account_id,
 							  Datum programme_id, const char *from,
 							  const char *to, const char *reason,
@@ -117,13 +162,13 @@ extern int	card_utc_month_index(void);
 extern char *card_uuid_string(Datum uuid);
 
 /* ---- prepared plans (plans.c) ---- */
-typedef struct CardPlan
+struct CardPlan
 {
 	SPIPlanPtr	plan;
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[16];
-} CardPlan;
+};
 
 extern SPIPlanPtr card_plan(CardPlan *cp);
 extern int	card_exec(CardPlan *cp, Datum *values, const char *nulls,

@@ -39,15 +39,16 @@ static CardPlan expire_due = {
 };
 
 /*
- * Run a status-changing plan with the change context set, clearing it
- * however the statement ends.  Returns the number of rows changed.
+ * Run a status-changing plan with the change context set (activating names
+ * the card the hosted flow activates, if any), clearing it however the
+ * statement ends.  Returns the number of rows changed.
  */
-static int
-exec_status_change(CardPlan *cp, Datum *values, const char *reason,
-				   const char *channel)
+int
+card_exec_status_change(CardPlan *cp, Datum *values, const char *reason,
+						const char *channel, const pg_uuid_t *activating)
 {
 	volatile int changed = 0;
-	CardChangeContext previous = card_change_begin(reason, channel, NULL);
+	CardChangeContext previous = card_change_begin(reason, channel, activating);
 
 	PG_TRY();
 	{
@@ -115,7 +116,7 @@ card_set_status(PG_FUNCTION_ARGS)
 	{
 		Datum		values[2] = {card_id, CStringGetTextDatum(status)};
 
-		exec_status_change(&status_update, values, reason, channel);
+		card_exec_status_change(&status_update, values, reason, channel, NULL);
 	}
 	return card_return_card(fcinfo, card_id);
 }
@@ -149,7 +150,7 @@ card_expire_due(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	expired = exec_status_change(&expire_due, &as_of, "expiry", "system");
+	expired = card_exec_status_change(&expire_due, &as_of, "expiry", "system", NULL);
 	SPI_finish();
 	PG_RETURN_INT32(expired);
 }

@@ -142,8 +142,8 @@ parse_expiry(const char *exp_month, const char *exp_year, char *month_out,
  * month and EXPIRY_YEARS_AHEAD_MAX years ahead, or the programme's validity
  * from this month.
  */
-static void
-new_card_expiry(bool requested, int validity_years, char *month, char *year)
+void
+card_new_expiry(bool requested, int validity_years, char *month, char *year)
 {
 	int			now = card_utc_month_index();
 	int			index;
@@ -312,7 +312,7 @@ card_order(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
 				 errhint("Cards can be ordered only on an active account.")));
-	new_card_expiry(expiry_requested, validity_years, month, year);
+	card_new_expiry(expiry_requested, validity_years, month, year);
 
 	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
 	{

@@ -100,6 +100,31 @@ card_pan_issue(const char *bin, int pan_length, int key_version,
 }
 
 /*
+ * The PAN sealed for from_card under from_version, sealed again for
+ * to_card under to_version: a reissue keeps its PAN under a new card id,
+ * a key rotation under a new key.  The clear PAN is wiped however it ends.
+ */
+bytea *
+card_pan_reseal(int from_version, const pg_uuid_t *from_card, const bytea *sealed,
+				int to_version, const pg_uuid_t *to_card)
+{
+	size_t		len;
+	char	   *pan = card_decrypt(from_version, from_card, sealed, &len);
+	bytea	   *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = card_encrypt(to_version, to_card, pan, len);
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(pan, len);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * card.pan_check(card_id uuid) RETURNS TABLE(pan_length int, luhn_valid
  *	 boolean, bin_matches boolean, last4_matches boolean, fingerprint_matches
  *	 boolean)

@@ -33,19 +33,21 @@ SELECT has_table('card', 'account', 'table card.account exists');
 SELECT has_table('card', 'account_member', 'table card.account_member exists');
 SELECT has_table('card', 'card', 'table card.card exists');
 SELECT has_table('card', 'card_status_change', 'table card.card_status_change exists');
-SELECT has_table('card', 'activation', 'table card.activation exists');
+SELECT has_table('card', 'hosted_link', 'table card.hosted_link exists');
 
 SELECT has_view('card', 'cards', 'view card.cards exists');
 SELECT columns_are('card', 'cards',
     ARRAY['id', 'display_name', 'type', 'brand', 'region', 'exp_month', 'exp_year',
-          'last4', 'currency', 'account_id', 'individual_id', 'status'],
+          'last4', 'currency', 'account_id', 'individual_id', 'status', 'replacement_for',
+          'replacement_reason'],
     'card.cards has exactly the columns of the JSON response');
 SELECT results_eq(
     $$SELECT column_name::text COLLATE "default" FROM information_schema.columns
        WHERE table_schema = 'card' AND table_name = 'cards'
        ORDER BY ordinal_position$$,
     ARRAY['id', 'display_name', 'type', 'brand', 'region', 'exp_month', 'exp_year',
-          'last4', 'currency', 'account_id', 'individual_id', 'status'],
+          'last4', 'currency', 'account_id', 'individual_id', 'status', 'replacement_for',
+          'replacement_reason'],
     'card.cards columns come in the order of the JSON response');
 SELECT col_type_is('card', 'cards', 'status', 'card', 'card_status',
     'card.cards.status is a card.card_status');
@@ -272,8 +274,8 @@ SELECT table_privs_are('card', 'card', 'card_tap_nobody', ARRAY[]::name[],
     'a role without grants has no privilege on card.card');
 SELECT table_privs_are('card', 'card_status_change', 'card_tap_nobody', ARRAY[]::name[],
     'a role without grants has no privilege on card.card_status_change');
-SELECT table_privs_are('card', 'activation', 'card_tap_nobody', ARRAY[]::name[],
-    'a role without grants has no privilege on card.activation');
+SELECT table_privs_are('card', 'hosted_link', 'card_tap_nobody', ARRAY[]::name[],
+    'a role without grants has no privilege on card.hosted_link');
 SELECT table_privs_are('card', 'cards', 'card_tap_nobody', ARRAY[]::name[],
     'a role without grants has no privilege on view card.cards');
 SELECT is(
@@ -328,14 +330,14 @@ SELECT is(
        FROM information_schema.columns
       WHERE table_schema = 'card'
         AND (column_name LIKE '%pan%' OR column_name LIKE '%pin%')
-        AND column_name NOT IN ('pan_length', 'pan_key_version')
+        AND column_name NOT IN ('pan_length', 'pan_key_version', 'pan_sequence', 'pin_tries')
         AND data_type <> 'bytea'),
-    NULL, 'every PAN or PIN column in schema card (but pan_length, pan_key_version) is bytea');
+    NULL, 'every PAN or PIN column in schema card (but pan_length, pan_key_version, pan_sequence, pin_tries) is bytea');
 SELECT set_eq(
     $$SELECT column_name::text COLLATE "default" FROM information_schema.columns
        WHERE table_schema = 'card' AND table_name = 'card'
          AND (column_name LIKE '%pan%' OR column_name LIKE '%pin%')
-         AND column_name NOT IN ('pan_length', 'pan_key_version')$$,
+         AND column_name NOT IN ('pan_length', 'pan_key_version', 'pan_sequence', 'pin_tries')$$,
     ARRAY['pan_ciphertext', 'pan_fingerprint', 'pin_hash'],
     'card.card keeps the PAN as pan_ciphertext and pan_fingerprint, the PIN as pin_hash');
 SELECT is(
@@ -353,7 +355,7 @@ SELECT set_has(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'card'$$,
     $$VALUES ('card.programme'), ('card.individual'), ('card.account'),
              ('card.account_member'), ('card.card'), ('card.card_status_change'),
-             ('card.activation')$$,
+             ('card.hosted_link')$$,
     'every table holding data is registered with pg_extension_config_dump');
 SELECT is(
     (SELECT string_agg(c.oid::regclass::text, ', ')

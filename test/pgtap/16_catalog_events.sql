@@ -15,7 +15,8 @@ SELECT col_type_is('card', 'event', 'data', 'jsonb', 'data is jsonb');
 SELECT enum_has_labels('card', 'event_type',
     ARRAY['card.ordered', 'card.status_changed', 'card.activated', 'card.controls_updated',
           'authorization.approved', 'authorization.declined', 'authorization.captured',
-          'authorization.reversed', 'authorization.expired', 'account.credited'],
+          'authorization.reversed', 'authorization.expired', 'account.credited',
+          'card.revealed', 'card.replaced', 'card.pin_blocked', 'card.pin_reset'],
     'the event types of section 9');
 SELECT is((SELECT seqcache FROM pg_sequence WHERE seqrelid = 'card.event_seq'::regclass), 1::bigint,
     'the event sequence hands out values one at a time (events_after relies on it)');

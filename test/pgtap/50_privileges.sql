@@ -31,7 +31,10 @@ INSERT INTO tap_allowed VALUES
   ('card_reader', 'card_controls'), ('card_reader', 'account_controls'), ('card_reader', 'card_spend_status'),
   ('card_reader', 'card_status_transitions'), ('card_reader', 'events_after'), ('card_reader', 'consumer_register'),
   ('card_reader', 'consumer_ack'), ('card_reader', 'consumer_unregister'),
-  ('card_admin', 'programme_grant'), ('card_admin', 'programme_revoke');
+  ('card_admin', 'programme_grant'), ('card_admin', 'programme_revoke'), ('card_admin', 'pan_key_versions'),
+  ('card_api', 'card_reveal_start'), ('card_api', 'card_replace'), ('card_api', 'card_pin_reset_start'),
+  ('card_processor', 'card_pin_verify'),
+  ('card_hosted_pages', 'card_reveal'), ('card_hosted_pages', 'card_pin_reset');
 
 -- What row-level security policies and the views evaluate as the querying
 -- role: every role may call them; each tells only about the caller itself.
@@ -48,7 +51,8 @@ SELECT r, h.fn FROM tap_policy_helpers h,
 
 -- A call of a function with NULL for every argument.
 CREATE FUNCTION pg_temp.tap_null_call(fn regprocedure) RETURNS text LANGUAGE sql AS $$
-    SELECT format('SELECT %s(%s)', fn::oid::regproc,
+    SELECT format(CASE WHEN (SELECT prokind FROM pg_proc WHERE oid = fn) = 'p' THEN 'CALL %s(%s)'
+                       ELSE 'SELECT %s(%s)' END, fn::oid::regproc,
                   (SELECT string_agg('NULL::' || format_type(t, NULL), ', ')
                      FROM unnest((SELECT proargtypes::oid[] FROM pg_proc WHERE oid = fn)) t))
 $$;

@@ -106,7 +106,7 @@ SELECT is(pg_temp.tap_count_as('tap_tenant_b',
     0::bigint, 'every row B reads in a table with a programme is of programme B');
 SELECT is(pg_temp.tap_count_as('tap_tenant_b',
     format($q$SELECT (SELECT count(*) FROM card.card_status_change WHERE card_id IN (%L, %L))
-                   + (SELECT count(*) FROM card.activation WHERE card_id = %L)
+                   + (SELECT count(*) FROM card.hosted_link WHERE card_id = %L)
                    + (SELECT count(*) FROM card.account_credit WHERE account_id = %L)
                    + (SELECT count(*) FROM card.spend_limit WHERE card_id = %L)$q$,
            :'card_a', :'card_a2', :'card_a2', :'acc_a', :'card_a')),

@@ -1,0 +1,191 @@
+/*-------------------------------------------------------------------------
+ *
+ * link.c
+ *	  Hosted-page links: activation, reveal of card details, PIN reset.
+ *
+ * Every link follows the same rules.  Its token is returned once, in the
+ * redirect URL, and stored only as a keyed hash; it is good for one use
+ * and a short time; issuing a new link of the same purpose for a card
+ * supersedes an unused older one; a token is consumed by one guarded
+ * UPDATE, so two uses of one token cannot both win.  A link to a card of a
+ * programme the caller does not see does not exist for it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "utils/builtins.h"
+
+#define LINK_TOKEN_BYTES 32
+
+typedef struct CardLinkKind
+{
+	const char *purpose;		/* card.link_purpose label */
+	const char *prefix;			/* of the token, so a token names its kind */
+	const char *page;			/* path on the hosted pages */
+	const char *noun;			/* in messages */
+	const char *start;			/* the function that issues it */
+} CardLinkKind;
+
+static const CardLinkKind link_kinds[] = {
+	[CARD_LINK_ACTIVATION] = {"activation", "act_", "activate", "activation",
+	"card.card_activation_start()"},
+	[CARD_LINK_REVEAL] = {"reveal", "rvl_", "reveal", "reveal",
+	"card.card_reveal_start()"},
+	[CARD_LINK_PIN_RESET] = {"pin_reset", "pin_", "pin", "PIN reset",
+	"card.card_pin_reset_start()"},
+};
+
+static CardPlan supersede = {
+	NULL,
+	"UPDATE card.hosted_link SET consumed_at = now(), outcome = 'superseded'"
+	" WHERE card_id = $1 AND purpose = $2::card.link_purpose AND consumed_at IS NULL",
+	2, {UUIDOID, TEXTOID}
+};
+
+static CardPlan insert_link = {
+	NULL,
+	"INSERT INTO card.hosted_link (token_hash, card_id, purpose, return_url, expires_at)"
+	" VALUES ($1, $2, $3::card.link_purpose, $4, now() + $5) RETURNING expires_at",
+	5, {BYTEAOID, UUIDOID, TEXTOID, TEXTOID, INTERVALOID}
+};
+
+static CardPlan find_link = {
+	NULL,
+	"SELECT l.card_id, l.outcome, l.expires_at, l.expires_at > now()"
+	" FROM card.hosted_link l JOIN card.card c ON c.id = l.card_id"
+	" WHERE l.token_hash = $1 AND l.purpose = $2::card.link_purpose"
+	" AND card.programme_visible(c.programme_id)",
+	2, {BYTEAOID, TEXTOID}
+};
+
+static CardPlan consume = {
+	NULL,
+	"UPDATE card.hosted_link SET consumed_at = now(), outcome = 'completed'"
+	" WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now()"
+	" RETURNING return_url",
+	1, {BYTEAOID}
+};
+
+/*
+ * Issue a link of a purpose for a card, superseding any unused one; the
+ * caller is connected to SPI and holds the card's row lock.  Returns the
+ * redirect URL and sets *expires_at.
+ */
+Datum
+card_link_issue(CardLinkPurpose purpose, Datum card_id, const char *return_url,
+				Datum ttl, Datum *expires_at)
+{
+	const CardLinkKind *kind = &link_kinds[purpose];
+	Datum		purpose_label = CStringGetTextDatum(kind->purpose);
+	Datum		old[2] = {card_id, purpose_label};
+	Datum		values[5];
+	char	   *token;
+	char	   *url;
+	Datum		result;
+	bool		isnull;
+
+	card_exec(&supersede, old, NULL, false, 0);
+
+	token = card_random_token(kind->prefix, LINK_TOKEN_BYTES);
+	values[0] = PointerGetDatum(card_hmac_bytea(CARD_LABEL_ONE_TIME_TOKEN,
+												(uint8 *) token, strlen(token)));
+	values[1] = card_id;
+	values[2] = purpose_label;
+	values[3] = CStringGetTextDatum(return_url);
+	values[4] = ttl;
+	card_exec(&insert_link, values, NULL, false, 1);
+	*expires_at = card_spi_datum(0, 1, &isnull);
+
+	url = psprintf("%s/%s?token=%s", card_hosted_pages_url, kind->page, token);
+	result = CStringGetTextDatum(url);
+	explicit_bzero(url, strlen(url));
+	explicit_bzero(token, strlen(token));
+	return result;
+}
+
+/* The hash a presented token is stored under; 22023 if it is not one. */
+static Datum
+link_token_hash(const CardLinkKind *kind, const char *token)
+{
+	size_t		len = strlen(token);
+	size_t		plen = strlen(kind->prefix);
+
+	if (len < plen + 40 || len > 64 || strncmp(token, kind->prefix, plen) != 0 ||
+		strspn(token + plen,
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+		!= len - plen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed %s token", kind->noun),
+				 errhint("Pass the token parameter of the redirect URL unchanged.")));
+	return PointerGetDatum(card_hmac_bytea(CARD_LABEL_ONE_TIME_TOKEN,
+										   (const uint8 *) token, len));
+}
+
+/* Refuse the link just read by find_link if it can no longer be used. */
+static void
+link_check_usable(const CardLinkKind *kind, Datum card_id)
+{
+	bool		isnull;
+	char	   *outcome = card_spi_text(0, 2);
+
+	if (outcome != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s token of card %s was already %s", kind->noun,
+						card_uuid_string(card_id),
+						strcmp(outcome, "completed") == 0 ? "used" : "replaced by a newer one"),
+				 errhint("Start the %s again with %s.", kind->noun, kind->start)));
+	if (!DatumGetBool(card_spi_datum(0, 4, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s token of card %s expired at %s", kind->noun,
+						card_uuid_string(card_id), card_spi_text(0, 3)),
+				 errhint("Start the %s again with %s.", kind->noun, kind->start)));
+}
+
+/*
+ * The card of a presented token, without using the token up: P0002 if no
+ * such link exists (for the caller), 55000 if it was used, superseded or
+ * has expired.  Sets *hash for card_link_consume().
+ */
+Datum
+card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash)
+{
+	const CardLinkKind *kind = &link_kinds[purpose];
+	Datum		args[2];
+	Datum		card_id;
+	bool		isnull;
+
+	*hash = link_token_hash(kind, token);
+	args[0] = *hash;
+	args[1] = CStringGetTextDatum(kind->purpose);
+	if (card_exec(&find_link, args, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("%s token does not exist", kind->noun)));
+	card_id = card_spi_datum(0, 1, &isnull);
+	link_check_usable(kind, card_id);
+	return card_id;
+}
+
+/*
+ * Use the token up; returns the link's return URL.  Of two uses of one
+ * token, the one that comes second finds it used (55000).
+ */
+char *
+card_link_consume(CardLinkPurpose purpose, Datum hash, Datum card_id)
+{
+	const CardLinkKind *kind = &link_kinds[purpose];
+	Datum		args[2];
+
+	if (card_exec(&consume, &hash, NULL, false, 1) == 1)
+		return card_spi_text(0, 1);
+	args[0] = hash;
+	args[1] = CStringGetTextDatum(kind->purpose);
+	if (card_exec(&find_link, args, NULL, false, 1) == 1)
+		link_check_usable(kind, card_id);
+	elog(ERROR, "%s token vanished while it was being used", kind->noun);
+	pg_unreachable();
+}

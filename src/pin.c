@@ -1,0 +1,349 @@
+/*-------------------------------------------------------------------------
+ *
+ * pin.c
+ *	  PINs: the keyed hash they are kept as, wrong tries, verification by
+ *	  the processor, and reset through the hosted page flow.
+ *
+ * A PIN is kept only as an HMAC over the card chain's id and the PIN, so
+ * equal PINs hash apart and a reissued card (same PAN) carries its PIN.
+ * Every wrong PIN counts; after CARD_PIN_TRIES the PIN is blocked until it
+ * is reset.  A wrong PIN is an answer, not an error: an error would roll
+ * back the count along with everything else.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include <openssl/crypto.h>
+
+#include "utils/builtins.h"
+
+static CardPlan count_wrong = {
+	NULL,
+	"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 RETURNING pin_tries",
+	1, {UUIDOID}
+};
+
+static CardPlan clear_tries = {
+	NULL,
+	"UPDATE card.card SET pin_tries = 0 WHERE id = $1 AND pin_tries > 0",
+	1, {UUIDOID}
+};
+
+static CardPlan emit = {
+	NULL,
+	"SELECT card.event_emit($1::card.event_type, $2, $3, $4, $5::jsonb)",
+	5, {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
+};
+
+/* The stored form of a PIN of a card chain. */
+bytea *
+card_pin_hash(Datum chain_id, const char *pin)
+{
+	StringInfoData message;
+	bytea	   *hash;
+
+	initStringInfo(&message);
+	appendBinaryStringInfo(&message, (char *) DatumGetUUIDP(chain_id)->data, UUID_LEN);
+	appendStringInfoString(&message, pin);
+	hash = card_hmac_bytea(CARD_LABEL_PIN, (uint8 *) message.data, message.len);
+	explicit_bzero(message.data, message.len);
+	return hash;
+}
+
+static void
+pin_event(const char *type, Datum card_id, Datum account_id, Datum programme_id,
+		  const char *data)
+{
+	Datum		values[5] = {
+		CStringGetTextDatum(type), card_id, account_id, programme_id,
+		CStringGetTextDatum(data)
+	};
+
+	card_exec(&emit, values, NULL, false, 1);
+}
+
+/*
+ * Check a PIN against the stored hash of a card whose row lock the caller
+ * holds, counting a wrong one.  Sets *tries_left (0 once blocked).
+ */
+CardPinOutcome
+card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
+				 Datum chain_id, const bytea *stored, int tries,
+				 const char *pin, int *tries_left)
+{
+	bytea	   *given;
+	bool		isnull;
+
+	if (tries >= CARD_PIN_TRIES)
+	{
+		*tries_left = 0;
+		return CARD_PIN_BLOCKED;
+	}
+	given = card_pin_hash(chain_id, pin);
+	if (VARSIZE_ANY_EXHDR(stored) == CARD_MAC_LEN &&
+		CRYPTO_memcmp(VARDATA_ANY(stored), VARDATA(given), CARD_MAC_LEN) == 0)
+	{
+		if (tries > 0)
+			card_exec(&clear_tries, &card_id, NULL, false, 0);
+		*tries_left = CARD_PIN_TRIES;
+		return CARD_PIN_MATCHED;
+	}
+	card_exec(&count_wrong, &card_id, NULL, false, 1);
+	tries = DatumGetInt16(card_spi_datum(0, 1, &isnull));
+	*tries_left = CARD_PIN_TRIES - tries;
+	if (*tries_left == 0)
+		pin_event("card.pin_blocked", card_id, account_id, programme_id,
+				  psprintf("{\"tries\": %d}", tries));
+	return CARD_PIN_WRONG;
+}
+
+/* Copy a text argument that holds a secret, or NULL. */
+static char *
+secret_arg(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+static void
+wipe(char *secret)
+{
+	if (secret)
+		explicit_bzero(secret, strlen(secret));
+}
+
+/* The work of card_pin_verify, on our copies of the token and PIN. */
+static Datum
+verify_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
+{
+	static CardPlan lock_by_token = {
+		NULL,
+		"SELECT c.id, c.account_id, c.programme_id, card.chain_of(c.id, c.chain_id),"
+		" c.pin_hash, c.pin_tries"
+		" FROM card.card c"
+		" WHERE c.token = $1 AND card.programme_visible(c.programme_id)"
+		" FOR NO KEY UPDATE",
+		1, {TEXTOID}
+	};
+	Datum		token = CStringGetTextDatum(card_token);
+	TupleDesc	tupdesc;
+	Datum		card_id;
+	Datum		stored;
+	bool		isnull;
+	int			tries_left;
+	Datum		result[2];
+	bool		nulls[2] = {false, false};
+	Datum		row;
+
+	card_check_pin(pin);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(&lock_by_token, &token, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no card has this token"),
+				 errhint("Processors refer to cards by the token of card.card_token().")));
+	card_id = card_spi_datum(0, 1, &isnull);
+	stored = card_spi_datum(0, 5, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s has no PIN yet", card_uuid_string(card_id)),
+				 errhint("The holder sets the PIN when activating the card.")));
+	result[0] = BoolGetDatum(card_pin_attempt(card_id, card_spi_datum(0, 2, &isnull),
+											  card_spi_datum(0, 3, &isnull),
+											  card_spi_datum(0, 4, &isnull),
+											  DatumGetByteaPCopy(stored),
+											  DatumGetInt16(card_spi_datum(0, 6, &isnull)),
+											  pin, &tries_left) == CARD_PIN_MATCHED);
+	result[1] = Int32GetDatum(tries_left);
+	tupdesc = BlessTupleDesc(tupdesc);
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
+	row = SPI_datumTransfer(row, false, -1);
+	SPI_finish();
+	return row;
+}
+
+/*
+ * card.card_pin_verify(card_token text, pin text)
+ *	 RETURNS TABLE(verified boolean, tries_left integer)
+ *
+ * For the processor (online PIN): true or false, and the tries left; a
+ * blocked PIN is false with none left, and is not even compared.
+ */
+PG_FUNCTION_INFO_V1(card_pin_verify);
+Datum
+card_pin_verify(PG_FUNCTION_ARGS)
+{
+	char	   *token;
+	char	   *pin = secret_arg(fcinfo, 1);
+	volatile Datum result = (Datum) 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("card_token is required")));
+	token = secret_arg(fcinfo, 0);
+	PG_TRY();
+	{
+		result = verify_pin(fcinfo, token, pin);
+	}
+	PG_FINALLY();
+	{
+		wipe(pin);
+	}
+	PG_END_TRY();
+	PG_RETURN_DATUM(result);
+}
+
+/* A card's row, locked, for the reset flow. */
+static CardPlan lock_for_reset = {
+	NULL,
+	"SELECT card.effective_status(c.status, c.expires_on)::text, c.pin_hash IS NOT NULL,"
+	" p.activation_ttl, card.chain_of(c.id, c.chain_id), c.account_id, c.programme_id"
+	" FROM card.card c JOIN card.programme p ON p.id = c.programme_id"
+	" WHERE c.id = $1 AND card.programme_visible(c.programme_id)"
+	" FOR NO KEY UPDATE OF c",
+	1, {UUIDOID}
+};
+
+/* Refuse a card whose PIN cannot be reset: no PIN yet, or ended. */
+static void
+check_resettable(Datum card_id)
+{
+	bool		isnull;
+	char	   *effective = card_spi_text(0, 1);
+
+	if (strcmp(effective, "active") != 0 && strcmp(effective, "frozen") != 0 &&
+		strcmp(effective, "not_activated") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s is %s and its PIN cannot be reset",
+						card_uuid_string(card_id), effective)));
+	if (!DatumGetBool(card_spi_datum(0, 2, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s has no PIN yet", card_uuid_string(card_id)),
+				 errhint("The holder sets the PIN when activating the card.")));
+}
+
+/*
+ * card.card_pin_reset_start(card_id uuid, return_url text)
+ *	 RETURNS TABLE(redirect_url text, expires_at timestamptz)
+ */
+PG_FUNCTION_INFO_V1(card_pin_reset_start);
+Datum
+card_pin_reset_start(PG_FUNCTION_ARGS)
+{
+	Datum		card_id;
+	char	   *return_url = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TupleDesc	tupdesc;
+	bool		isnull;
+	Datum		result[2];
+	bool		nulls[2] = {false, false};
+	Datum		row;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("card_id is required")));
+	card_id = PG_GETARG_DATUM(0);
+	card_check_https_url("return_url", return_url);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(&lock_for_reset, &card_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("card %s does not exist", card_uuid_string(card_id))));
+	check_resettable(card_id);
+	result[0] = card_link_issue(CARD_LINK_PIN_RESET, card_id, return_url,
+								card_spi_datum(0, 3, &isnull), &result[1]);
+	tupdesc = BlessTupleDesc(tupdesc);
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
+	row = SPI_datumTransfer(row, false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(row);
+}
+
+/* The work of card_pin_reset, on our copies of the token and PIN. */
+static Datum
+reset_pin(FunctionCallInfo fcinfo, const char *token, const char *pin)
+{
+	/* The PIN belongs to the chain: every card of it gets the new one. */
+	static CardPlan set_pin = {
+		NULL,
+		"UPDATE card.card SET pin_hash = $2, pin_tries = 0 WHERE id = $1 OR chain_id = $1",
+		2, {UUIDOID, BYTEAOID}
+	};
+	TupleDesc	tupdesc;
+	Datum		hash;
+	Datum		card_id;
+	Datum		chain_id;
+	bool		isnull;
+	char	   *return_url;
+	Datum		values[2];
+	Datum		result[2];
+	bool		nulls[2] = {false, false};
+	Datum		row;
+
+	card_check_pin(pin);		/* a bad PIN must not burn the token */
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	card_id = card_link_open(CARD_LINK_PIN_RESET, token, &hash);
+	if (card_exec(&lock_for_reset, &card_id, NULL, false, 1) != 1)
+		elog(ERROR, "card of PIN reset token vanished");
+	check_resettable(card_id);
+	chain_id = card_spi_datum(0, 4, &isnull);
+	values[0] = chain_id;
+	values[1] = PointerGetDatum(card_pin_hash(chain_id, pin));
+	pin_event("card.pin_reset", card_id, card_spi_datum(0, 5, &isnull),
+			  card_spi_datum(0, 6, &isnull), "{}");
+	return_url = card_link_consume(CARD_LINK_PIN_RESET, hash, card_id);
+	card_exec(&set_pin, values, NULL, false, 0);
+
+	result[0] = card_id;
+	result[1] = CStringGetTextDatum(return_url);
+	tupdesc = BlessTupleDesc(tupdesc);
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
+	row = SPI_datumTransfer(row, false, -1);
+	SPI_finish();
+	return row;
+}
+
+/*
+ * card.card_pin_reset(reset_token text, pin text)
+ *	 RETURNS TABLE(card_id uuid, return_url text)
+ *
+ * Called by the hosted page: sets a new PIN and unblocks it.
+ */
+PG_FUNCTION_INFO_V1(card_pin_reset);
+Datum
+card_pin_reset(PG_FUNCTION_ARGS)
+{
+	char	   *token;
+	char	   *pin = secret_arg(fcinfo, 1);
+	volatile Datum result = (Datum) 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("reset_token is required")));
+	token = secret_arg(fcinfo, 0);
+	PG_TRY();
+	{
+		result = reset_pin(fcinfo, token, pin);
+	}
+	PG_FINALLY();
+	{
+		wipe(token);
+		wipe(pin);
+	}
+	PG_END_TRY();
+	PG_RETURN_DATUM(result);
+}

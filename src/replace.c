@@ -1,0 +1,271 @@
+/*-------------------------------------------------------------------------
+ *
+ * replace.c
+ *	  card.card_replace(): replacement and reissue.
+ *
+ * lost and stolen end the old card now and issue a new PAN; damaged and
+ * expired reissue the same PAN with a new expiry, and the old card keeps
+ * working until the new one is activated (a trigger then closes it).  The
+ * new card names the old one (replacement_for), keeps its controls, and
+ * belongs to its chain, whose spending limits and PIN the cards share.
+ * Replacing a card again for the same reason returns the first
+ * replacement: the old card's row lock makes the check and the insert one
+ * step, and a unique index backs it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "utils/builtins.h"
+
+#define REPLACE_ATTEMPTS 16
+
+static CardPlan lock_old = {
+	NULL,
+	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
+	" c.programme_id, c.account_id, a.status, p.bin, p.pan_length, p.validity_years,"
+	" c.pan_ciphertext, c.pan_key_version, c.pan_fingerprint, c.last4, c.type::text,"
+	" c.display_name"
+	" FROM card.card c"
+	" JOIN card.programme p ON p.id = c.programme_id"
+	" JOIN card.account a ON a.id = c.account_id"
+	" WHERE c.id = $1 AND card.programme_visible(c.programme_id)"
+	" FOR NO KEY UPDATE OF c",
+	1, {UUIDOID}
+};
+
+static CardPlan find_replacement = {
+	NULL,
+	"SELECT id FROM card.card"
+	" WHERE replacement_for = $1 AND replacement_reason = $2::card.replacement_reason",
+	2, {UUIDOID, TEXTOID}
+};
+
+static CardPlan next_sequence = {
+	NULL,
+	"SELECT coalesce(max(pan_sequence), 0) + 1 FROM card.card"
+	" WHERE programme_id = $1 AND pan_fingerprint = $2",
+	2, {UUIDOID, BYTEAOID}
+};
+
+/* The new card, copied from the old one but for what is new about it. */
+static CardPlan insert_replacement = {
+	NULL,
+	"INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name,"
+	" type, exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version,"
+	" pan_fingerprint, pan_sequence, pin_hash, replacement_for, replacement_reason,"
+	" chain_id, controls, mcc_allowed, mcc_blocked, countries_allowed,"
+	" countries_blocked, channels_blocked)"
+	" SELECT $1, o.programme_id, o.account_id, o.individual_id, o.display_name,"
+	" o.type, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN o.pin_hash END,"
+	" o.id, $12::card.replacement_reason, card.chain_of(o.id, o.chain_id),"
+	" o.controls, o.mcc_allowed, o.mcc_blocked, o.countries_allowed,"
+	" o.countries_blocked, o.channels_blocked"
+	" FROM card.card o WHERE o.id = $2"
+	" ON CONFLICT DO NOTHING RETURNING id",
+	12, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID,
+	BYTEAOID, INT2OID, BOOLOID, TEXTOID}
+};
+
+static CardPlan end_old = {
+	NULL,
+	"SELECT card.card_set_status($1, $2::card.card_status, $3, 'api')",
+	3, {UUIDOID, TEXTOID, TEXTOID}
+};
+
+static CardPlan replaced_event = {
+	NULL,
+	"SELECT card.event_emit('card.replaced', $1, $2, $3,"
+	" jsonb_build_object('replacement_id', $4, 'reason', $5))",
+	5, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
+};
+
+static bool
+is_live(const char *status)
+{
+	return strcmp(status, "not_activated") == 0 || strcmp(status, "active") == 0 ||
+		strcmp(status, "frozen") == 0;
+}
+
+/*
+ * Which cards each reason may replace: lost and stolen any live card or
+ * one already reported so; damaged a live card; expired a card that is
+ * live or ran out of date (not one ended for another reason).
+ */
+static void
+check_replaceable(Datum card_id, const char *reason, const char *stored,
+				  const char *effective)
+{
+	bool		ok;
+
+	if (strcmp(reason, "lost") == 0 || strcmp(reason, "stolen") == 0)
+		ok = is_live(effective) || strcmp(stored, "lost") == 0 || strcmp(stored, "stolen") == 0;
+	else if (strcmp(reason, "damaged") == 0)
+		ok = is_live(effective);
+	else
+		ok = is_live(stored) || strcmp(stored, "expired") == 0;
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s is %s and cannot be replaced as %s",
+						card_uuid_string(card_id), effective, reason),
+				 strcmp(effective, "expired") == 0 ?
+				 errhint("Replace an expired card with reason expired.") :
+				 strcmp(stored, "lost") == 0 || strcmp(stored, "stolen") == 0 ?
+				 errhint("Replace a lost or stolen card with reason lost or stolen.") : 0));
+}
+
+/*
+ * card.card_replace(card_id uuid, reason text) RETURNS card.cards
+ */
+PG_FUNCTION_INFO_V1(card_replace);
+Datum
+card_replace(PG_FUNCTION_ARGS)
+{
+	Datum		old_id;
+	char	   *reason;
+	bool		same_pan;
+	char	   *stored;
+	char	   *effective;
+	Datum		programme_id;
+	Datum		account_id;
+	char	   *bin;
+	int			pan_length;
+	int			validity_years;
+	bytea	   *old_sealed;
+	int			old_version;
+	Datum		fingerprint;
+	char	   *last4;
+	bool		isnull;
+	char		month[3];
+	char		year[5];
+	int			sequence = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("card_id is required")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("reason is required")));
+	old_id = PG_GETARG_DATUM(0);
+	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strcmp(reason, "lost") != 0 && strcmp(reason, "stolen") != 0 &&
+		strcmp(reason, "damaged") != 0 && strcmp(reason, "expired") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid replacement reason \"%s\"", reason),
+				 errhint("Use lost, stolen (new PAN), damaged or expired (same PAN).")));
+	same_pan = strcmp(reason, "damaged") == 0 || strcmp(reason, "expired") == 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(&lock_old, &old_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("card %s does not exist", card_uuid_string(old_id))));
+	stored = card_spi_text(0, 1);
+	effective = card_spi_text(0, 2);
+	programme_id = card_spi_datum(0, 3, &isnull);
+	account_id = card_spi_datum(0, 4, &isnull);
+	if (strcmp(card_spi_text(0, 5), "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("account %s is %s", card_uuid_string(account_id), card_spi_text(0, 5)),
+				 errhint("Cards can be replaced only on an active account.")));
+	bin = card_spi_text(0, 6);
+	pan_length = DatumGetInt16(card_spi_datum(0, 7, &isnull));
+	validity_years = DatumGetInt16(card_spi_datum(0, 8, &isnull));
+	old_sealed = DatumGetByteaPCopy(card_spi_datum(0, 9, &isnull));
+	old_version = DatumGetInt16(card_spi_datum(0, 10, &isnull));
+	fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, 11, &isnull)));
+	last4 = card_spi_text(0, 12);
+
+	/* The same request again: the first replacement, as it is now. */
+	{
+		Datum		args[2] = {old_id, CStringGetTextDatum(reason)};
+
+		if (card_exec(&find_replacement, args, NULL, false, 1) == 1)
+			return card_return_card(fcinfo, card_spi_datum(0, 1, &isnull));
+	}
+	check_replaceable(old_id, reason, stored, effective);
+	card_new_expiry(false, validity_years, month, year);
+	if (same_pan)
+	{
+		Datum		args[2] = {programme_id, fingerprint};
+
+		card_exec(&next_sequence, args, NULL, false, 1);
+		sequence = DatumGetInt32(card_spi_datum(0, 1, &isnull));
+	}
+
+	for (int attempt = 0; attempt < REPLACE_ATTEMPTS; attempt++)
+	{
+		int			key_version = card_enc_key_newest();
+		pg_uuid_t	new_uuid;
+		Datum		new_id = card_random_uuid(&new_uuid);
+		Datum		values[12];
+		StringInfoData data;
+
+		values[0] = new_id;
+		values[1] = old_id;
+		values[2] = CStringGetTextDatum(month);
+		values[3] = CStringGetTextDatum(year);
+		values[5] = CStringGetTextDatum(card_random_token("ct_", 18));
+		values[7] = Int16GetDatum((int16) key_version);
+		values[9] = Int16GetDatum((int16) sequence);
+		values[10] = BoolGetDatum(same_pan);
+		values[11] = CStringGetTextDatum(reason);
+		if (same_pan)
+		{
+			values[4] = CStringGetTextDatum(last4);
+			values[6] = PointerGetDatum(card_pan_reseal(old_version, DatumGetUUIDP(old_id),
+														old_sealed, key_version, &new_uuid));
+			values[8] = fingerprint;
+		}
+		else
+		{
+			CardStoredPan pan;
+
+			card_pan_issue(bin, pan_length, key_version, &new_uuid, &pan);
+			values[4] = CStringGetTextDatum(pan.last4);
+			values[6] = PointerGetDatum(pan.sealed);
+			values[8] = PointerGetDatum(pan.fingerprint);
+		}
+		if (card_exec(&insert_replacement, values, NULL, false, 0) != 1)
+			continue;			/* a new PAN or token collided: draw again */
+
+		initStringInfo(&data);
+		appendStringInfoChar(&data, '{');
+		card_json_text(&data, "status", "not_activated");
+		card_json_text(&data, "replacement_for", card_uuid_string(old_id));
+		card_json_text(&data, "replacement_reason", reason);
+		card_json_text(&data, "exp_month", month);
+		card_json_text(&data, "exp_year", year);
+		appendStringInfoChar(&data, '}');
+		card_audit_insert(new_id, account_id, programme_id, NULL, "not_activated",
+						  psprintf("replacement (%s)", reason), "api",
+						  "card.ordered", data.data);
+		{
+			Datum		event[5] = {old_id, account_id, programme_id, new_id,
+			CStringGetTextDatum(reason)};
+
+			card_exec(&replaced_event, event, NULL, false, 1);
+		}
+		/* Lost and stolen cards end now (unless already reported). */
+		if (!same_pan && is_live(effective))
+		{
+			Datum		args[3] = {old_id, CStringGetTextDatum(reason),
+				CStringGetTextDatum(psprintf("replaced by card %s", card_uuid_string(new_id)))};
+
+			card_exec(&end_old, args, NULL, false, 1);
+		}
+		return card_return_card(fcinfo, new_id);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("could not find an unused PAN for the replacement of card %s after %d attempts",
+					card_uuid_string(old_id), REPLACE_ATTEMPTS),
+			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
+	pg_unreachable();
+}

@@ -1,0 +1,92 @@
+/*-------------------------------------------------------------------------
+ *
+ * rotate.c
+ *	  Key rotation: re-encrypt stored PANs under the newest key version.
+ *
+ * card.rotate_keys() (a procedure) calls card.rotate_keys_batch() and
+ * commits after each batch, so no row stays locked longer than one batch
+ * and an interrupted rotation keeps what it committed; calling it again
+ * picks up the PANs still under older keys.  A batch finds its rows through
+ * the index on pan_key_version (so no batch rereads rows already rotated)
+ * and waits for an authorisation that holds one, rather than skip it and
+ * leave the rotation unfinished.  card.pan_key_versions() shows from any
+ * session how many PANs each key version still holds.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+#include "utils/builtins.h"
+
+#define BATCH_MAX 100000
+
+/*
+ * card.rotate_keys_batch(batch_size integer, OUT rotated integer,
+ *	 OUT key_version integer, OUT done boolean)
+ */
+PG_FUNCTION_INFO_V1(card_rotate_keys_batch);
+Datum
+card_rotate_keys_batch(PG_FUNCTION_ARGS)
+{
+	static CardPlan older = {
+		NULL,
+		"SELECT id, pan_ciphertext, pan_key_version FROM card.card"
+		" WHERE pan_key_version < $1 LIMIT $2 FOR NO KEY UPDATE",
+		2, {INT2OID, INT4OID}
+	};
+	static CardPlan reseal = {
+		NULL,
+		"UPDATE card.card SET pan_ciphertext = $2, pan_key_version = $3 WHERE id = $1",
+		3, {UUIDOID, BYTEAOID, INT2OID}
+	};
+	int32		batch_size = PG_GETARG_INT32(0);
+	int			newest;
+	Datum		newest_datum;
+	int			found;
+	SPITupleTable *rows;
+	TupleDesc	tupdesc;
+	bool		isnull;
+	Datum		result[3];
+	bool		nulls[3] = {false, false, false};
+	Datum		row;
+
+	if (batch_size < 1 || batch_size > BATCH_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be between 1 and %d", BATCH_MAX)));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	newest = card_enc_key_newest();
+	newest_datum = Int16GetDatum((int16) newest);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Datum		args[2] = {newest_datum, Int32GetDatum(batch_size)};
+
+		found = card_exec(&older, args, NULL, false, 0);
+	}
+	rows = SPI_tuptable;
+	for (int i = 0; i < found; i++)
+	{
+		Datum		card_id = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		bytea	   *sealed = DatumGetByteaPP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		int			version = DatumGetInt16(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		pg_uuid_t  *uuid = DatumGetUUIDP(card_id);
+		Datum		values[3];
+
+		values[0] = card_id;
+		values[1] = PointerGetDatum(card_pan_reseal(version, uuid, sealed, newest, uuid));
+		values[2] = newest_datum;
+		card_exec(&reseal, values, NULL, false, 0);
+	}
+
+	result[0] = Int32GetDatum(found);
+	result[1] = Int32GetDatum(newest);
+	result[2] = BoolGetDatum(found < batch_size);	/* none older left */
+	tupdesc = BlessTupleDesc(tupdesc);
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
+	row = SPI_datumTransfer(row, false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(row);
+}

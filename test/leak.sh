@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# The leak suite: no clear PAN, PIN or activation token reaches the server
+# log, pg_stat_statements, card.event, any table, the data directory or the
+# client's messages, even with every statement logged.
+#
+# On its own throwaway cluster (log_statement = 'all', log_min_error_statement
+# = error, log_parameter_max_length(_on_error) = 0 as the README tells DBAs,
+# pg_stat_statements tracking nested statements too):
+#   1. every suite (pg_regress, isolation, pgTAP, dump/restore, upgrade, feed)
+#      runs, so every path of the extension runs under full logging;
+#   2. a sentinel session drives a programme with a distinctive BIN through
+#      orders, activations (right, malformed and refused PINs; used,
+#      superseded, expired, malformed, unseen tokens), authorisations and
+#      errors, passing every secret as a bind parameter (pgbench -M extended)
+#      as clients must, from the login roles production would use;
+#   3. the log, pg_stat_statements, card.event, a data-only dump of every
+#      database, the data directory and the client's messages are searched
+#      for the sentinels, the issued tokens, and any PAN of any programme;
+#   4. a negative control sends the PIN and a PAN as literals in SQL text and
+#      checks that the same searches find them in the log.
+# Expects the extension built and installed.  Exits non-zero on any leak or
+# failure.  CARD_LEAK_PORT (default 54339) sets the port of its cluster;
+# CARD_KEEP=1 leaves the cluster running for a look (pg_ctl stop it after).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+# Our own cluster, whatever port the calling script's cluster uses.
+CARD_PORT=${CARD_LEAK_PORT:-54339}
+unset PGDATABASE
+
+# The sentinels.  Every PAN of the sentinel programme is BIN + 8 digits.
+BIN=53591742
+PAN_RE="${BIN}[0-9]{8}"
+PAN_WRONG=${BIN}90807060         # a PAN-shaped value sent where a PAN does not belong
+PIN=090807                       # the PIN that activates
+PIN_WRONG=918273                 # well-formed, sent with refused tokens
+PIN_LETTERS=09o8q7               # malformed: letters
+PIN_LONG=0908070605              # malformed: too long
+PIN_SHORT=090                    # malformed: too short (only searched for as a quoted value)
+hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
+# A digits-only PIN also turns up by chance inside hex (uuids, bytea: about
+# once in 16^6 positions, and the dumps hold millions), so it counts only
+# standing alone; the longer PAN and the PIN with letters count anywhere.
+B='[^0-9A-Za-z]'
+SECRET_RE="$PAN_RE|$PIN_LETTERS|(^|$B)($PIN|$PIN_WRONG|$PIN_LONG)(\$|${B})|['\"]${PIN_SHORT}['\"]"
+# bytea columns dump as hex: the same secrets in hex.
+HEX_RE="$(hex $BIN)(3[0-9]){8}|$(hex $PIN)|$(hex $PIN_WRONG)|$(hex $PIN_LETTERS)|$(hex $PIN_LONG)"
+
+cluster_start
+if [ "${CARD_KEEP:-0}" = 1 ]; then trap - EXIT; fi   # leave the cluster to inspect
+work=$CARD_DIR/leak         # removed with the cluster
+mkdir -p "$work"
+log=$CARD_DIR/server.log
+cat >>"$CARD_DATA/postgresql.conf" <<'CONF'
+log_statement = 'all'
+log_min_error_statement = error
+log_min_messages = info
+log_error_verbosity = verbose
+log_parameter_max_length = 0
+log_parameter_max_length_on_error = 0
+log_line_prefix = '%m %u@%d %e '
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.max = 20000
+CONF
+runuser -u postgres -- $PG_BIN/pg_ctl -D "$CARD_DATA" -l "$log" -m fast -w restart >/dev/null
+[ "$(psql -X -A -t -c 'SHOW log_statement')" = all ] || { echo "FAIL: settings not applied"; exit 1; }
+
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+q() { local db=$1; shift; psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
+
+say "leak: every suite under log_statement = all"
+make -s installcheck PG_CONFIG=$PG_BIN/pg_config >"$work/installcheck.out" 2>&1 ||
+    { tail -5 "$work/installcheck.out"; fail "pg_regress/isolation suites (diffs in regression.diffs, output_iso/)"; }
+createdb card_tap
+PGOPTIONS="-c client_min_messages=warning" pg_prove -d card_tap test/pgtap/*.sql >"$work/pgtap.out" 2>&1 ||
+    { tail -5 "$work/pgtap.out"; fail "pgTAP suites"; }
+test/dump-restore.sh >"$work/dump-restore.out" 2>&1 || { tail -5 "$work/dump-restore.out"; fail "dump/restore"; }
+test/upgrade.sh >"$work/upgrade.out" 2>&1 || { tail -5 "$work/upgrade.out"; fail "upgrade"; }
+test/feed.sh >"$work/feed.out" 2>&1 || { tail -5 "$work/feed.out"; fail "feed"; }
+
+say "leak: the sentinel session (BIN $BIN, secrets as bind parameters)"
+# The suites' own values must not look like the sentinels.
+if grep -rlE "$SECRET_RE" sql test bench scripts | grep -v '^test/leak.sh$'; then
+    fail "the files above hold a sentinel value of test/leak.sh: choose other sentinels"
+fi
+createdb leak
+q leak "CREATE EXTENSION card; CREATE EXTENSION pg_stat_statements" >/dev/null
+prog=$(q leak "SELECT card.programme_create('Leak sentinel', '$BIN', 'mastercard')")
+holder=$(q leak "SELECT card.individual_create('$prog', 'Sentinel Holder')")
+acct=$(q leak "SELECT card.account_open('$prog', '$holder', 'EUR')")
+# The hosted pages and the processor log in as their own roles, granted the
+# programme, as in production (row-level security on their paths); an
+# outsider's hosted pages do not see the programme.
+q leak "CREATE ROLE leak_pages LOGIN IN ROLE card_hosted_pages; CREATE ROLE leak_processor LOGIN IN ROLE card_processor;
+        CREATE ROLE leak_outsider LOGIN IN ROLE card_hosted_pages;
+        SELECT card.programme_grant('$prog', 'leak_pages'), card.programme_grant('$prog', 'leak_processor')" >/dev/null
+order() { q leak "SELECT id FROM card.card_order('$holder', '$acct', 'Sentinel $1', type => '$1')"; }
+start() {  # a new activation link; the token is in the result, never in SQL text
+    local url
+    url=$(q leak "SELECT redirect_url FROM card.card_activation_start('$1', 'https://app.example.com/done')")
+    echo "${url##*token=}" | tee -a "$work/tokens"
+}
+# bind EXPECT SQL NAME=VALUE...: one call through the extended protocol, the
+# values as $n parameters (pgbench -M extended turns :NAME into $n).  EXPECT
+# is ok, or a fragment of the error message the call must fail with.
+bind() {
+    local expect=$1 sql=$2 rc=0 vars=()
+    shift 2
+    for v in "$@"; do vars+=(-D "$v"); done   # values only in argv, never in SQL
+    printf '%s\n' "$sql" >"$work/call.sql"
+    pgbench -n -M extended -t 1 "${vars[@]}" -f "$work/call.sql" leak >/dev/null 2>"$work/call.err" || rc=$?
+    cat "$work/call.err" >>"$work/client.log"
+    if [ "$expect" = ok ]; then
+        [ $rc -eq 0 ] || { head -3 "$work/call.err"; fail "call failed: $sql"; }
+    elif [ $rc -eq 0 ] || ! grep -qF -- "$expect" "$work/call.err"; then
+        head -3 "$work/call.err"; fail "call did not fail with \"$expect\": $sql"
+    fi
+}
+pages() { PGUSER=leak_pages bind "$@"; }
+processor() { PGUSER=leak_processor bind "$@"; }
+complete="SELECT * FROM card.card_activation_complete(:token, :pin)"
+
+c1=$(order physical)
+tok=$(start "$c1")
+# Malformed PINs are refused before the token is touched.
+pages 'pin must be 4 to 6 digits' "$complete" token="$tok" pin=$PIN_LETTERS
+pages 'pin must be 4 to 6 digits' "$complete" token="$tok" pin=$PIN_LONG
+pages 'pin must be 4 to 6 digits' "$complete" token="$tok" pin=$PIN_SHORT
+PGUSER=leak_outsider bind 'activation token does not exist' "$complete" token="$tok" pin=$PIN_WRONG
+pages ok "$complete" token="$tok" pin=$PIN
+pages 'already used' "$complete" token="$tok" pin=$PIN_WRONG
+[ "$(q leak "SELECT status FROM card.cards WHERE id = '$c1'")" = active ] || fail "the sentinel card was not activated"
+
+c2=$(order physical)
+old=$(start "$c2")
+tok=$(start "$c2")
+pages 'replaced by a newer one' "$complete" token="$old" pin=$PIN_WRONG
+q leak "UPDATE card.hosted_link SET expires_at = now() - interval '1 second' WHERE card_id = '$c2'"
+pages 'expired at' "$complete" token="$tok" pin=$PIN_WRONG
+pages 'malformed activation token' "$complete" token=$PAN_WRONG pin=$PIN_WRONG
+pages 'activation token does not exist' "$complete" token=act_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA pin=$PIN
+tok=$(start "$c2")
+pages ok "$complete" token="$tok" pin=$PIN_WRONG
+bind 'is active and cannot be activated' "SELECT * FROM card.card_activation_start(:card, 'https://app.example.com/x')" card="$c2"
+# The JSON form of a link (PATCH /v3/cards/:id).
+c5=$(order physical)
+url=$(q leak "SELECT card.card_update('$c5', '{\"return_url\": \"https://app.example.com/done\"}') ->> 'redirect_url'")
+echo "${url##*token=}" >>"$work/tokens"
+pages ok "$complete" token="${url##*token=}" pin=$PIN
+
+# A virtual card through the API, money, controls, authorisations.
+c3=$(order virtual)
+c4=$(order virtual)
+q leak "SELECT card.card_set_status('$c3', 'active'); SELECT card.account_credit('$acct', 100000, 'leak-1')" >/dev/null
+q leak "SELECT card.card_set_controls('$c3', '{\"spending_limits\": [{\"amount\": 5000, \"interval\": \"daily\"}]}')" >/dev/null
+ct=$(q leak "SELECT card.card_token('$c3')")
+authorize="SELECT * FROM card.card_authorize(:token, :amount, 'EUR', '5411', 'SE', 'chip', :ext)"
+processor ok "$authorize" token="$ct" amount=1200 ext=leak-a1
+processor ok "$authorize" token="$ct" amount=9000 ext=leak-a2            # declined: spending_limit
+processor ok "$authorize" token="$ct" amount=1200 ext=leak-a1            # repeated external_id
+processor 'no card has this token' "$authorize" token=$PAN_WRONG amount=100 ext=leak-a3
+processor 'is out of range' "$authorize" token="$ct" amount=0 ext=leak-a4
+q leak "SELECT card.authorization_capture(id, 1000) FROM card.\"authorization\" WHERE external_id = 'leak-a1'" >/dev/null
+# A PAN sent in a request body is refused by name, never echoed.
+bind 'unknown field "pan"' "SELECT card.card_order(:req::jsonb)" \
+    req="{\"individual_id\": \"$holder\", \"account_id\": \"$acct\", \"display_name\": \"x\", \"pan\": \"$PAN_WRONG\"}"
+q leak "SELECT card.card_set_status('$c3', 'frozen', reason => 'leak'); SELECT card.card_update('$c4', '{\"status\": \"block\"}')" >/dev/null
+bind 'cannot change' "SELECT * FROM card.card_set_status(:card, 'active')" card="$c4"
+for _ in 1 2 3 4 5; do order virtual >/dev/null; done   # a few more PANs
+# Every stored PAN decrypts and checks; one whose ciphertext belongs to
+# another card fails in the middle of decryption.
+bad=$(q leak "SELECT count(*) FROM card.card c, card.pan_check(c.id) p
+             WHERE NOT (p.luhn_valid AND p.bin_matches AND p.last4_matches AND p.fingerprint_matches)")
+[ "$bad" = 0 ] || fail "$bad sentinel PANs do not check"
+psql -X -q -d leak 2>>"$work/client.log" >/dev/null <<SQL || true
+BEGIN;
+UPDATE card.card SET pan_ciphertext = (SELECT pan_ciphertext FROM card.card WHERE id = '$c1') WHERE id = '$c2';
+SELECT * FROM card.pan_check('$c2');
+ROLLBACK;
+SQL
+grep -q 'failed authentication' "$work/client.log" || fail "pan_check of a moved ciphertext did not fail"
+q leak "SELECT card.card_expire_due(); SELECT count(*) FROM card.events_after(0, 1000)" >/dev/null
+
+say "leak: searching for the sentinels"
+# mask: the first 3 hits, each with its secret masked (reads all its input:
+# a reader that stops early would fail the writer under pipefail).
+mask() { sed -nE "s/$PAN_RE/${BIN}XXXXXXXX/g; s/$PIN|$PIN_WRONG|$PIN_LETTERS|$PIN_LONG/<PIN>/gi; s/$HEX_RE/<HEX>/gi; s/'$PIN_SHORT'/'<PIN>'/g; s/(.{200}).*/\1.../; 1,3p"; }
+# hits FILE: the lines of FILE holding a sentinel, a sentinel in hex or an
+# issued activation token, masked; false if there are none.
+hits() {
+    local h
+    h=$( { grep -aiE "$SECRET_RE|$HEX_RE" "$1" || true; grep -aF -f <(grep '^act_' "$work/tokens") "$1" || true; } )
+    [ -n "$h" ] && sed -E "s/act_[A-Za-z0-9_-]{43}/act_<TOKEN>/g" <<<"$h" | mask
+}
+scan() {  # scan WHERE FILE
+    local h
+    if h=$(hits "$2"); then fail "a sentinel in $1:"; echo "$h"; fi
+}
+dbs=$(q postgres "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1")
+for db in $dbs; do
+    pg_dump --data-only -d "$db" >>"$work/dump.sql" 2>/dev/null   # warns of circular foreign keys
+    if [ "$(q "$db" "SELECT count(*) FROM pg_extension WHERE extname = 'card'")" = 1 ]; then
+        q "$db" "SELECT e::text FROM card.event e" >>"$work/event.txt"
+        q "$db" "SELECT bin FROM card.programme" >>"$work/bins"
+    fi
+done
+q leak "SELECT query FROM pg_stat_statements" >"$work/pgss.txt"
+q postgres "CHECKPOINT"
+# Sanity: the sources cover the sentinel session.
+grep -q "$BIN" "$work/dump.sql" || fail "the dump does not hold the sentinel programme"
+grep -q card_activation_complete "$work/pgss.txt" || fail "pg_stat_statements missed the activations"
+grep -q "\"last4\"" "$work/event.txt" || fail "card.event holds no card.ordered event"
+[ -s "$work/tokens" ] || fail "no activation token was issued"
+
+scan "the server log" "$log"
+scan "pg_stat_statements" "$work/pgss.txt"
+scan "card.event" "$work/event.txt"
+scan "the data-only dumps" "$work/dump.sql"
+scan "the client's error messages" "$work/client.log"
+for f in $( { grep -rlaE "$SECRET_RE" "$CARD_DATA"; grep -rlaF -f <(grep '^act_' "$work/tokens") "$CARD_DATA"; } | sort -u || true); do
+    fail "a sentinel is in the data directory: ${f#"$CARD_DATA"/}"
+done
+
+# Any PAN of any programme the suites created: its BIN and 5 more digits,
+# not inside a word or after "-" (a uuid's last group may be 510510 and 5
+# digits by chance).  pgTAP rolls its programmes back, so their BINs come
+# from the test files.
+grep -rhoE "programme_create\('[^']*', '[0-9]{6,8}'" sql test bench | grep -oE "[0-9]{6,8}'$" | tr -d "'" >>"$work/bins"
+BINS_RE="(^|[^0-9A-Za-z-])($(sort -u "$work/bins" | paste -sd'|'))[0-9]{5}"
+# pans FILE: its lines with such a PAN, masked; false if there are none.
+# 20_pan_token.sql sends '4567123400000000' as a literal in SQL text (a "pan"
+# field that card_order(jsonb) must refuse): that value is the test's own,
+# not a generated PAN, so it is removed before the search.
+pans() {
+    local h
+    h=$(sed 's/4567123400000000//g' "$1" | grep -aE "$BINS_RE" || true)
+    [ -n "$h" ] && sed -E "s/${BINS_RE}[0-9]*/\1\2XXXXX/g" <<<"$h" | mask
+}
+for f in "$log" "$work/pgss.txt" "$work/event.txt" "$work/dump.sql" "$work/client.log"; do
+    if h=$(pans "$f"); then fail "a PAN-shaped value under a programme's BIN in ${f#"$CARD_DIR"/}:"; echo "$h"; fi
+done
+
+# The negative control, last so that nothing else reads its log lines: the
+# sentinel PIN and a PAN sent as literals in SQL text must be found.
+say "leak: negative control (secrets sent as literals must be found)"
+offset=$(stat -c %s "$log")
+q leak "SELECT /* leak negative control */ card.card_activation_complete('$PAN_WRONG', '$PIN')" 2>/dev/null &&
+    fail "the negative control's call succeeded"
+tail -c +$((offset + 1)) "$log" >"$work/control.log"
+if hits "$work/control.log" >/dev/null && pans "$work/control.log" >/dev/null; then
+    echo "leak: the searches find the PIN and the PAN sent as literals"
+else
+    fail "the searches did not find the PIN and the PAN sent as literals"
+fi
+
+lines=$(grep -c '' "$log")
+if [ $status -eq 0 ]; then
+    say "leak: no sentinel in $lines log lines, pg_stat_statements, card.event, $(wc -w <<<"$dbs") databases, the data directory or the client's messages"
+else
+    say "leak: FAILED"
+fi
+exit $status
