@@ -34,11 +34,25 @@ static CardPlan lock_old = {
 	1, {UUIDOID}
 };
 
-static CardPlan find_replacement = {
+/* The card's replacements so far, the one for this reason first. */
+static CardPlan find_replacements = {
 	NULL,
-	"SELECT id FROM card.card"
-	" WHERE replacement_for = $1 AND replacement_reason = $2::card.replacement_reason",
+	"SELECT id, replacement_reason::text FROM card.card WHERE replacement_for = $1"
+	" ORDER BY replacement_reason = $2::card.replacement_reason DESC",
 	2, {UUIDOID, TEXTOID}
+};
+
+/*
+ * A lost or stolen PAN is compromised: every other live card that carries
+ * it (the replaced card's pending reissue, or the card it reissued) ends.
+ */
+static CardPlan same_pan_cards = {
+	NULL,
+	"SELECT c.id FROM card.card c"
+	" WHERE c.programme_id = $1 AND c.pan_fingerprint = $2 AND c.id <> $3"
+	" AND card.effective_status(c.status, c.expires_on) IN ('not_activated', 'active', 'frozen')"
+	" ORDER BY c.id",
+	3, {UUIDOID, BYTEAOID, UUIDOID}
 };
 
 static CardPlan next_sequence = {
@@ -182,12 +196,34 @@ card_replace(PG_FUNCTION_ARGS)
 	fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, 11, &isnull)));
 	last4 = card_spi_text(0, 12);
 
-	/* The same request again: the first replacement, as it is now. */
+	/*
+	 * The same request again returns the first replacement, as it is now.
+	 * Otherwise a card is replaced once, but for a lost or stolen report
+	 * that follows a reissue still under way (the old card still works, so
+	 * it can still be lost).
+	 */
 	{
 		Datum		args[2] = {old_id, CStringGetTextDatum(reason)};
 
-		if (card_exec(&find_replacement, args, NULL, false, 1) == 1)
-			return card_return_card(fcinfo, card_spi_datum(0, 1, &isnull));
+		if (card_exec(&find_replacements, args, NULL, false, 0) > 0)
+		{
+			Datum		first = card_spi_datum(0, 1, &isnull);
+			char	   *first_reason = card_spi_text(0, 2);
+
+			if (strcmp(first_reason, reason) == 0)
+				return card_return_card(fcinfo, first);
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				char	   *earlier = card_spi_text(i, 2);
+
+				if (same_pan || strcmp(earlier, "lost") == 0 || strcmp(earlier, "stolen") == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("card %s was already replaced (%s) by card %s",
+									card_uuid_string(old_id), earlier,
+									card_uuid_string(card_spi_datum(i, 1, &isnull)))));
+			}
+		}
 	}
 	check_replaceable(old_id, reason, stored, effective);
 	card_new_expiry(false, validity_years, month, year);
@@ -252,13 +288,35 @@ card_replace(PG_FUNCTION_ARGS)
 
 			card_exec(&replaced_event, event, NULL, false, 1);
 		}
-		/* Lost and stolen cards end now (unless already reported). */
-		if (!same_pan && is_live(effective))
+		/*
+		 * Lost and stolen cards end now (unless already reported), and so
+		 * does every other live card with their PAN.
+		 */
+		if (!same_pan)
 		{
-			Datum		args[3] = {old_id, CStringGetTextDatum(reason),
-				CStringGetTextDatum(psprintf("replaced by card %s", card_uuid_string(new_id)))};
+			Datum		note = CStringGetTextDatum(psprintf("replaced by card %s",
+															card_uuid_string(new_id)));
+			Datum		args[3] = {programme_id, fingerprint, old_id};
+			int			others = card_exec(&same_pan_cards, args, NULL, false, 0);
+			SPITupleTable *sharing = SPI_tuptable;
 
-			card_exec(&end_old, args, NULL, false, 1);
+			if (is_live(effective))
+			{
+				Datum		end[3] = {old_id, CStringGetTextDatum(reason), note};
+
+				card_exec(&end_old, end, NULL, false, 1);
+			}
+			for (int i = 0; i < others; i++)
+			{
+				Datum		end[3] = {
+					SPI_getbinval(sharing->vals[i], sharing->tupdesc, 1, &isnull),
+					CStringGetTextDatum("blocked"),
+					CStringGetTextDatum(psprintf("PAN %s with card %s", reason,
+												 card_uuid_string(old_id)))
+				};
+
+				card_exec(&end_old, end, NULL, false, 1);
+			}
 		}
 		return card_return_card(fcinfo, new_id);
 	}
