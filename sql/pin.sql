@@ -1,0 +1,81 @@
+-- PIN tries: every wrong PIN counts, in activation of a reissued card and in
+-- the processor's checks; after 3 the PIN is blocked until it is reset
+-- through the hosted page flow.  Wrong PINs are answers, not errors, so
+-- that the count survives; malformed PINs are errors and count nothing.
+\set VERBOSITY sqlstate
+SELECT programme_id AS prog, individual_id AS holder, account_id AS acct
+  FROM test_account('PIN programme') \gset
+-- test_card_in activates with PIN 2468.
+SELECT test_card_in(:'acct', :'holder', 'active') AS c \gset
+SELECT card.card_token(:'c') AS tok \gset
+
+-- The processor's check.
+SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT * FROM card.card_pin_verify(:'tok', '1111');
+SELECT pin_tries FROM card.card WHERE id = :'c';
+-- A right PIN clears the count.
+SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT pin_tries FROM card.card WHERE id = :'c';
+-- Malformed and missing PINs are refused and count nothing.
+SELECT card.card_pin_verify(:'tok', '12');
+SELECT card.card_pin_verify(:'tok', '12ab');
+SELECT card.card_pin_verify(:'tok', NULL);
+SELECT card.card_pin_verify(NULL, '2468');
+SELECT card.card_pin_verify('ct_no_such_token', '2468');
+SELECT pin_tries FROM card.card WHERE id = :'c';
+-- Three wrong: blocked, then even the right PIN is not compared.
+SELECT * FROM card.card_pin_verify(:'tok', '0000');
+SELECT * FROM card.card_pin_verify(:'tok', '0001');
+SELECT * FROM card.card_pin_verify(:'tok', '0002');
+SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT pin_tries FROM card.card WHERE id = :'c';
+SELECT type, data FROM card.event WHERE card_id = :'c' AND type IN ('card.pin_blocked', 'card.pin_reset') ORDER BY seq;
+-- A card without a PIN yet.
+SELECT test_card_in(:'acct', :'holder', 'not_activated') AS n \gset
+SELECT card.card_pin_verify(card.card_token(:'n'), '2468');
+
+-- ---------------------------------------------------------------------------
+-- Reset through the hosted page
+-- ---------------------------------------------------------------------------
+SELECT redirect_url ~ '^https://cards\.example\.com/pin\?token=pin_[A-Za-z0-9_-]{43}$' AS link_ok,
+       expires_at - now() = interval '30 minutes' AS lifetime_ok
+  FROM card.card_pin_reset_start(:'c', 'https://app.example.com/pin-done');
+SELECT substring(redirect_url FROM 'token=(.*)$') AS reset
+  FROM card.card_pin_reset_start(:'c', 'https://app.example.com/pin-done') \gset
+-- A malformed PIN does not use the link up.
+SELECT card.card_pin_reset(:'reset', '1');
+SELECT card_id = :'c' AS same_card, return_url FROM card.card_pin_reset(:'reset', '135790');
+SELECT card.card_pin_reset(:'reset', '135790');
+SELECT * FROM card.card_pin_verify(:'tok', '135790');
+SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT type, data FROM card.event WHERE card_id = :'c' AND type IN ('card.pin_blocked', 'card.pin_reset') ORDER BY seq;
+-- Tokens of other kinds, unknown tokens, cards that cannot be reset.
+SELECT card.card_pin_reset('act_' || repeat('A', 43), '1234');
+SELECT card.card_pin_reset('pin_' || repeat('A', 43), '1234');
+SELECT card.card_pin_reset(NULL, '1234');
+SELECT card.card_pin_reset_start(:'n', 'https://app.example.com/pin-done');
+SELECT status FROM card.card_set_status(:'c', 'blocked', 'closed');
+SELECT card.card_pin_reset_start(:'c', 'https://app.example.com/pin-done');
+SELECT card.card_pin_reset_start('00000000-0000-0000-0000-000000000000', 'https://app.example.com/pin-done');
+SELECT card.card_pin_reset_start(:'n', 'ftp://app.example.com/pin-done');
+
+-- ---------------------------------------------------------------------------
+-- Activation of a reissue: its carried PIN blocks after 3 wrong tries too
+-- ---------------------------------------------------------------------------
+SELECT test_card_in(:'acct', :'holder', 'active') AS old \gset
+SELECT id AS new FROM card.card_replace(:'old', 'damaged') \gset
+SELECT substring(redirect_url FROM 'token=(.*)$') AS act
+  FROM card.card_activation_start(:'new', 'https://app.example.com/back') \gset
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'act', '1000');
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'act', '1001');
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'act', '1002');
+SELECT card.card_activation_complete(:'act', '2468');
+SELECT status FROM card.cards WHERE id = :'new';
+-- Reset (the reissue carries a PIN, so it can be reset before activation),
+-- then activate with the new PIN; the PIN belongs to the chain.
+SELECT substring(redirect_url FROM 'token=(.*)$') AS reset2
+  FROM card.card_pin_reset_start(:'new', 'https://app.example.com/pin-done') \gset
+SELECT return_url FROM card.card_pin_reset(:'reset2', '97531');
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'act', '97531');
+SELECT status FROM card.cards WHERE id = :'old';
+SELECT * FROM card.card_pin_verify(card.card_token(:'new'), '97531');
