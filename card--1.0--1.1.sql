@@ -1015,7 +1015,7 @@ CREATE INDEX card_pan_key_version_idx ON card.card (pan_key_version);
 CREATE FUNCTION card.rotate_keys_batch(batch_size integer,
     OUT rotated integer, OUT key_version integer, OUT done boolean)
     AS 'MODULE_PATHNAME', 'card_rotate_keys_batch'
-    LANGUAGE C VOLATILE STRICT
+    LANGUAGE C VOLATILE
     SET search_path = pg_catalog, pg_temp;
 
 -- Re-encrypts every PAN under the newest key version, committing after
@@ -1036,7 +1036,7 @@ BEGIN
         rotated := rotated + step.rotated;
         RAISE NOTICE 'rotate_keys: % PANs re-encrypted under key version % so far%',
             rotated, step.key_version, CASE WHEN step.done THEN ', done' ELSE '' END;
-        EXIT WHEN step.done;
+        EXIT WHEN step.done IS NOT FALSE;
     END LOOP;
 END
 $$;

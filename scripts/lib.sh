@@ -63,7 +63,7 @@ CONF
         echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'" >>"$CARD_DIR/data/postgresql.conf"
     fi
     runuser -u postgres -- $PG_BIN/pg_ctl -D "$CARD_DIR/data" -l "$CARD_DIR/server.log" -w start >/dev/null
-    export PGHOST=$CARD_DIR PGPORT=$CARD_PORT PGUSER=postgres CARD_DATA=$CARD_DIR/data
+    export PGHOST=$CARD_DIR PGPORT=$CARD_PORT PGUSER=postgres CARD_DIR CARD_DATA=$CARD_DIR/data
 }
 
 cluster_stop() {

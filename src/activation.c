@@ -24,7 +24,7 @@
 static CardPlan lock_card = {
 	NULL,
 	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
-	" p.activation_ttl, c.pin_hash, c.pin_tries, card.chain_of(c.id, c.chain_id),"
+	" p.activation_ttl, c.pin_hash, card.chain_of(c.id, c.chain_id),"
 	" c.account_id, c.programme_id"
 	" FROM card.card c"
 	" JOIN card.programme p ON p.id = c.programme_id"
@@ -35,7 +35,7 @@ static CardPlan lock_card = {
 
 static CardPlan activate = {
 	NULL,
-	"UPDATE card.card SET status = 'active', pin_hash = $2, pin_tries = 0 WHERE id = $1",
+	"UPDATE card.card SET status = 'active', pin_hash = $2 WHERE id = $1",
 	2, {UUIDOID, BYTEAOID}
 };
 
@@ -127,7 +127,7 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	carried = card_spi_datum(0, 4, &isnull);
 	if (!isnull)
 		carried_pin = DatumGetByteaPCopy(carried);
-	chain_id = card_spi_datum(0, 6, &isnull);
+	chain_id = card_spi_datum(0, 5, &isnull);
 	if (strcmp(stored, "not_activated") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -142,16 +142,16 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 		return_url = card_link_consume(CARD_LINK_ACTIVATION, hash, card_id);
 		card_exec_status_change(&activate, values, "activation", "holder",
 								DatumGetUUIDP(card_id));
+		card_pin_tries_clear(chain_id);	/* a new PIN, counted afresh */
 	}
 	else
 	{
 		/* A reissue: the holder proves the PIN it carries. */
-		int			tries = DatumGetInt16(card_spi_datum(0, 5, &isnull));
-		Datum		account_id = card_spi_datum(0, 7, &isnull);
-		Datum		programme_id = card_spi_datum(0, 8, &isnull);
+		Datum		account_id = card_spi_datum(0, 6, &isnull);
+		Datum		programme_id = card_spi_datum(0, 7, &isnull);
 
 		switch (card_pin_attempt(card_id, account_id, programme_id, chain_id,
-								 carried_pin, tries, pin, &tries_left))
+								 carried_pin, pin, &tries_left))
 		{
 			case CARD_PIN_BLOCKED:
 				ereport(ERROR,

@@ -114,8 +114,9 @@ typedef enum CardPinOutcome
 extern bytea *card_pin_hash(Datum chain_id, const char *pin);
 extern CardPinOutcome card_pin_attempt(Datum card_id, Datum account_id,
 									   Datum programme_id, Datum chain_id,
-									   const bytea *stored, int tries,
-									   const char *pin, int *tries_left);
+									   const bytea *stored, const char *pin,
+									   int *tries_left);
+extern void card_pin_tries_clear(Datum chain_id);
 
 /* ---- lifecycle rules (status.c) ---- */
 /*

@@ -7,8 +7,11 @@
  * A PIN is kept only as an HMAC over the card chain's id and the PIN, so
  * equal PINs hash apart and a reissued card (same PAN) carries its PIN.
  * Every wrong PIN counts; after CARD_PIN_TRIES the PIN is blocked until it
- * is reset.  A wrong PIN is an answer, not an error: an error would roll
- * back the count along with everything else.
+ * is reset.  The count is the chain's, kept on its first card: a reissue
+ * working alongside the card it replaces shares the PIN and so shares the
+ * tries, and the first card's row lock makes concurrent tries take turns.
+ * A wrong PIN is an answer, not an error: an error would roll back the
+ * count along with everything else.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,15 +21,15 @@
 
 #include "utils/builtins.h"
 
-static CardPlan count_wrong = {
+static CardPlan chain_tries = {
 	NULL,
-	"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 RETURNING pin_tries",
+	"SELECT pin_tries FROM card.card WHERE id = $1 FOR NO KEY UPDATE",
 	1, {UUIDOID}
 };
 
-static CardPlan clear_tries = {
+static CardPlan count_wrong = {
 	NULL,
-	"UPDATE card.card SET pin_tries = 0 WHERE id = $1 AND pin_tries > 0",
+	"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 RETURNING pin_tries",
 	1, {UUIDOID}
 };
 
@@ -63,18 +66,35 @@ pin_event(const char *type, Datum card_id, Datum account_id, Datum programme_id,
 	card_exec(&emit, values, NULL, false, 1);
 }
 
+/* Start the count of a chain's PIN afresh (a new PIN was set). */
+void
+card_pin_tries_clear(Datum chain_id)
+{
+	static CardPlan clear_tries = {
+		NULL,
+		"UPDATE card.card SET pin_tries = 0 WHERE id = $1 AND pin_tries > 0",
+		1, {UUIDOID}
+	};
+
+	card_exec(&clear_tries, &chain_id, NULL, false, 0);
+}
+
 /*
  * Check a PIN against the stored hash of a card whose row lock the caller
- * holds, counting a wrong one.  Sets *tries_left (0 once blocked).
+ * holds, counting a wrong one against the chain.  Sets *tries_left (0 once
+ * blocked).
  */
 CardPinOutcome
 card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
-				 Datum chain_id, const bytea *stored, int tries,
-				 const char *pin, int *tries_left)
+				 Datum chain_id, const bytea *stored, const char *pin,
+				 int *tries_left)
 {
 	bytea	   *given;
 	bool		isnull;
+	int			tries;
 
+	card_exec(&chain_tries, &chain_id, NULL, false, 1);
+	tries = DatumGetInt16(card_spi_datum(0, 1, &isnull));
 	if (tries >= CARD_PIN_TRIES)
 	{
 		*tries_left = 0;
@@ -85,11 +105,11 @@ card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
 		CRYPTO_memcmp(VARDATA_ANY(stored), VARDATA(given), CARD_MAC_LEN) == 0)
 	{
 		if (tries > 0)
-			card_exec(&clear_tries, &card_id, NULL, false, 0);
+			card_pin_tries_clear(chain_id);
 		*tries_left = CARD_PIN_TRIES;
 		return CARD_PIN_MATCHED;
 	}
-	card_exec(&count_wrong, &card_id, NULL, false, 1);
+	card_exec(&count_wrong, &chain_id, NULL, false, 1);
 	tries = DatumGetInt16(card_spi_datum(0, 1, &isnull));
 	*tries_left = CARD_PIN_TRIES - tries;
 	if (*tries_left == 0)
@@ -119,7 +139,7 @@ verify_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	static CardPlan lock_by_token = {
 		NULL,
 		"SELECT c.id, c.account_id, c.programme_id, card.chain_of(c.id, c.chain_id),"
-		" c.pin_hash, c.pin_tries"
+		" c.pin_hash"
 		" FROM card.card c"
 		" WHERE c.token = $1 AND card.programme_visible(c.programme_id)"
 		" FOR NO KEY UPDATE",
@@ -156,7 +176,6 @@ verify_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 											  card_spi_datum(0, 3, &isnull),
 											  card_spi_datum(0, 4, &isnull),
 											  DatumGetByteaPCopy(stored),
-											  DatumGetInt16(card_spi_datum(0, 6, &isnull)),
 											  pin, &tries_left) == CARD_PIN_MATCHED);
 	result[1] = Int32GetDatum(tries_left);
 	tupdesc = BlessTupleDesc(tupdesc);

@@ -39,7 +39,7 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 		"UPDATE card.card SET pan_ciphertext = $2, pan_key_version = $3 WHERE id = $1",
 		3, {UUIDOID, BYTEAOID, INT2OID}
 	};
-	int32		batch_size = PG_GETARG_INT32(0);
+	int32		batch_size;
 	int			newest;
 	Datum		newest_datum;
 	int			found;
@@ -50,6 +50,11 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, false, false};
 	Datum		row;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("batch_size is required")));
+	batch_size = PG_GETARG_INT32(0);
 	if (batch_size < 1 || batch_size > BATCH_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

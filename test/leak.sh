@@ -6,18 +6,23 @@
 # On its own throwaway cluster (log_statement = 'all', log_min_error_statement
 # = error, log_parameter_max_length(_on_error) = 0 as the README tells DBAs,
 # pg_stat_statements tracking nested statements too):
-#   1. every suite (pg_regress, isolation, pgTAP, dump/restore, upgrade, feed)
-#      runs, so every path of the extension runs under full logging;
+#   1. every suite (pg_regress, isolation, pgTAP, dump/restore, upgrade,
+#      key rotation, feed) runs, so every path of the extension runs under
+#      full logging;
 #   2. a sentinel session drives a programme with a distinctive BIN through
 #      orders, activations (right, malformed and refused PINs; used,
-#      superseded, expired, malformed, unseen tokens), authorisations and
-#      errors, passing every secret as a bind parameter (pgbench -M extended)
-#      as clients must, from the login roles production would use;
+#      superseded, expired, malformed, unseen tokens), authorisations,
+#      reveals of PAN and CVV, processor PIN checks until blocked, PIN
+#      resets, replacement (new PAN) and reissue (same PAN, carried PIN),
+#      key rotation, and errors of each, passing every secret as a bind
+#      parameter (pgbench -M extended) as clients must, from the login roles
+#      production would use;
 #   3. the log, pg_stat_statements, card.event, a data-only dump of every
 #      database, the data directory and the client's messages are searched
-#      for the sentinels, the issued tokens, and any PAN of any programme;
-#   4. a negative control sends the PIN and a PAN as literals in SQL text and
-#      checks that the same searches find them in the log.
+#      for the sentinels, the issued tokens (activation, reveal, PIN reset),
+#      the keys of the key file, and any PAN of any programme;
+#   4. a negative control sends a PIN, a PAN and used tokens as literals in
+#      SQL text and checks that the same searches find each in the log.
 # Expects the extension built and installed.  Exits non-zero on any leak or
 # failure.  CARD_LEAK_PORT (default 54339) sets the port of its cluster;
 # CARD_KEEP=1 leaves the cluster running for a look (pg_ctl stop it after).
@@ -33,7 +38,8 @@ BIN=53591742
 PAN_RE="${BIN}[0-9]{8}"
 PAN_WRONG=${BIN}90807060         # a PAN-shaped value sent where a PAN does not belong
 PIN=090807                       # the PIN that activates
-PIN_WRONG=918273                 # well-formed, sent with refused tokens
+PIN_WRONG=918273                 # well-formed, sent with refused tokens and as wrong PINs
+PIN_NEW=564738                   # the PIN a reset sets
 PIN_LETTERS=09o8q7               # malformed: letters
 PIN_LONG=0908070605              # malformed: too long
 PIN_SHORT=090                    # malformed: too short (only searched for as a quoted value)
@@ -42,9 +48,11 @@ hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 # once in 16^6 positions, and the dumps hold millions), so it counts only
 # standing alone; the longer PAN and the PIN with letters count anywhere.
 B='[^0-9A-Za-z]'
-SECRET_RE="$PAN_RE|$PIN_LETTERS|(^|$B)($PIN|$PIN_WRONG|$PIN_LONG)(\$|${B})|['\"]${PIN_SHORT}['\"]"
+SECRET_RE="$PAN_RE|$PIN_LETTERS|(^|$B)($PIN|$PIN_WRONG|$PIN_NEW|$PIN_LONG)(\$|${B})|['\"]${PIN_SHORT}['\"]"
 # bytea columns dump as hex: the same secrets in hex.
-HEX_RE="$(hex $BIN)(3[0-9]){8}|$(hex $PIN)|$(hex $PIN_WRONG)|$(hex $PIN_LETTERS)|$(hex $PIN_LONG)"
+HEX_RE="$(hex $BIN)(3[0-9]){8}|$(hex $PIN)|$(hex $PIN_WRONG)|$(hex $PIN_NEW)|$(hex $PIN_LETTERS)|$(hex $PIN_LONG)"
+# The issued one-time tokens of every hosted page: activation, reveal, PIN reset.
+TOKEN_RE='(act|rvl|pin)_[A-Za-z0-9_-]{43}'
 
 cluster_start
 if [ "${CARD_KEEP:-0}" = 1 ]; then trap - EXIT; fi   # leave the cluster to inspect
@@ -78,6 +86,8 @@ PGOPTIONS="-c client_min_messages=warning" pg_prove -d card_tap test/pgtap/*.sql
     { tail -5 "$work/pgtap.out"; fail "pgTAP suites"; }
 test/dump-restore.sh >"$work/dump-restore.out" 2>&1 || { tail -5 "$work/dump-restore.out"; fail "dump/restore"; }
 test/upgrade.sh >"$work/upgrade.out" 2>&1 || { tail -5 "$work/upgrade.out"; fail "upgrade"; }
+# rotate.sh edits the key file of $CARD_DIR, and puts it back as it was.
+CARD_DIR=$CARD_DIR test/rotate.sh >"$work/rotate.out" 2>&1 || { tail -5 "$work/rotate.out"; fail "key rotation"; }
 test/feed.sh >"$work/feed.out" 2>&1 || { tail -5 "$work/feed.out"; fail "feed"; }
 
 say "leak: the sentinel session (BIN $BIN, secrets as bind parameters)"
@@ -90,18 +100,22 @@ q leak "CREATE EXTENSION card; CREATE EXTENSION pg_stat_statements" >/dev/null
 prog=$(q leak "SELECT card.programme_create('Leak sentinel', '$BIN', 'mastercard')")
 holder=$(q leak "SELECT card.individual_create('$prog', 'Sentinel Holder')")
 acct=$(q leak "SELECT card.account_open('$prog', '$holder', 'EUR')")
-# The hosted pages and the processor log in as their own roles, granted the
-# programme, as in production (row-level security on their paths); an
-# outsider's hosted pages do not see the programme.
-q leak "CREATE ROLE leak_pages LOGIN IN ROLE card_hosted_pages; CREATE ROLE leak_processor LOGIN IN ROLE card_processor;
-        CREATE ROLE leak_outsider LOGIN IN ROLE card_hosted_pages;
-        SELECT card.programme_grant('$prog', 'leak_pages'), card.programme_grant('$prog', 'leak_processor')" >/dev/null
+# The API, the hosted pages and the processor log in as their own roles,
+# granted the programme, as in production (row-level security on their
+# paths); an outsider's hosted pages do not see the programme.
+q leak "CREATE ROLE leak_api LOGIN IN ROLE card_api; CREATE ROLE leak_pages LOGIN IN ROLE card_hosted_pages;
+        CREATE ROLE leak_processor LOGIN IN ROLE card_processor; CREATE ROLE leak_outsider LOGIN IN ROLE card_hosted_pages;
+        SELECT card.programme_grant('$prog', r) FROM unnest('{leak_api,leak_pages,leak_processor}'::name[]) r" >/dev/null
 order() { q leak "SELECT id FROM card.card_order('$holder', '$acct', 'Sentinel $1', type => '$1')"; }
-start() {  # a new activation link; the token is in the result, never in SQL text
+# link FUNCTION CARD: a new hosted-page link from the API (activation,
+# reveal or PIN reset); prints its token and adds it to the issued tokens
+# searched for.  The token is in the result, never in SQL text.
+link() {
     local url
-    url=$(q leak "SELECT redirect_url FROM card.card_activation_start('$1', 'https://app.example.com/done')")
+    url=$(PGUSER=leak_api q leak "SELECT redirect_url FROM card.$1('$2', 'https://app.example.com/done')")
     echo "${url##*token=}" | tee -a "$work/tokens"
 }
+start() { link card_activation_start "$1"; }
 # bind EXPECT SQL NAME=VALUE...: one call through the extended protocol, the
 # values as $n parameters (pgbench -M extended turns :NAME into $n).  EXPECT
 # is ok, or a fragment of the error message the call must fail with.
@@ -169,6 +183,143 @@ bind 'unknown field "pan"' "SELECT card.card_order(:req::jsonb)" \
 q leak "SELECT card.card_set_status('$c3', 'frozen', reason => 'leak'); SELECT card.card_update('$c4', '{\"status\": \"block\"}')" >/dev/null
 bind 'cannot change' "SELECT * FROM card.card_set_status(:card, 'active')" card="$c4"
 for _ in 1 2 3 4 5; do order virtual >/dev/null; done   # a few more PANs
+
+# assert COND NAME: pgbench lines that abort the call (so that bind reports
+# it) unless COND holds, a pgbench expression over the columns the last
+# query stored with \gset.  Those values stay inside pgbench, which prints
+# no result: a revealed PAN is checked without being written anywhere.
+assert() { printf '\\if not (%s)\n\\set %s 1 / 0\n\\endif\n' "$1" "$2"; }
+api() { PGUSER=leak_api bind "$@"; }
+outsider() { PGUSER=leak_outsider bind "$@"; }
+status_of() { q leak "SELECT status FROM card.card WHERE id = '$1'"; }
+same_pan() { q leak "SELECT a.pan_fingerprint = b.pan_fingerprint FROM card.card a, card.card b WHERE a.id = '$1' AND b.id = '$2'"; }
+
+# Reveal.  The PAN and CVV go to the hosted page's result set and nowhere
+# else.  The API, an outsider's pages, a used, superseded or malformed
+# token and an ended card get no details.
+reveal='SELECT pan, exp_month, exp_year, cvv FROM card.card_reveal(:token) \gset'
+# revealed CARD TOKEN: the page reveals CARD's details, checked inside
+# pgbench against its last4 and expiry (not secrets): the sentinel BIN, the
+# card's last4 and expiry, a CVV of at most 3 digits.
+revealed() {
+    local last4 month year
+    IFS='|' read -r last4 month year < <(q leak "SELECT last4, exp_month, exp_year FROM card.card WHERE id = '$1'")
+    pages ok "$reveal
+$(assert ":pan / 100000000 = $BIN and :pan % 10000 = :last4 and :exp_month = :month and :exp_year = :year and :cvv >= 0 and :cvv <= 999" revealed_details_wrong)" \
+        token="$2" last4="$last4" month="$month" year="$year"
+}
+act=$(grep -m1 '^act_' "$work/tokens")           # a used activation token
+old=$(link card_reveal_start "$c1")
+tok=$(link card_reveal_start "$c1")
+outsider 'reveal token does not exist' "$reveal" token="$tok"
+api 'permission denied for function card_reveal' "$reveal" token="$tok"
+pages 'replaced by a newer one' "$reveal" token="$old"
+pages 'malformed reveal token' "$reveal" token=$PAN_WRONG
+pages 'malformed reveal token' "$reveal" token="$act"
+revealed "$c1" "$tok"
+pages 'already used' "$reveal" token="$tok"
+rvl_used=$tok                                    # for the negative control
+
+# The processor's PIN checks: the right PIN, malformed ones (refused,
+# counting nothing), an unknown card, then wrong PINs until blocked, when
+# even the right PIN is not compared.
+ct1=$(q leak "SELECT card.card_token('$c1')")
+verify='SELECT verified, tries_left FROM card.card_pin_verify(:token, :pin) \gset'
+# verified COND TRIES: checks of the answer (COND: :verified or not :verified).
+verified() { assert "$1 and :tries_left = $2" pin_answer_wrong; }
+processor ok "$verify
+$(verified :verified 3)" token="$ct1" pin=$PIN
+for pin in $PIN_LETTERS $PIN_LONG $PIN_SHORT; do
+    processor 'pin must be 4 to 6 digits' "$verify" token="$ct1" pin="$pin"
+done
+processor 'no card has this token' "$verify" token=$PAN_WRONG pin=$PIN
+pages 'permission denied for function card_pin_verify' "$verify" token="$ct1" pin=$PIN
+for left in 2 1 0; do
+    processor ok "$verify
+$(verified 'not :verified' $left)" token="$ct1" pin=$PIN_WRONG
+done
+processor ok "$verify
+$(verified 'not :verified' 0)" token="$ct1" pin=$PIN
+
+# PIN reset through the hosted page, to a new sentinel PIN: a superseded
+# link, malformed PINs (the link survives them), an outsider, tokens that
+# are not PIN reset tokens, then the reset and a second use of its token.
+reset='SELECT * FROM card.card_pin_reset(:token, :pin)'
+old=$(link card_pin_reset_start "$c1")
+tok=$(link card_pin_reset_start "$c1")
+pages 'replaced by a newer one' "$reset" token="$old" pin=$PIN_NEW
+for pin in $PIN_LETTERS $PIN_LONG $PIN_SHORT; do
+    pages 'pin must be 4 to 6 digits' "$reset" token="$tok" pin="$pin"
+done
+outsider 'PIN reset token does not exist' "$reset" token="$tok" pin=$PIN_NEW
+pages 'malformed PIN reset token' "$reset" token=$PAN_WRONG pin=$PIN_NEW
+pages 'malformed PIN reset token' "$reset" token="$rvl_used" pin=$PIN_NEW
+pages ok "$reset" token="$tok" pin=$PIN_NEW
+pages 'already used' "$reset" token="$tok" pin=$PIN_WRONG
+processor ok "$verify
+$(verified 'not :verified' 2)" token="$ct1" pin=$PIN   # the old PIN is gone
+processor ok "$verify
+$(verified :verified 3)" token="$ct1" pin=$PIN_NEW
+pin_used=$tok                                    # for the negative control
+
+# Reissue (damaged: same PAN, PIN carried).  Both cards reveal the same
+# PAN, compared inside pgbench; activating the reissue checks the carried
+# PIN: a malformed one is refused, wrong ones count, the new one activates
+# it and closes the old card.
+replace='SELECT id FROM card.card_replace(:card, :reason)'
+api ok "$replace" card="$c1" reason=damaged
+api ok "$replace" card="$c1" reason=damaged      # the same request: the same reissue
+r1=$(q leak "SELECT id FROM card.card WHERE replacement_for = '$c1'")
+if [ "$(wc -l <<<"$r1")" != 1 ] || [ "$(same_pan "$c1" "$r1")" != t ]; then
+    fail "the damaged card's reissue is not one card with its PAN"
+fi
+old=$(link card_reveal_start "$c1")
+tok=$(link card_reveal_start "$r1")
+pages ok "SELECT pan FROM card.card_reveal(:old) \\gset old_
+SELECT pan FROM card.card_reveal(:new) \\gset new_
+$(assert ":old_pan = :new_pan and :new_pan / 100000000 = $BIN" reissue_pan_differs)" old="$old" new="$tok"
+tok=$(start "$r1")
+tries="$complete \\gset"
+pages 'pin must be 4 to 6 digits' "$complete" token="$tok" pin=$PIN_LETTERS
+pages ok "$tries
+$(assert ':pin_tries_left = 2' pin_tries_wrong)" token="$tok" pin=$PIN_WRONG
+pages ok "$tries
+$(assert ':pin_tries_left = 1' pin_tries_wrong)" token="$tok" pin=$PIN     # reset away
+[ "$(status_of "$r1")" = not_activated ] || fail "a wrong PIN activated the reissue"
+pages ok "$tries
+$(assert ':pin_tries_left = 3' pin_tries_wrong)" token="$tok" pin=$PIN_NEW
+[ "$(status_of "$r1") $(status_of "$c1")" = "active blocked" ] || fail "the reissue's activation did not replace the card"
+processor ok "$verify
+$(verified :verified 3)" token="$(q leak "SELECT card.card_token('$r1')")" pin=$PIN_NEW
+
+# Replacement (lost: a new PAN, the old card ends at once); a link issued
+# before the loss reveals nothing after it.
+tok=$(link card_reveal_start "$c5")
+api ok "$replace" card="$c5" reason=lost
+l5=$(q leak "SELECT id FROM card.card WHERE replacement_for = '$c5'")
+[ "$(same_pan "$c5" "$l5") $(status_of "$c5")" = "f lost" ] || fail "the lost card's replacement has its PAN, or the lost card lives"
+pages 'cannot be revealed' "$reveal" token="$tok"
+api 'cannot be revealed' 'SELECT * FROM card.card_reveal_start(:card, :url)' card="$c5" url=https://app.example.com/done
+api 'invalid replacement reason' "$replace" card="$l5" reason=misplaced
+revealed "$l5" "$(link card_reveal_start "$l5")"
+pages ok "$complete" token="$(start "$l5")" pin=$PIN   # a new PAN: the holder chooses the PIN
+
+# Key rotation: a key version 2 line, a reload, then every PAN of the
+# database re-encrypted in small batches.  Its NOTICEs reach the client and
+# the log (log_min_messages = info) and are searched like the rest.
+echo "2 $(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >>"$CARD_DIR/card.keys"
+q postgres "SELECT pg_reload_conf()" >/dev/null
+api 'permission denied for procedure rotate_keys' 'CALL card.rotate_keys(5)'
+psql -X -q -v ON_ERROR_STOP=1 -d leak -c "CALL card.rotate_keys(5)" >/dev/null 2>"$work/notices.out" ||
+    { cat "$work/notices.out"; fail "CALL card.rotate_keys failed"; }
+cat "$work/notices.out" >>"$work/client.log"
+if [ "$(grep -c 'PANs re-encrypted under key version 2' "$work/notices.out")" -lt 2 ] ||
+   ! grep -q ', done' "$work/notices.out"; then
+    fail "the rotation sent no progress NOTICEs"
+fi
+[ "$(q leak "SELECT string_agg(key_version::text, ' ') FROM card.pan_key_versions()")" = 2 ] ||
+    fail "PANs are left under key version 1"
+revealed "$r1" "$(link card_reveal_start "$r1")"     # the rotated PAN reveals
 # Every stored PAN decrypts and checks; one whose ciphertext belongs to
 # another card fails in the middle of decryption.
 bad=$(q leak "SELECT count(*) FROM card.card c, card.pan_check(c.id) p
@@ -186,13 +337,18 @@ q leak "SELECT card.card_expire_due(); SELECT count(*) FROM card.events_after(0,
 say "leak: searching for the sentinels"
 # mask: the first 3 hits, each with its secret masked (reads all its input:
 # a reader that stops early would fail the writer under pipefail).
-mask() { sed -nE "s/$PAN_RE/${BIN}XXXXXXXX/g; s/$PIN|$PIN_WRONG|$PIN_LETTERS|$PIN_LONG/<PIN>/gi; s/$HEX_RE/<HEX>/gi; s/'$PIN_SHORT'/'<PIN>'/g; s/(.{200}).*/\1.../; 1,3p"; }
-# hits FILE: the lines of FILE holding a sentinel, a sentinel in hex or an
-# issued activation token, masked; false if there are none.
+mask() { sed -nE "s/$PAN_RE/${BIN}XXXXXXXX/g; s/$PIN|$PIN_WRONG|$PIN_NEW|$PIN_LETTERS|$PIN_LONG/<PIN>/gi; s/$HEX_RE/<HEX>/gi; s/'$PIN_SHORT'/'<PIN>'/g; s/(.{200}).*/\1.../; 1,3p"; }
+# issued: the one-time tokens the sentinel session received.
+issued() { grep -E "^$TOKEN_RE\$" "$work/tokens"; }
+# fixed: the secrets searched for as they are: those tokens, and the keys
+# of the key file in hex (version 2 was added by the sentinel session).
+fixed() { issued; awk '$1 ~ /^(mac|[0-9]+)$/ { print $2 }' "$CARD_DIR/card.keys"; }
+# hits FILE: the lines of FILE holding a sentinel, a sentinel in hex, an
+# issued token or a key, masked; false if there are none.
 hits() {
     local h
-    h=$( { grep -aiE "$SECRET_RE|$HEX_RE" "$1" || true; grep -aF -f <(grep '^act_' "$work/tokens") "$1" || true; } )
-    [ -n "$h" ] && sed -E "s/act_[A-Za-z0-9_-]{43}/act_<TOKEN>/g" <<<"$h" | mask
+    h=$( { grep -aiE "$SECRET_RE|$HEX_RE" "$1" || true; grep -aiF -f <(fixed) "$1" || true; } )
+    [ -n "$h" ] && sed -E "s/$TOKEN_RE/\1_<TOKEN>/g; s/[0-9a-fA-F]{64}/<KEY>/g" <<<"$h" | mask
 }
 scan() {  # scan WHERE FILE
     local h
@@ -212,14 +368,27 @@ q postgres "CHECKPOINT"
 grep -q "$BIN" "$work/dump.sql" || fail "the dump does not hold the sentinel programme"
 grep -q card_activation_complete "$work/pgss.txt" || fail "pg_stat_statements missed the activations"
 grep -q "\"last4\"" "$work/event.txt" || fail "card.event holds no card.ordered event"
-[ -s "$work/tokens" ] || fail "no activation token was issued"
+for f in card_reveal card_pin_verify card_pin_reset card_replace rotate_keys; do
+    grep -q "$f" "$work/pgss.txt" || fail "pg_stat_statements missed $f"
+done
+for e in card.revealed card.pin_blocked card.pin_reset card.replaced; do
+    grep -q "$e" "$work/event.txt" || fail "card.event holds no $e event"
+done
+grep -q 'rotate_keys: .* PANs re-encrypted' "$log" || fail "the log missed the rotation's NOTICEs"
+for t in act rvl pin; do
+    issued | grep -q "^${t}_" || fail "no ${t}_ token was issued"
+done
+[ "$(fixed | grep -vc '_')" = 3 ] || fail "the key file does not hold the MAC key and key versions 1 and 2"
 
 scan "the server log" "$log"
 scan "pg_stat_statements" "$work/pgss.txt"
 scan "card.event" "$work/event.txt"
 scan "the data-only dumps" "$work/dump.sql"
 scan "the client's error messages" "$work/client.log"
-for f in $( { grep -rlaE "$SECRET_RE" "$CARD_DATA"; grep -rlaF -f <(grep '^act_' "$work/tokens") "$CARD_DATA"; } | sort -u || true); do
+# A CVV is 3 digits, too short to search for: no table or event may even
+# have a field for one.
+if grep -il cvv "$work/event.txt" "$work/dump.sql"; then fail "a CVV field in the files above"; fi
+for f in $( { grep -rlaE "$SECRET_RE" "$CARD_DATA"; grep -rlaiF -f <(fixed) "$CARD_DATA"; } | sort -u || true); do
     fail "a sentinel is in the data directory: ${f#"$CARD_DATA"/}"
 done
 
@@ -242,18 +411,29 @@ for f in "$log" "$work/pgss.txt" "$work/event.txt" "$work/dump.sql" "$work/clien
     if h=$(pans "$f"); then fail "a PAN-shaped value under a programme's BIN in ${f#"$CARD_DIR"/}:"; echo "$h"; fi
 done
 
-# The negative control, last so that nothing else reads its log lines: the
-# sentinel PIN and a PAN sent as literals in SQL text must be found.
+# The negative control, last so that nothing else reads its log lines: each
+# kind of secret, sent alone as a literal in SQL text, must be found in the
+# log lines its call adds.
 say "leak: negative control (secrets sent as literals must be found)"
-offset=$(stat -c %s "$log")
-q leak "SELECT /* leak negative control */ card.card_activation_complete('$PAN_WRONG', '$PIN')" 2>/dev/null &&
-    fail "the negative control's call succeeded"
-tail -c +$((offset + 1)) "$log" >"$work/control.log"
-if hits "$work/control.log" >/dev/null && pans "$work/control.log" >/dev/null; then
-    echo "leak: the searches find the PIN and the PAN sent as literals"
-else
-    fail "the searches did not find the PIN and the PAN sent as literals"
-fi
+found=
+control() {  # control WHAT CALL [pan]: CALL must fail, and its lines hold WHAT
+    local offset
+    offset=$(stat -c %s "$log")
+    q leak "SELECT /* leak negative control */ $2" 2>/dev/null && fail "the negative control's call succeeded: $2"
+    tail -c +$((offset + 1)) "$log" >"$work/control.log"
+    if hits "$work/control.log" >/dev/null && { [ "${3:-}" != pan ] || pans "$work/control.log" >/dev/null; }; then
+        found="$found${found:+, }$1"
+    else
+        fail "the searches did not find $1 sent as a literal"
+    fi
+}
+control "a PAN" "card.card_activation_complete('$PAN_WRONG', '1234')" pan
+control "the PIN" "card.card_pin_verify('ct_none', '$PIN')"
+control "the reset PIN" "card.card_pin_verify('ct_none', '$PIN_NEW')"
+control "a reveal token" "card.card_reveal('$rvl_used')"
+control "a PIN reset token" "card.card_pin_reset('$pin_used', '1234')"
+control "an activation token" "card.card_activation_complete('$act', '1234')"
+echo "leak: the searches find, sent as literals: $found"
 
 lines=$(grep -c '' "$log")
 if [ $status -eq 0 ]; then

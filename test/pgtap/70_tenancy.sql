@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- objects read as not found (P0002), its rows as absent, and row-level
 -- security refuses a row written into it.
 BEGIN;
-SELECT plan(48);
+SELECT plan(50);
 \ir include/run_as.sql
 
 -- Tenant A creates its programme itself (and so is granted it); tenant B
@@ -40,6 +40,8 @@ SELECT card.card_token(:'card_a') AS token_a \gset
 SELECT authorization_id AS auth_a FROM card.card_authorize(:'token_a', 1000, 'EUR', '5411', 'SE', 'chip', 'a-1') \gset
 SELECT substring(redirect_url FROM 'token=(.*)$') AS act_a
   FROM card.card_activation_start(:'card_a2', 'https://app.example.com/done') \gset
+SELECT substring(redirect_url FROM 'token=(.*)$') AS rev_a
+  FROM card.card_reveal_start(:'card_a', 'https://app.example.com/done') \gset
 RESET ROLE;
 
 SET LOCAL ROLE tap_tenant_b;
@@ -145,12 +147,17 @@ INSERT INTO tap_cross VALUES
   (format('SELECT card.card_authorize(%L, 100, %L, %L, %L, %L, %L)', :'token_a', 'EUR', '5411', 'SE', 'chip', 'b-cross')),
   (format('SELECT card.authorization_capture(%L)', :'auth_a')),
   (format('SELECT card.authorization_reverse(%L)', :'auth_a')),
+  (format('SELECT card.card_reveal_start(%L, %L)', :'card_a', 'https://app.example.com/x')),
+  (format('SELECT card.card_reveal(%L)', :'rev_a')),
+  (format('SELECT card.card_replace(%L, %L)', :'card_a', 'damaged')),
+  (format('SELECT card.card_pin_reset_start(%L, %L)', :'card_a', 'https://app.example.com/x')),
+  (format('SELECT card.card_pin_verify(%L, %L)', :'token_a', '1234')),
   (format('SELECT card.programme_grant(%L, %L)', :'prog_a', 'tap_tenant_b')),
   (format('SELECT card.programme_revoke(%L, %L)', :'prog_a', 'tap_tenant_a'));
 
 CREATE TEMP TABLE tap_cross_result ON COMMIT DROP AS
 SELECT call, pg_temp.tap_run_as('tap_tenant_b', call) AS outcome FROM tap_cross;
-SELECT is((SELECT count(*)::int FROM tap_cross_result), 26, 'B tried 26 calls on A''s objects');
+SELECT is((SELECT count(*)::int FROM tap_cross_result), 31, 'B tried 31 calls on A''s objects');
 SELECT is((SELECT string_agg(call || ' => ' || outcome, '; ') FROM tap_cross_result WHERE outcome <> 'P0002'),
     NULL, 'each of them fails as not found (P0002), none as a permission hint');
 
@@ -161,6 +168,10 @@ SELECT is((SELECT count(*)::int FROM card.card WHERE display_name = 'Intruder ca
     'B ordered no card on A''s account');
 SELECT is((SELECT count(*)::int FROM card.individual WHERE name = 'Intruder'), 0,
     'B created no individual in programme A');
+SELECT is((SELECT count(*)::int FROM card.card WHERE replacement_for = :'card_a'), 0,
+    'B replaced none of A''s cards');
+SELECT is((SELECT count(*)::int FROM card.event WHERE card_id = :'card_a' AND type = 'card.revealed'), 0,
+    'B revealed nothing of A''s');
 SELECT is((SELECT count(*)::int FROM card."authorization" WHERE external_id = 'b-cross'), 0,
     'B''s authorisation with A''s token left no record');
 SELECT is((SELECT status FROM card."authorization" WHERE id = :'auth_a'), 'pending'::card.authorization_status,
