@@ -79,3 +79,14 @@ SELECT return_url FROM card.card_pin_reset(:'reset2', '97531');
 SELECT status, pin_tries_left FROM card.card_activation_complete(:'act', '97531');
 SELECT status FROM card.cards WHERE id = :'old';
 SELECT * FROM card.card_pin_verify(card.card_token(:'new'), '97531');
+
+-- The tries are the chain's: wrong PINs on a card and on its reissue, which
+-- carries the same PIN, add up to one count.
+SELECT test_card_in(:'acct', :'holder', 'active') AS first \gset
+SELECT id AS reissue FROM card.card_replace(:'first', 'expired') \gset
+SELECT * FROM card.card_pin_verify(card.card_token(:'first'), '1111');
+SELECT * FROM card.card_pin_verify(card.card_token(:'first'), '1112');
+SELECT substring(redirect_url FROM 'token=(.*)$') AS act2
+  FROM card.card_activation_start(:'reissue', 'https://app.example.com/back') \gset
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'act2', '1113');
+SELECT * FROM card.card_pin_verify(card.card_token(:'first'), '2468');
