@@ -19,7 +19,9 @@ createdb $new
 
 # Version 1.0 with data.  The library installed is the newest, whose C entry
 # points need the newest catalog (see README, "Upgrading"), so the 1.0 data
-# comes from 1.0's SQL functions; a consumer as 1.0 registered it.
+# comes from 1.0's SQL functions; a consumer as 1.0 registered it; a card
+# row and its activation link as 1.0's C code wrote them (placeholder
+# secrets: this card is never decrypted).
 q -d $old -o /dev/null <<'SQL'
 CREATE EXTENSION card VERSION '1.0';
 SELECT card.programme_create('Before the upgrade', '45671234') AS prog \gset
@@ -27,6 +29,13 @@ SELECT card.individual_create(:'prog', 'Old holder') AS ind \gset
 SELECT card.account_open(:'prog', :'ind') AS acc \gset
 SELECT balance FROM card.account_credit(:'acc', 12345, 'old-credit');
 SELECT card.consumer_register('old-consumer', 0);
+INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name, type,
+                       exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version, pan_fingerprint)
+VALUES (gen_random_uuid(), :'prog', :'acc', :'ind', 'Card of 1.0', 'physical', '12', '2030', '0000',
+        'ct_old', '\x00', 1, '\x01')
+RETURNING id AS old_card \gset
+INSERT INTO card.activation (token_hash, card_id, return_url, expires_at)
+VALUES ('\x02', :'old_card', 'https://app.example.com/done', now() + interval '1 hour');
 SQL
 q -d $old -c "ALTER EXTENSION card UPDATE"
 q -d $new -c "CREATE EXTENSION card"
@@ -102,10 +111,14 @@ SELECT format('rows %s %s %s %s', (SELECT count(*) FROM card.programme), (SELECT
               (SELECT balance FROM card.balances), (SELECT role_name FROM card.event_consumer WHERE name = 'old-consumer'));
 SELECT 'ordered ' || (card.card_order(a.individual_id, a.id, 'After the upgrade')).status
   FROM card.account a;
-SELECT 'pan ' || (card.pan_check(c.id)).luhn_valid FROM card.card c;
+SELECT 'pan ' || (card.pan_check(c.id)).luhn_valid FROM card.card c WHERE display_name = 'After the upgrade';
+SELECT format('old card %s %s %s %s %s, its link %s', c.status, c.pan_sequence, c.pin_tries,
+              c.chain_id IS NULL AND c.replacement_reason IS NULL, v.replacement_for IS NULL, l.purpose)
+  FROM card.card c JOIN card.cards v USING (id) JOIN card.hosted_link l ON l.card_id = c.id
+ WHERE c.display_name = 'Card of 1.0';
 SQL
 )
-expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true'
+expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true\nold card not_activated 0 0 t t, its link activation'
 if [ "$out" = "$expected" ]; then
     echo "ok: 1.0's rows survive the update and a new card is ordered on an old account"
 else
