@@ -8,7 +8,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- may call: every entry point runs with search_path = pg_catalog, pg_temp
 -- and schema-qualified names, so no look-alike is ever used.
 BEGIN;
-SELECT plan(12);
+SELECT plan(14);
 
 SELECT card.programme_create('TAP hijack', '45671234') AS prog \gset
 SELECT card.individual_create(:'prog', 'Hijack holder') AS holder \gset
@@ -56,6 +56,10 @@ SELECT approved AS a2_approved, decline_reason AS a2_reason
 SELECT spent AS spent, remaining AS remaining FROM card.card_spend_status(:'c') \gset
 SELECT card.card_update(:'c', '{"status": "frozen"}') ->> 'status' AS frozen \gset
 SELECT count(*) AS transitions FROM card.card_status_transitions() \gset
+SELECT expires_at > pg_catalog.now() AND redirect_url LIKE 'https://cards.example.com/reveal?token=rvl_%' AS reveal_link
+  FROM card.card_reveal_start(:'c', 'https://app.example.com/shown') \gset
+SELECT (r).replacement_for = :'c' AND (r).status = 'not_activated' AS replaced
+  FROM (SELECT card.card_replace(:'c', 'damaged') AS r) x \gset
 SELECT count(*) AS calls FROM evil.calls \gset
 
 RESET ROLE;
@@ -70,6 +74,8 @@ SELECT is(:'a2_approved' || '/' || :'a2_reason', 'f/spending_limit'::text,
 SELECT is(:'spent' || '/' || :'remaining', '4000/1000'::text, 'card_spend_status counts with the real clock and operators');
 SELECT is(:'frozen'::text, 'frozen', 'card_update ignores the look-alikes');
 SELECT is(:'transitions'::int, 49, 'card_status_transitions is the extension''s, not pg_temp''s');
+SELECT ok(:'reveal_link'::boolean, 'card_reveal_start issues a real, live link');
+SELECT ok(:'replaced'::boolean, 'card_replace issues the real reissue');
 SELECT is(:'calls'::int, 0, 'no look-alike was ever called');
 SELECT is((SELECT count(*)::int FROM card.card WHERE id = :'c' AND status = 'frozen'), 1,
     'the real card row changed');
