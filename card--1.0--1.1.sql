@@ -107,7 +107,8 @@ END
 $$;
 
 -- Consumers belong to the role that registered them; names are per role.
--- Those registered under 1.0 go to card_reader, the role that could.
+-- Those registered under 1.0 go to card_reader, the role that could, until
+-- a role with its privileges registers the name again (consumer_register).
 ALTER TABLE card.event_consumer
     ADD COLUMN role_name name NOT NULL DEFAULT 'card_reader',
     DROP CONSTRAINT event_consumer_pkey,
@@ -778,6 +779,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use 1 to 100 letters, digits, ".", "_" or "-".';
     END IF;
+    -- A consumer registered under 1.0 belongs to card_reader: the first role
+    -- with card_reader's privileges to register its name takes it over,
+    -- cursor and all.
+    UPDATE card.event_consumer c SET role_name = card.caller()
+     WHERE c.role_name = 'card_reader' AND c.name = consumer_register.name
+       AND card.caller() <> 'card_reader' AND card.caller_has_role('card_reader')
+       AND NOT EXISTS (SELECT 1 FROM card.event_consumer o
+                        WHERE o.role_name = card.caller() AND o.name = consumer_register.name);
     INSERT INTO card.event_consumer AS c (role_name, name, cursor)
     VALUES (card.caller(), name, start_after)
     ON CONFLICT ON CONSTRAINT event_consumer_pkey DO NOTHING;
@@ -953,20 +962,43 @@ CREATE FUNCTION card.card_replace(card_id uuid, reason text)
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
--- A reissue (same PAN) closes the card it replaces once it is activated;
--- until then both work.  Fires after the audit trigger, so the new card's
--- activation is recorded before the old card's closing.
+-- Ends (blocks) every other live card that carries a card's PAN, locking
+-- them in id order and judging each by its status under the lock.
+CREATE FUNCTION card.end_same_pan(card_id uuid, reason text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other record;
+    ended integer := 0;
+BEGIN
+    FOR other IN SELECT o.id, o.status, o.expires_on
+                   FROM card.card c
+                   JOIN card.card o ON o.programme_id = c.programme_id
+                                   AND o.pan_fingerprint = c.pan_fingerprint AND o.id <> c.id
+                  WHERE c.id = end_same_pan.card_id
+                  ORDER BY o.id
+                    FOR NO KEY UPDATE OF o
+    LOOP
+        IF card.effective_status(other.status, other.expires_on) IN ('not_activated', 'active', 'frozen') THEN
+            PERFORM card.card_set_status(other.id, 'blocked', reason, 'system');
+            ended := ended + 1;
+        END IF;
+    END LOOP;
+    RETURN ended;
+END
+$$;
+
+-- A reissue (same PAN) closes the card it replaces once it is activated,
+-- and any other card still carrying that PAN (an earlier reissue); until
+-- then they all work.  Fires after the audit trigger, so the new card's
+-- activation is recorded before the old cards' closing.
 CREATE FUNCTION card.replacement_activated() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM card.card c
-                WHERE c.id = NEW.replacement_for
-                  AND card.effective_status(c.status, c.expires_on) IN ('not_activated', 'active', 'frozen')) THEN
-        PERFORM card.card_set_status(NEW.replacement_for, 'blocked',
-                                     'replaced by card ' || NEW.id, 'system');
-    END IF;
+    PERFORM card.end_same_pan(NEW.id, 'replaced by card ' || NEW.id);
     RETURN NULL;
 END
 $$;
@@ -978,6 +1010,25 @@ CREATE TRIGGER card_status_close_replaced
           AND NEW.replacement_reason IN ('damaged', 'expired'))
     EXECUTE FUNCTION card.replacement_activated();
 
+-- A lost or stolen PAN is compromised: however the card came to be lost or
+-- stolen (card_replace or card_set_status), every other live card with
+-- that PAN (a reissue under way, or the card it reissued) ends too.
+CREATE FUNCTION card.pan_compromised() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.end_same_pan(NEW.id, 'PAN ' || NEW.status || ' with card ' || NEW.id);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER card_status_end_lost_pan
+    AFTER UPDATE OF status ON card.card
+    FOR EACH ROW
+    WHEN (NEW.status IN ('lost', 'stolen') AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION card.pan_compromised();
+
 -- PIN tries (C: src/pin.c).  Activation of a reissued card checks the PIN
 -- it carries, so its result now says how many tries are left.
 DROP FUNCTION card.card_activation_complete(text, text);
@@ -988,9 +1039,30 @@ CREATE FUNCTION card.card_activation_complete(activation_token text, pin text)
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
-CREATE FUNCTION card.card_pin_verify(card_token text, pin text)
+-- The processor's PIN check comes in two steps so that no verdict leaves
+-- before its try is counted for good: card_pin_check() counts the try and
+-- keeps the verdict, card_pin_result() gives it once, from a later
+-- transaction.  A row lives from the check to the reading of its result.
+CREATE TABLE card.pin_check (
+    id              uuid PRIMARY KEY,
+    card_id         uuid NOT NULL REFERENCES card.card,
+    verified        boolean NOT NULL,
+    tries_left      smallint NOT NULL CHECK (tries_left BETWEEN 0 AND 3),
+    checked_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX pin_check_card_idx ON card.pin_check (card_id);
+SELECT pg_catalog.pg_extension_config_dump('card.pin_check', '');
+
+CREATE FUNCTION card.card_pin_check(card_token text, pin text)
+    RETURNS uuid
+    AS 'MODULE_PATHNAME', 'card_pin_check'
+    LANGUAGE C VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION card.card_pin_result(check_id uuid)
     RETURNS TABLE (verified boolean, tries_left integer)
-    AS 'MODULE_PATHNAME', 'card_pin_verify'
+    AS 'MODULE_PATHNAME', 'card_pin_result'
     LANGUAGE C VOLATILE ROWS 1
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
@@ -1041,14 +1113,17 @@ BEGIN
 END
 $$;
 
--- Progress of a rotation, from any session: PANs per key version.
+-- Progress of a rotation, from any session: PANs per key version (of the
+-- caller's programmes; a superuser's count is the whole database's).
 CREATE FUNCTION card.pan_key_versions()
     RETURNS TABLE (key_version smallint, cards bigint)
     LANGUAGE sql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    SELECT c.pan_key_version, count(*) FROM card.card c GROUP BY c.pan_key_version ORDER BY 1;
+    SELECT c.pan_key_version, count(*) FROM card.card c
+     WHERE card.programme_visible(c.programme_id)
+     GROUP BY c.pan_key_version ORDER BY 1;
 END;
 
 -- ---------------------------------------------------------------------------
@@ -1112,6 +1187,10 @@ CREATE POLICY card_or_account_of_caller ON card.spend_limit
     USING (card_id IN (SELECT c.id FROM card.card c)
            OR account_id IN (SELECT a.id FROM card.account a));
 
+ALTER TABLE card.pin_check ENABLE ROW LEVEL SECURITY;
+CREATE POLICY card_of_caller ON card.pin_check
+    USING (card_id IN (SELECT c.id FROM card.card c));
+
 ALTER TABLE card.event_consumer ENABLE ROW LEVEL SECURITY;
 CREATE POLICY consumers_of_caller ON card.event_consumer
     USING (role_name = card.caller());
@@ -1129,13 +1208,14 @@ REVOKE ALL ON FUNCTION
     card.programme_visible(uuid), card.visible_programmes(),
     card.programme_grant(uuid, name), card.programme_revoke(uuid, name),
     card.chain_of(uuid, uuid), card.card_reveal_start(uuid, text), card.card_reveal(text),
-    card.card_replace(uuid, text), card.replacement_activated(),
-    card.card_activation_complete(text, text), card.card_pin_verify(text, text),
+    card.card_replace(uuid, text), card.replacement_activated(), card.pan_compromised(),
+    card.end_same_pan(uuid, text),
+    card.card_activation_complete(text, text), card.card_pin_check(text, text), card.card_pin_result(uuid),
     card.card_pin_reset_start(uuid, text), card.card_pin_reset(text, text),
     card.rotate_keys_batch(integer), card.pan_key_versions()
     FROM PUBLIC;
 REVOKE ALL ON PROCEDURE card.rotate_keys(integer) FROM PUBLIC;
-REVOKE ALL ON card.programme_role FROM PUBLIC;
+REVOKE ALL ON card.programme_role, card.pin_check FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     card.programme_grant(uuid, name),
@@ -1148,7 +1228,7 @@ GRANT EXECUTE ON FUNCTION
     card.card_pin_reset_start(uuid, text)
     TO card_api;
 GRANT EXECUTE ON FUNCTION
-    card.card_pin_verify(text, text)
+    card.card_pin_check(text, text), card.card_pin_result(uuid)
     TO card_processor;
 GRANT EXECUTE ON FUNCTION
     card.card_activation_complete(text, text),

@@ -9,30 +9,48 @@ SELECT programme_id AS prog, individual_id AS holder, account_id AS acct
 SELECT test_card_in(:'acct', :'holder', 'active') AS c \gset
 SELECT card.card_token(:'c') AS tok \gset
 
--- The processor's check.
-SELECT * FROM card.card_pin_verify(:'tok', '2468');
-SELECT * FROM card.card_pin_verify(:'tok', '1111');
+-- The processor's check: a counted try, then its verdict in a later
+-- transaction (each statement here is its own transaction).
+SELECT card.card_pin_check(:'tok', '2468') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_check(:'tok', '1111') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
 SELECT pin_tries FROM card.card WHERE id = :'c';
 -- A right PIN clears the count.
-SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT card.card_pin_check(:'tok', '2468') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
 SELECT pin_tries FROM card.card WHERE id = :'c';
 -- Malformed and missing PINs are refused and count nothing.
-SELECT card.card_pin_verify(:'tok', '12');
-SELECT card.card_pin_verify(:'tok', '12ab');
-SELECT card.card_pin_verify(:'tok', NULL);
-SELECT card.card_pin_verify(NULL, '2468');
-SELECT card.card_pin_verify('ct_no_such_token', '2468');
+SELECT card.card_pin_check(:'tok', '12');
+SELECT card.card_pin_check(:'tok', '12ab');
+SELECT card.card_pin_check(:'tok', NULL);
+SELECT card.card_pin_check(NULL, '2468');
+SELECT card.card_pin_check('ct_no_such_token', '2468');
 SELECT pin_tries FROM card.card WHERE id = :'c';
 -- Three wrong: blocked, then even the right PIN is not compared.
-SELECT * FROM card.card_pin_verify(:'tok', '0000');
-SELECT * FROM card.card_pin_verify(:'tok', '0001');
-SELECT * FROM card.card_pin_verify(:'tok', '0002');
-SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT card.card_pin_check(:'tok', '0000') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_check(:'tok', '0001') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_check(:'tok', '0002') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_check(:'tok', '2468') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
 SELECT pin_tries FROM card.card WHERE id = :'c';
 SELECT type, data FROM card.event WHERE card_id = :'c' AND type IN ('card.pin_blocked', 'card.pin_reset') ORDER BY seq;
+-- The verdict of a check made in the same transaction is refused (its
+-- count could still be rolled back), and a verdict is given once.
+BEGIN;
+SELECT card.card_pin_check(:'tok', '5555') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+ROLLBACK;
+SELECT card.card_pin_check(:'tok', '5555') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_result(NULL);
 -- A card without a PIN yet.
 SELECT test_card_in(:'acct', :'holder', 'not_activated') AS n \gset
-SELECT card.card_pin_verify(card.card_token(:'n'), '2468');
+SELECT card.card_pin_check(card.card_token(:'n'), '2468');
 
 -- ---------------------------------------------------------------------------
 -- Reset through the hosted page
@@ -46,8 +64,10 @@ SELECT substring(redirect_url FROM 'token=(.*)$') AS reset
 SELECT card.card_pin_reset(:'reset', '1');
 SELECT card_id = :'c' AS same_card, return_url FROM card.card_pin_reset(:'reset', '135790');
 SELECT card.card_pin_reset(:'reset', '135790');
-SELECT * FROM card.card_pin_verify(:'tok', '135790');
-SELECT * FROM card.card_pin_verify(:'tok', '2468');
+SELECT card.card_pin_check(:'tok', '135790') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_check(:'tok', '2468') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
 SELECT type, data FROM card.event WHERE card_id = :'c' AND type IN ('card.pin_blocked', 'card.pin_reset') ORDER BY seq;
 -- Tokens of other kinds, unknown tokens, cards that cannot be reset.
 SELECT card.card_pin_reset('act_' || repeat('A', 43), '1234');
@@ -56,6 +76,9 @@ SELECT card.card_pin_reset(NULL, '1234');
 SELECT card.card_pin_reset_start(:'n', 'https://app.example.com/pin-done');
 SELECT status FROM card.card_set_status(:'c', 'blocked', 'closed');
 SELECT card.card_pin_reset_start(:'c', 'https://app.example.com/pin-done');
+-- An ended card's PIN is neither checked nor counted (a thief with a
+-- blocked or lost card cannot use up the tries of its replacement).
+SELECT card.card_pin_check(:'tok', '135790');
 SELECT card.card_pin_reset_start('00000000-0000-0000-0000-000000000000', 'https://app.example.com/pin-done');
 SELECT card.card_pin_reset_start(:'n', 'ftp://app.example.com/pin-done');
 
@@ -78,15 +101,19 @@ SELECT substring(redirect_url FROM 'token=(.*)$') AS reset2
 SELECT return_url FROM card.card_pin_reset(:'reset2', '97531');
 SELECT status, pin_tries_left FROM card.card_activation_complete(:'act', '97531');
 SELECT status FROM card.cards WHERE id = :'old';
-SELECT * FROM card.card_pin_verify(card.card_token(:'new'), '97531');
+SELECT card.card_pin_check(card.card_token(:'new'), '97531') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
 
 -- The tries are the chain's: wrong PINs on a card and on its reissue, which
 -- carries the same PIN, add up to one count.
 SELECT test_card_in(:'acct', :'holder', 'active') AS first \gset
 SELECT id AS reissue FROM card.card_replace(:'first', 'expired') \gset
-SELECT * FROM card.card_pin_verify(card.card_token(:'first'), '1111');
-SELECT * FROM card.card_pin_verify(card.card_token(:'first'), '1112');
+SELECT card.card_pin_check(card.card_token(:'first'), '1111') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
+SELECT card.card_pin_check(card.card_token(:'first'), '1112') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');
 SELECT substring(redirect_url FROM 'token=(.*)$') AS act2
   FROM card.card_activation_start(:'reissue', 'https://app.example.com/back') \gset
 SELECT status, pin_tries_left FROM card.card_activation_complete(:'act2', '1113');
-SELECT * FROM card.card_pin_verify(card.card_token(:'first'), '2468');
+SELECT card.card_pin_check(card.card_token(:'first'), '2468') AS chk \gset
+SELECT * FROM card.card_pin_result(:'chk');

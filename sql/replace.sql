@@ -132,3 +132,30 @@ SELECT card.card_replace(:'y', 'damaged');
 UPDATE card.account SET status = 'active' WHERE id = :'acct';
 -- Nothing was written by the refused calls.
 SELECT count(*) AS replacements_of_refused FROM card.card WHERE replacement_for IN (:'x', :'y');
+
+-- A reissue of a reissue: activating the newest ends every older card with
+-- the PAN, not only the one it names.
+SELECT test_card_in(:'acct', :'holder', 'active') AS r1 \gset
+SELECT id AS r2 FROM card.card_replace(:'r1', 'damaged') \gset
+SELECT id AS r3 FROM card.card_replace(:'r2', 'damaged') \gset
+SELECT status FROM card.card_set_status(:'r3', 'active');
+SELECT id = :'r1' AS first, id = :'r2' AS second, status FROM card.cards
+ WHERE id IN (:'r1', :'r2', :'r3') ORDER BY status, id = :'r1' DESC;
+-- A card reported lost through card_set_status: its pending reissue, which
+-- carries the lost PAN, ends with it.
+SELECT test_card_in(:'acct', :'holder', 'active') AS q1 \gset
+SELECT id AS q2 FROM card.card_replace(:'q1', 'expired') \gset
+SELECT status FROM card.card_set_status(:'q1', 'lost', 'left on a train', 'holder');
+SELECT status, replace(replace(
+         (SELECT reason FROM card.card_status_change s WHERE s.card_id = :'q2' ORDER BY id DESC LIMIT 1),
+         :'q1', '<q1>'), :'q2', '<q2>') AS why
+  FROM card.cards WHERE id = :'q2';
+-- An idempotent retry is answered even after the account was frozen.
+SELECT test_card_in(:'acct', :'holder', 'active') AS z1 \gset
+SELECT id AS z2 FROM card.card_replace(:'z1', 'damaged') \gset
+UPDATE card.account SET status = 'frozen' WHERE id = :'acct';
+SELECT id = :'z2' AS same_replacement FROM card.card_replace(:'z1', 'damaged');
+UPDATE card.account SET status = 'active' WHERE id = :'acct';
+-- The new card's card.ordered event has the fields of any order, and the link.
+SELECT array(SELECT jsonb_object_keys(data) ORDER BY 1) AS fields
+  FROM card.event WHERE card_id = :'z2' AND type = 'card.ordered';

@@ -56,3 +56,16 @@ RESET ROLE;
 SELECT programme_id = :'prog_a' AS of_a, count(*) FROM card.event WHERE seq > :base GROUP BY 1 ORDER BY 1;
 
 DROP ROLE regress_tenant_a, regress_tenant_b;
+
+-- Inside a security-restricted operation (an index expression evaluated by
+-- CREATE INDEX, ANALYZE or autovacuum) the session's role is not the one
+-- whose code runs, so the extension refuses to answer who is calling.
+CREATE FUNCTION tenancy_probe(i integer) RETURNS integer LANGUAGE sql IMMUTABLE
+    AS 'SELECT length(card.caller()) + i';
+CREATE TABLE tenancy_probe_rows (i integer);
+INSERT INTO tenancy_probe_rows VALUES (1);
+CREATE INDEX ON tenancy_probe_rows ((tenancy_probe(i)));
+SELECT tenancy_probe(1) > 1 AS outside_it_answers;
+SELECT card.programme_visible(:'prog_a') AS visible_outside;
+DROP TABLE tenancy_probe_rows;
+DROP FUNCTION tenancy_probe(integer);

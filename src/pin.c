@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * pin.c
- *	  PINs: the keyed hash they are kept as, wrong tries, verification by
- *	  the processor, and reset through the hosted page flow.
+ *	  PINs: the keyed hash they are kept as, wrong tries, checks by the
+ *	  processor (a counted check, then its verdict once committed), and
+ *	  reset through the hosted page flow.
  *
  * A PIN is kept only as an HMAC over the card chain's id and the PIN, so
  * equal PINs hash apart and a reissued card (same PAN) carries its PIN.
@@ -132,32 +133,41 @@ wipe(char *secret)
 		explicit_bzero(secret, strlen(secret));
 }
 
-/* The work of card_pin_verify, on our copies of the token and PIN. */
+/*
+ * The work of card_pin_check, on our copies of the token and PIN: count the
+ * try, keep its verdict, return only the check's id.  The verdict leaves
+ * the database through card_pin_result() in a later transaction, once the
+ * count is committed: a caller that rolls back after seeing an answer
+ * would otherwise undo the count, and could try every PIN.  Nothing the
+ * caller can observe in this transaction depends on the verdict.
+ */
 static Datum
-verify_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
+check_pin(const char *card_token, const char *pin)
 {
 	static CardPlan lock_by_token = {
 		NULL,
 		"SELECT c.id, c.account_id, c.programme_id, card.chain_of(c.id, c.chain_id),"
-		" c.pin_hash"
+		" c.pin_hash, card.effective_status(c.status, c.expires_on)::text"
 		" FROM card.card c"
 		" WHERE c.token = $1 AND card.programme_visible(c.programme_id)"
 		" FOR NO KEY UPDATE",
 		1, {TEXTOID}
 	};
+	static CardPlan record = {
+		NULL,
+		"INSERT INTO card.pin_check (id, card_id, verified, tries_left) VALUES ($1, $2, $3, $4)",
+		4, {UUIDOID, UUIDOID, BOOLOID, INT2OID}
+	};
 	Datum		token = CStringGetTextDatum(card_token);
-	TupleDesc	tupdesc;
 	Datum		card_id;
 	Datum		stored;
+	char	   *effective;
 	bool		isnull;
 	int			tries_left;
-	Datum		result[2];
-	bool		nulls[2] = {false, false};
-	Datum		row;
+	pg_uuid_t	check_uuid;
+	Datum		values[4];
 
 	card_check_pin(pin);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (card_exec(&lock_by_token, &token, NULL, false, 1) != 1)
@@ -172,42 +182,49 @@ verify_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s has no PIN yet", card_uuid_string(card_id)),
 				 errhint("The holder sets the PIN when activating the card.")));
-	result[0] = BoolGetDatum(card_pin_attempt(card_id, card_spi_datum(0, 2, &isnull),
+	/* An ended card's PIN is no one's concern: never compared nor counted. */
+	effective = card_spi_text(0, 6);
+	if (strcmp(effective, "active") != 0 && strcmp(effective, "frozen") != 0 &&
+		strcmp(effective, "not_activated") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s is %s and its PIN cannot be checked",
+						card_uuid_string(card_id), effective)));
+	values[0] = card_time_uuid(&check_uuid);
+	values[1] = card_id;
+	values[2] = BoolGetDatum(card_pin_attempt(card_id, card_spi_datum(0, 2, &isnull),
 											  card_spi_datum(0, 3, &isnull),
 											  card_spi_datum(0, 4, &isnull),
 											  DatumGetByteaPCopy(stored),
 											  pin, &tries_left) == CARD_PIN_MATCHED);
-	result[1] = Int32GetDatum(tries_left);
-	tupdesc = BlessTupleDesc(tupdesc);
-	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
-	row = SPI_datumTransfer(row, false, -1);
+	values[3] = Int16GetDatum((int16) tries_left);
+	card_exec(&record, values, NULL, false, 0);
 	SPI_finish();
-	return row;
+	return values[0];
 }
 
 /*
- * card.card_pin_verify(card_token text, pin text)
- *	 RETURNS TABLE(verified boolean, tries_left integer)
+ * card.card_pin_check(card_token text, pin text) RETURNS uuid
  *
- * For the processor (online PIN): true or false, and the tries left; a
- * blocked PIN is false with none left, and is not even compared.
+ * For the processor (online PIN), step one: the try is counted and its
+ * verdict kept; the id returned gives the verdict in a later transaction.
  */
-PG_FUNCTION_INFO_V1(card_pin_verify);
+PG_FUNCTION_INFO_V1(card_pin_check);
 Datum
-card_pin_verify(PG_FUNCTION_ARGS)
+card_pin_check(PG_FUNCTION_ARGS)
 {
 	char	   *token;
 	char	   *pin = secret_arg(fcinfo, 1);
 	volatile Datum result = (Datum) 0;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("card_token is required")));
-	token = secret_arg(fcinfo, 0);
 	PG_TRY();
 	{
-		result = verify_pin(fcinfo, token, pin);
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("card_token is required")));
+		token = secret_arg(fcinfo, 0);
+		result = check_pin(token, pin);
 	}
 	PG_FINALLY();
 	{
@@ -215,6 +232,65 @@ card_pin_verify(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * card.card_pin_result(check_id uuid)
+ *	 RETURNS TABLE(verified boolean, tries_left integer)
+ *
+ * Step two: the verdict of a committed check, once.  A check made in the
+ * current transaction (or one of its subtransactions) is refused: its
+ * count could still be rolled back.
+ */
+PG_FUNCTION_INFO_V1(card_pin_result);
+Datum
+card_pin_result(PG_FUNCTION_ARGS)
+{
+	static CardPlan take = {
+		NULL,
+		"SELECT p.verified, p.tries_left, p.xmin, p.card_id"
+		" FROM card.pin_check p JOIN card.card c ON c.id = p.card_id"
+		" WHERE p.id = $1 AND card.programme_visible(c.programme_id)"
+		" FOR UPDATE OF p",
+		1, {UUIDOID}
+	};
+	static CardPlan forget = {
+		NULL, "DELETE FROM card.pin_check WHERE id = $1", 1, {UUIDOID}
+	};
+	Datum		check_id;
+	TupleDesc	tupdesc;
+	bool		isnull;
+	Datum		result[2];
+	bool		nulls[2] = {false, false};
+	Datum		row;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("check_id is required")));
+	check_id = PG_GETARG_DATUM(0);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(&take, &check_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("PIN check %s does not exist", card_uuid_string(check_id)),
+				 errhint("A verdict is given once.")));
+	if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(card_spi_datum(0, 3, &isnull))))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("PIN check %s is not committed yet", card_uuid_string(check_id)),
+				 errhint("Commit card.card_pin_check() first, then ask for its result in a new transaction.")));
+	result[0] = card_spi_datum(0, 1, &isnull);
+	result[1] = Int32GetDatum(DatumGetInt16(card_spi_datum(0, 2, &isnull)));
+	card_exec(&forget, &check_id, NULL, false, 0);
+	tupdesc = BlessTupleDesc(tupdesc);
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
+	row = SPI_datumTransfer(row, false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(row);
 }
 
 /* A card's row, locked, for the reset flow. */

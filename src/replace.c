@@ -42,18 +42,6 @@ static CardPlan find_replacements = {
 	2, {UUIDOID, TEXTOID}
 };
 
-/*
- * A lost or stolen PAN is compromised: every other live card that carries
- * it (the replaced card's pending reissue, or the card it reissued) ends.
- */
-static CardPlan same_pan_cards = {
-	NULL,
-	"SELECT c.id FROM card.card c"
-	" WHERE c.programme_id = $1 AND c.pan_fingerprint = $2 AND c.id <> $3"
-	" AND card.effective_status(c.status, c.expires_on) IN ('not_activated', 'active', 'frozen')"
-	" ORDER BY c.id",
-	3, {UUIDOID, BYTEAOID, UUIDOID}
-};
 
 static CardPlan next_sequence = {
 	NULL,
@@ -150,6 +138,9 @@ card_replace(PG_FUNCTION_ARGS)
 	int			old_version;
 	Datum		fingerprint;
 	char	   *last4;
+	char	   *account_status;
+	char	   *type;
+	char	   *display_name;
 	bool		isnull;
 	char		month[3];
 	char		year[5];
@@ -183,11 +174,7 @@ card_replace(PG_FUNCTION_ARGS)
 	effective = card_spi_text(0, 2);
 	programme_id = card_spi_datum(0, 3, &isnull);
 	account_id = card_spi_datum(0, 4, &isnull);
-	if (strcmp(card_spi_text(0, 5), "active") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("account %s is %s", card_uuid_string(account_id), card_spi_text(0, 5)),
-				 errhint("Cards can be replaced only on an active account.")));
+	account_status = card_spi_text(0, 5);
 	bin = card_spi_text(0, 6);
 	pan_length = DatumGetInt16(card_spi_datum(0, 7, &isnull));
 	validity_years = DatumGetInt16(card_spi_datum(0, 8, &isnull));
@@ -195,6 +182,8 @@ card_replace(PG_FUNCTION_ARGS)
 	old_version = DatumGetInt16(card_spi_datum(0, 10, &isnull));
 	fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, 11, &isnull)));
 	last4 = card_spi_text(0, 12);
+	type = card_spi_text(0, 13);
+	display_name = card_spi_text(0, 14);
 
 	/*
 	 * The same request again returns the first replacement, as it is now.
@@ -226,6 +215,11 @@ card_replace(PG_FUNCTION_ARGS)
 		}
 	}
 	check_replaceable(old_id, reason, stored, effective);
+	if (strcmp(account_status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
+				 errhint("Cards can be replaced only on an active account.")));
 	card_new_expiry(false, validity_years, month, year);
 	if (same_pan)
 	{
@@ -269,15 +263,24 @@ card_replace(PG_FUNCTION_ARGS)
 			values[8] = PointerGetDatum(pan.fingerprint);
 		}
 		if (card_exec(&insert_replacement, values, NULL, false, 0) != 1)
+		{
+			/* The old card's lock holds the PAN's sequence still: no conflict is expected. */
+			if (same_pan)
+				elog(ERROR, "reissue of card %s collided with another card of its PAN",
+					 card_uuid_string(old_id));
 			continue;			/* a new PAN or token collided: draw again */
+		}
 
 		initStringInfo(&data);
 		appendStringInfoChar(&data, '{');
 		card_json_text(&data, "status", "not_activated");
-		card_json_text(&data, "replacement_for", card_uuid_string(old_id));
-		card_json_text(&data, "replacement_reason", reason);
+		card_json_text(&data, "type", type);
+		card_json_text(&data, "display_name", display_name);
 		card_json_text(&data, "exp_month", month);
 		card_json_text(&data, "exp_year", year);
+		card_json_text(&data, "last4", DatumGetCString(DirectFunctionCall1(textout, values[4])));
+		card_json_text(&data, "replacement_for", card_uuid_string(old_id));
+		card_json_text(&data, "replacement_reason", reason);
 		appendStringInfoChar(&data, '}');
 		card_audit_insert(new_id, account_id, programme_id, NULL, "not_activated",
 						  psprintf("replacement (%s)", reason), "api",
@@ -289,34 +292,16 @@ card_replace(PG_FUNCTION_ARGS)
 			card_exec(&replaced_event, event, NULL, false, 1);
 		}
 		/*
-		 * Lost and stolen cards end now (unless already reported), and so
-		 * does every other live card with their PAN.
+		 * Lost and stolen cards end now (unless already reported); the
+		 * card_status_end_lost_pan trigger then ends every other live card
+		 * with their PAN.
 		 */
-		if (!same_pan)
+		if (!same_pan && is_live(effective))
 		{
-			Datum		note = CStringGetTextDatum(psprintf("replaced by card %s",
-															card_uuid_string(new_id)));
-			Datum		args[3] = {programme_id, fingerprint, old_id};
-			int			others = card_exec(&same_pan_cards, args, NULL, false, 0);
-			SPITupleTable *sharing = SPI_tuptable;
+			Datum		end[3] = {old_id, CStringGetTextDatum(reason),
+				CStringGetTextDatum(psprintf("replaced by card %s", card_uuid_string(new_id)))};
 
-			if (is_live(effective))
-			{
-				Datum		end[3] = {old_id, CStringGetTextDatum(reason), note};
-
-				card_exec(&end_old, end, NULL, false, 1);
-			}
-			for (int i = 0; i < others; i++)
-			{
-				Datum		end[3] = {
-					SPI_getbinval(sharing->vals[i], sharing->tupdesc, 1, &isnull),
-					CStringGetTextDatum("blocked"),
-					CStringGetTextDatum(psprintf("PAN %s with card %s", reason,
-												 card_uuid_string(old_id)))
-				};
-
-				card_exec(&end_old, end, NULL, false, 1);
-			}
+			card_exec(&end_old, end, NULL, false, 1);
 		}
 		return card_return_card(fcinfo, new_id);
 	}

@@ -11,6 +11,13 @@
  * about that role, so a table read and a function call agree on what a
  * caller may see.
  *
+ * Inside a security-restricted operation (VACUUM, ANALYZE, CREATE INDEX,
+ * REFRESH MATERIALIZED VIEW, autovacuum) PostgreSQL runs a table owner's
+ * index expressions and the like as that owner, while the session's role
+ * stays whoever started the operation: often a superuser, and for
+ * autovacuum always.  The session's role is then not the caller, so these
+ * functions refuse to answer, and with them every entry point.
+ *
  *-------------------------------------------------------------------------
  */
 #include "card.h"
@@ -20,13 +27,25 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+/* The calling role; refused inside a security-restricted operation. */
+static Oid
+caller_role(void)
+{
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the card extension cannot be used within a security-restricted operation"),
+				 errdetail("Index expressions, VACUUM, ANALYZE and materialized view refreshes run as a table's owner, not as the session's role.")));
+	return GetOuterUserId();
+}
+
 /* card.caller() RETURNS name */
 PG_FUNCTION_INFO_V1(card_caller);
 Datum
 card_caller(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(DirectFunctionCall1(namein,
-										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
+										CStringGetDatum(GetUserNameFromId(caller_role(), false))));
 }
 
 /*
@@ -39,7 +58,7 @@ PG_FUNCTION_INFO_V1(card_caller_sees_all);
 Datum
 card_caller_sees_all(PG_FUNCTION_ARGS)
 {
-	Oid			caller = GetOuterUserId();
+	Oid			caller = caller_role();
 
 	PG_RETURN_BOOL(superuser_arg(caller) || has_bypassrls_privilege(caller));
 }
@@ -58,5 +77,7 @@ card_caller_has_role(PG_FUNCTION_ARGS)
 	Name		role_name = PG_GETARG_NAME(0);
 	Oid			role = get_role_oid(NameStr(*role_name), true);
 
-	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(GetOuterUserId(), role));
+	Oid			caller = caller_role();
+
+	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(caller, role));
 }

@@ -224,7 +224,10 @@ rvl_used=$tok                                    # for the negative control
 # counting nothing), an unknown card, then wrong PINs until blocked, when
 # even the right PIN is not compared.
 ct1=$(q leak "SELECT card.card_token('$c1')")
-verify='SELECT verified, tries_left FROM card.card_pin_verify(:token, :pin) \gset'
+# A counted check, then its verdict in a later transaction (each pgbench
+# statement is a transaction of its own).
+verify='SELECT card.card_pin_check(:token, :pin) AS chk \gset
+SELECT verified, tries_left FROM card.card_pin_result(:chk) \gset'
 # verified COND TRIES: checks of the answer (COND: :verified or not :verified).
 verified() { assert "$1 and :tries_left = $2" pin_answer_wrong; }
 processor ok "$verify
@@ -233,7 +236,7 @@ for pin in $PIN_LETTERS $PIN_LONG $PIN_SHORT; do
     processor 'pin must be 4 to 6 digits' "$verify" token="$ct1" pin="$pin"
 done
 processor 'no card has this token' "$verify" token=$PAN_WRONG pin=$PIN
-pages 'permission denied for function card_pin_verify' "$verify" token="$ct1" pin=$PIN
+pages 'permission denied for function card_pin_check' "$verify" token="$ct1" pin=$PIN
 for left in 2 1 0; do
     processor ok "$verify
 $(verified 'not :verified' $left)" token="$ct1" pin=$PIN_WRONG
@@ -368,7 +371,7 @@ q postgres "CHECKPOINT"
 grep -q "$BIN" "$work/dump.sql" || fail "the dump does not hold the sentinel programme"
 grep -q card_activation_complete "$work/pgss.txt" || fail "pg_stat_statements missed the activations"
 grep -q "\"last4\"" "$work/event.txt" || fail "card.event holds no card.ordered event"
-for f in card_reveal card_pin_verify card_pin_reset card_replace rotate_keys; do
+for f in card_reveal card_pin_check card_pin_result card_pin_reset card_replace rotate_keys; do
     grep -q "$f" "$work/pgss.txt" || fail "pg_stat_statements missed $f"
 done
 for e in card.revealed card.pin_blocked card.pin_reset card.replaced; do
@@ -428,8 +431,8 @@ control() {  # control WHAT CALL [pan]: CALL must fail, and its lines hold WHAT
     fi
 }
 control "a PAN" "card.card_activation_complete('$PAN_WRONG', '1234')" pan
-control "the PIN" "card.card_pin_verify('ct_none', '$PIN')"
-control "the reset PIN" "card.card_pin_verify('ct_none', '$PIN_NEW')"
+control "the PIN" "card.card_pin_check('ct_none', '$PIN')"
+control "the reset PIN" "card.card_pin_check('ct_none', '$PIN_NEW')"
 control "a reveal token" "card.card_reveal('$rvl_used')"
 control "a PIN reset token" "card.card_pin_reset('$pin_used', '1234')"
 control "an activation token" "card.card_activation_complete('$act', '1234')"

@@ -28,7 +28,7 @@ SELECT card.programme_create('Before the upgrade', '45671234') AS prog \gset
 SELECT card.individual_create(:'prog', 'Old holder') AS ind \gset
 SELECT card.account_open(:'prog', :'ind') AS acc \gset
 SELECT balance FROM card.account_credit(:'acc', 12345, 'old-credit');
-SELECT card.consumer_register('old-consumer', 0);
+SELECT card.consumer_register('old-consumer', 7);
 INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name, type,
                        exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version, pan_fingerprint)
 VALUES (gen_random_uuid(), :'prog', :'acc', :'ind', 'Card of 1.0', 'physical', '12', '2030', '0000',
@@ -112,13 +112,16 @@ SELECT format('rows %s %s %s %s', (SELECT count(*) FROM card.programme), (SELECT
 SELECT 'ordered ' || (card.card_order(a.individual_id, a.id, 'After the upgrade')).status
   FROM card.account a;
 SELECT 'pan ' || (card.pan_check(c.id)).luhn_valid FROM card.card c WHERE display_name = 'After the upgrade';
+SELECT card.consumer_register('old-consumer') AS adopted \gset
+SELECT format('adopted %s %s', :'adopted',
+              (SELECT string_agg(role_name, ',') FROM card.event_consumer WHERE name = 'old-consumer'));
 SELECT format('old card %s %s %s %s %s, its link %s', c.status, c.pan_sequence, c.pin_tries,
               c.chain_id IS NULL AND c.replacement_reason IS NULL, v.replacement_for IS NULL, l.purpose)
   FROM card.card c JOIN card.cards v USING (id) JOIN card.hosted_link l ON l.card_id = c.id
  WHERE c.display_name = 'Card of 1.0';
 SQL
 )
-expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true\nold card not_activated 0 0 t t, its link activation'
+expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true\nadopted 7 postgres\nold card not_activated 0 0 t t, its link activation'
 if [ "$out" = "$expected" ]; then
     echo "ok: 1.0's rows survive the update and a new card is ordered on an old account"
 else

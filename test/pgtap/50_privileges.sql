@@ -33,7 +33,7 @@ INSERT INTO tap_allowed VALUES
   ('card_reader', 'consumer_ack'), ('card_reader', 'consumer_unregister'),
   ('card_admin', 'programme_grant'), ('card_admin', 'programme_revoke'), ('card_admin', 'pan_key_versions'),
   ('card_api', 'card_reveal_start'), ('card_api', 'card_replace'), ('card_api', 'card_pin_reset_start'),
-  ('card_processor', 'card_pin_verify'),
+  ('card_processor', 'card_pin_check'), ('card_processor', 'card_pin_result'),
   ('card_hosted_pages', 'card_reveal'), ('card_hosted_pages', 'card_pin_reset');
 
 -- What row-level security policies and the views evaluate as the querying

@@ -151,7 +151,7 @@ INSERT INTO tap_cross VALUES
   (format('SELECT card.card_reveal(%L)', :'rev_a')),
   (format('SELECT card.card_replace(%L, %L)', :'card_a', 'damaged')),
   (format('SELECT card.card_pin_reset_start(%L, %L)', :'card_a', 'https://app.example.com/x')),
-  (format('SELECT card.card_pin_verify(%L, %L)', :'token_a', '1234')),
+  (format('SELECT card.card_pin_check(%L, %L)', :'token_a', '1234')),
   (format('SELECT card.programme_grant(%L, %L)', :'prog_a', 'tap_tenant_b')),
   (format('SELECT card.programme_revoke(%L, %L)', :'prog_a', 'tap_tenant_a'));
 

@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- checked, blocked and reset; rotation's bookkeeping and refusals.  The
 -- rotation itself commits per batch: sql/rotate.sql and test/rotate.sh.
 BEGIN;
-SELECT plan(18);
+SELECT plan(19);
 
 CREATE FUNCTION pg_temp.tap_state(statement text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -15,6 +15,16 @@ BEGIN
     RETURN 'ran';
 EXCEPTION WHEN OTHERS THEN
     RETURN sqlstate;
+END $$;
+
+-- A PIN check and its verdict, read from the table: card_pin_result()
+-- gives verdicts only to a later transaction (tested below and in sql/pin.sql).
+CREATE FUNCTION pg_temp.tap_verdict(token text, pin text, OUT verified boolean, OUT tries_left integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    chk uuid := card.card_pin_check(token, pin);
+BEGIN
+    SELECT p.verified, p.tries_left INTO verified, tries_left FROM card.pin_check p WHERE p.id = chk;
 END $$;
 
 SELECT card.programme_create('TAP PIN', '45671234') AS prog \gset
@@ -34,19 +44,19 @@ SELECT is((SELECT count(*)::int FROM card.card k JOIN tap_cards t USING (id)
     'every card is active with a 32-byte PIN hash and no tries counted');
 SELECT is((SELECT count(DISTINCT k.pin_hash)::int FROM card.card k JOIN tap_cards t USING (id)), 50,
     'every PIN hash differs');
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, t.pin) v
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v
             WHERE v.verified AND v.tries_left = 3), 50, 'each card''s own PIN verifies');
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, '99' || t.n::text || '9') v
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, '99' || t.n::text || '9') v
             WHERE NOT v.verified AND v.tries_left = 2), 50, 'a wrong PIN is refused and counted');
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, t.pin) v
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v
             WHERE v.verified AND v.tries_left = 3), 50, 'the right PIN clears the count');
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, (SELECT pin FROM tap_cards o WHERE o.n = t.n % 50 + 1)) v
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, (SELECT pin FROM tap_cards o WHERE o.n = t.n % 50 + 1)) v
             WHERE NOT v.verified), 50, 'another card''s PIN does not verify');
 -- Two more wrong PINs on every card: blocked.
-SELECT count(*) FROM tap_cards t, card.card_pin_verify(t.token, '0000') a, card.card_pin_verify(t.token, '0001') b;
+SELECT count(*) FROM tap_cards t, pg_temp.tap_verdict(t.token, '0000') a, pg_temp.tap_verdict(t.token, '0001') b;
 SELECT is((SELECT count(*)::int FROM card.card k JOIN tap_cards t USING (id) WHERE k.pin_tries = 3), 50,
     'three wrong PINs on each card');
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, t.pin) v
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v
             WHERE NOT v.verified AND v.tries_left = 0), 50, 'a blocked PIN refuses even the right PIN');
 SELECT is((SELECT count(*)::int FROM card.event e JOIN tap_cards t ON t.id = e.card_id WHERE e.type = 'card.pin_blocked'), 50,
     'each block wrote one card.pin_blocked event');
@@ -56,13 +66,16 @@ SELECT is((SELECT count(*)::int FROM card.event e JOIN tap_cards t ON t.id = e.c
 SELECT count(*) FROM tap_cards t,
        LATERAL card.card_pin_reset_start(t.id, 'https://app.example.com/pin') l,
        LATERAL card.card_pin_reset(substring(l.redirect_url FROM 'token=(.*)$'), (2000 + t.n)::text) r;
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, (2000 + t.n)::text) v
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, (2000 + t.n)::text) v
             WHERE v.verified AND v.tries_left = 3), 50, 'after the reset the new PIN verifies');
-SELECT is((SELECT count(*)::int FROM tap_cards t, card.card_pin_verify(t.token, t.pin) v WHERE v.verified), 0,
+SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v WHERE v.verified), 0,
     'and the old one no longer does');
 SELECT pin_tries AS tries_before FROM card.card WHERE id = (SELECT id FROM tap_cards WHERE n = 1) \gset
-SELECT is(pg_temp.tap_state(format('SELECT card.card_pin_verify(%L, %L)', (SELECT token FROM tap_cards WHERE n = 1), '12a4')),
+SELECT is(pg_temp.tap_state(format('SELECT pg_temp.tap_verdict(%L, %L)', (SELECT token FROM tap_cards WHERE n = 1), '12a4')),
     '22023', 'a malformed PIN: 22023');
+SELECT is(pg_temp.tap_state(format('SELECT card.card_pin_result(%L)',
+                                   card.card_pin_check((SELECT token FROM tap_cards WHERE n = 2), '2002'))),
+    '55000', 'the verdict of a check of this very transaction is refused: 55000');
 SELECT is((SELECT pin_tries FROM card.card WHERE id = (SELECT id FROM tap_cards WHERE n = 1)), :'tries_before'::smallint,
     'and it counted nothing');
 
