@@ -421,17 +421,17 @@ PG_FUNCTION_INFO_V1(card_pin_reset);
 Datum
 card_pin_reset(PG_FUNCTION_ARGS)
 {
-	char	   *token;
+	char	   *volatile token = NULL;
 	char	   *pin = secret_arg(fcinfo, 1);
 	volatile Datum result = (Datum) 0;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("reset_token is required")));
-	token = secret_arg(fcinfo, 0);
 	PG_TRY();
 	{
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("reset_token is required")));
+		token = secret_arg(fcinfo, 0);
 		result = reset_pin(fcinfo, token, pin);
 	}
 	PG_FINALLY();
