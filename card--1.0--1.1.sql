@@ -107,13 +107,25 @@ END
 $$;
 
 -- Consumers belong to the role that registered them; names are per role.
--- Those registered under 1.0 go to card_reader, the role that could, until
--- a role with its privileges registers the name again (consumer_register).
+-- Those registered under 1.0 go to card_reader, the role that could: they
+-- stay shared by the roles with card_reader's privileges, as they were.
 ALTER TABLE card.event_consumer
     ADD COLUMN role_name name NOT NULL DEFAULT 'card_reader',
     DROP CONSTRAINT event_consumer_pkey,
     ADD CONSTRAINT event_consumer_pkey PRIMARY KEY (role_name, name);
 ALTER TABLE card.event_consumer ALTER COLUMN role_name DROP DEFAULT;
+
+-- The role whose consumer of that name the caller works with: its own, or
+-- else a 1.0 consumer it may share (card_reader's, if it has that role).
+CREATE FUNCTION card.consumer_role(consumer text) RETURNS name
+    LANGUAGE sql STABLE
+RETURN CASE WHEN NOT EXISTS (SELECT 1 FROM card.event_consumer c
+                              WHERE c.role_name = card.caller() AND c.name = consumer)
+             AND EXISTS (SELECT 1 FROM card.event_consumer c
+                          WHERE c.role_name = 'card_reader' AND c.name = consumer)
+             AND card.caller_has_role('card_reader')
+            THEN 'card_reader'::name
+            ELSE card.caller() END;
 
 -- ---------------------------------------------------------------------------
 -- The functions of 1.0 that look a row up now look only among the caller's
@@ -779,18 +791,10 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use 1 to 100 letters, digits, ".", "_" or "-".';
     END IF;
-    -- A consumer registered under 1.0 belongs to card_reader: the first role
-    -- with card_reader's privileges to register its name takes it over,
-    -- cursor and all.
-    UPDATE card.event_consumer c SET role_name = card.caller()
-     WHERE c.role_name = 'card_reader' AND c.name = consumer_register.name
-       AND card.caller() <> 'card_reader' AND card.caller_has_role('card_reader')
-       AND NOT EXISTS (SELECT 1 FROM card.event_consumer o
-                        WHERE o.role_name = card.caller() AND o.name = consumer_register.name);
     INSERT INTO card.event_consumer AS c (role_name, name, cursor)
-    VALUES (card.caller(), name, start_after)
+    VALUES (card.consumer_role(name), name, start_after)
     ON CONFLICT ON CONSTRAINT event_consumer_pkey DO NOTHING;
-    SELECT c.cursor INTO result FROM card.event_consumer c WHERE c.role_name = card.caller()
+    SELECT c.cursor INTO result FROM card.event_consumer c WHERE c.role_name = card.consumer_role(consumer_register.name)
        AND c.name = consumer_register.name;
     RETURN result;
 END
@@ -812,7 +816,7 @@ BEGIN
     END IF;
     UPDATE card.event_consumer c
        SET cursor = greatest(c.cursor, consumer_ack.cursor), acked_at = now()
-     WHERE c.role_name = card.caller() AND c.name = consumer_ack.name
+     WHERE c.role_name = card.consumer_role(consumer_ack.name) AND c.name = consumer_ack.name
     RETURNING c.cursor INTO result;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'consumer "%" is not registered', name
@@ -830,7 +834,8 @@ CREATE OR REPLACE FUNCTION card.consumer_unregister(name text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM card.event_consumer c WHERE c.role_name = card.caller() AND c.name = consumer_unregister.name;
+    DELETE FROM card.event_consumer c
+     WHERE c.role_name = card.consumer_role(consumer_unregister.name) AND c.name = consumer_unregister.name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'consumer "%" is not registered', name USING ERRCODE = 'no_data_found';
     END IF;
@@ -1048,6 +1053,7 @@ CREATE TABLE card.pin_check (
     card_id         uuid NOT NULL REFERENCES card.card,
     verified        boolean NOT NULL,
     tries_left      smallint NOT NULL CHECK (tries_left BETWEEN 0 AND 3),
+    used_last_try   boolean NOT NULL,   -- this try blocked the PIN, unless it was right
     checked_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE INDEX pin_check_card_idx ON card.pin_check (card_id);
@@ -1209,6 +1215,7 @@ REVOKE ALL ON FUNCTION
     card.programme_grant(uuid, name), card.programme_revoke(uuid, name),
     card.chain_of(uuid, uuid), card.card_reveal_start(uuid, text), card.card_reveal(text),
     card.card_replace(uuid, text), card.replacement_activated(), card.pan_compromised(),
+    card.consumer_role(text),
     card.end_same_pan(uuid, text),
     card.card_activation_complete(text, text), card.card_pin_check(text, text), card.card_pin_result(uuid),
     card.card_pin_reset_start(uuid, text), card.card_pin_reset(text, text),

@@ -55,6 +55,21 @@ SELECT card.events_prune(now() + interval '1 day') AS pruned_by_b;
 RESET ROLE;
 SELECT programme_id = :'prog_a' AS of_a, count(*) FROM card.event WHERE seq > :base GROUP BY 1 ORDER BY 1;
 
+-- A SECURITY DEFINER function acts as its owner: B's function, whoever
+-- calls it (A, or a superuser), reads with B's programmes, never with its
+-- caller's.
+CREATE SCHEMA regress_b_code AUTHORIZATION regress_tenant_b;
+SET ROLE regress_tenant_b;
+CREATE FUNCTION regress_b_code.cards_seen() RETURNS text LANGUAGE sql SECURITY DEFINER
+    AS 'SELECT string_agg(display_name, '','' ORDER BY display_name) FROM card.cards';
+GRANT USAGE ON SCHEMA regress_b_code TO regress_tenant_a;
+SET ROLE regress_tenant_a;
+SELECT regress_b_code.cards_seen() AS b_function_called_by_a,
+       (SELECT string_agg(display_name, ',' ORDER BY display_name) FROM card.cards) AS a_itself;
+RESET ROLE;
+SELECT regress_b_code.cards_seen() AS b_function_called_by_superuser;
+DROP SCHEMA regress_b_code CASCADE;
+
 DROP ROLE regress_tenant_a, regress_tenant_b;
 
 -- Inside a security-restricted operation (an index expression evaluated by

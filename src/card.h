@@ -88,6 +88,9 @@ extern bytea *card_pan_reseal(int from_version, const pg_uuid_t *from_card,
 extern void card_new_expiry(bool requested, int validity_years, char *month,
 							char *year);
 
+/* ---- who is calling (tenancy.c) ---- */
+extern Oid	card_caller_role(void);
+
 /* ---- hosted-page links (link.c) ---- */
 typedef enum CardLinkPurpose
 {

@@ -80,6 +80,16 @@ card_pin_tries_clear(Datum chain_id)
 	card_exec(&clear_tries, &chain_id, NULL, false, 0);
 }
 
+/* Whether a PIN matches a stored hash (constant time). */
+static bool
+pin_matches(Datum chain_id, const bytea *stored, const char *pin)
+{
+	bytea	   *given = card_pin_hash(chain_id, pin);
+
+	return VARSIZE_ANY_EXHDR(stored) == CARD_MAC_LEN &&
+		CRYPTO_memcmp(VARDATA_ANY(stored), VARDATA(given), CARD_MAC_LEN) == 0;
+}
+
 /*
  * Check a PIN against the stored hash of a card whose row lock the caller
  * holds, counting a wrong one against the chain.  Sets *tries_left (0 once
@@ -90,7 +100,6 @@ card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
 				 Datum chain_id, const bytea *stored, const char *pin,
 				 int *tries_left)
 {
-	bytea	   *given;
 	bool		isnull;
 	int			tries;
 
@@ -101,9 +110,7 @@ card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
 		*tries_left = 0;
 		return CARD_PIN_BLOCKED;
 	}
-	given = card_pin_hash(chain_id, pin);
-	if (VARSIZE_ANY_EXHDR(stored) == CARD_MAC_LEN &&
-		CRYPTO_memcmp(VARDATA_ANY(stored), VARDATA(given), CARD_MAC_LEN) == 0)
+	if (pin_matches(chain_id, stored, pin))
 	{
 		if (tries > 0)
 			card_pin_tries_clear(chain_id);
@@ -138,8 +145,11 @@ wipe(char *secret)
  * try, keep its verdict, return only the check's id.  The verdict leaves
  * the database through card_pin_result() in a later transaction, once the
  * count is committed: a caller that rolls back after seeing an answer
- * would otherwise undo the count, and could try every PIN.  Nothing the
- * caller can observe in this transaction depends on the verdict.
+ * would otherwise undo the count, and could try every PIN.  And what this
+ * transaction writes must not depend on the verdict either (row counts in
+ * pg_stat_xact_user_tables and locks in pg_locks are visible to anyone):
+ * every try counts here, right or wrong; card_pin_result() clears the
+ * count of a right one and reports a block.
  */
 static Datum
 check_pin(const char *card_token, const char *pin)
@@ -155,17 +165,36 @@ check_pin(const char *card_token, const char *pin)
 	};
 	static CardPlan record = {
 		NULL,
-		"INSERT INTO card.pin_check (id, card_id, verified, tries_left) VALUES ($1, $2, $3, $4)",
-		4, {UUIDOID, UUIDOID, BOOLOID, INT2OID}
+		"INSERT INTO card.pin_check (id, card_id, verified, tries_left, used_last_try)"
+		" VALUES ($1, $2, $3, $4, $5)",
+		5, {UUIDOID, UUIDOID, BOOLOID, INT2OID, BOOLOID}
+	};
+	/* One statement, the same for every verdict; no row once blocked. */
+	static CardPlan count_try = {
+		NULL,
+		"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 AND pin_tries < 3"
+		" RETURNING pin_tries",
+		1, {UUIDOID}
+	};
+	/* Verdicts nobody read: gone after ten minutes. */
+	static CardPlan forget_stale = {
+		NULL,
+		"DELETE FROM card.pin_check WHERE card_id = $1"
+		" AND checked_at < pg_catalog.now() - interval '10 minutes'",
+		1, {UUIDOID}
 	};
 	Datum		token = CStringGetTextDatum(card_token);
 	Datum		card_id;
 	Datum		stored;
+	bytea	   *stored_pin;
+	Datum		chain_id;
 	char	   *effective;
 	bool		isnull;
 	int			tries_left;
+	bool		verified;
+	bool		counted;
 	pg_uuid_t	check_uuid;
-	Datum		values[4];
+	Datum		values[5];
 
 	card_check_pin(pin);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -190,14 +219,28 @@ check_pin(const char *card_token, const char *pin)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s is %s and its PIN cannot be checked",
 						card_uuid_string(card_id), effective)));
+	chain_id = card_spi_datum(0, 4, &isnull);
+	stored_pin = DatumGetByteaPCopy(stored);
+
+	/* Lock the chain's count, then count this try whatever it turns out to be. */
+	card_exec(&chain_tries, &chain_id, NULL, false, 1);
+	counted = card_exec(&count_try, &chain_id, NULL, false, 1) == 1;
+	if (counted)
+	{
+		tries_left = CARD_PIN_TRIES - DatumGetInt16(card_spi_datum(0, 1, &isnull));
+		verified = pin_matches(chain_id, stored_pin, pin);
+	}
+	else
+	{
+		tries_left = 0;			/* blocked: not even compared */
+		verified = false;
+	}
+	card_exec(&forget_stale, &card_id, NULL, false, 0);
 	values[0] = card_time_uuid(&check_uuid);
 	values[1] = card_id;
-	values[2] = BoolGetDatum(card_pin_attempt(card_id, card_spi_datum(0, 2, &isnull),
-											  card_spi_datum(0, 3, &isnull),
-											  card_spi_datum(0, 4, &isnull),
-											  DatumGetByteaPCopy(stored),
-											  pin, &tries_left) == CARD_PIN_MATCHED);
-	values[3] = Int16GetDatum((int16) tries_left);
+	values[2] = BoolGetDatum(verified);
+	values[3] = Int16GetDatum((int16) tries_left);	/* if wrong; a right one clears */
+	values[4] = BoolGetDatum(counted && tries_left == 0);
 	card_exec(&record, values, NULL, false, 0);
 	SPI_finish();
 	return values[0];
@@ -248,7 +291,8 @@ card_pin_result(PG_FUNCTION_ARGS)
 {
 	static CardPlan take = {
 		NULL,
-		"SELECT p.verified, p.tries_left, p.xmin, p.card_id"
+		"SELECT p.verified, p.tries_left, p.xmin, p.card_id, c.account_id, c.programme_id,"
+		" card.chain_of(c.id, c.chain_id), p.used_last_try"
 		" FROM card.pin_check p JOIN card.card c ON c.id = p.card_id"
 		" WHERE p.id = $1 AND card.programme_visible(c.programme_id)"
 		" FOR UPDATE OF p",
@@ -285,7 +329,25 @@ card_pin_result(PG_FUNCTION_ARGS)
 				 errhint("Commit card.card_pin_check() first, then ask for its result in a new transaction.")));
 	result[0] = card_spi_datum(0, 1, &isnull);
 	result[1] = Int32GetDatum(DatumGetInt16(card_spi_datum(0, 2, &isnull)));
-	card_exec(&forget, &check_id, NULL, false, 0);
+	{
+		Datum		card_id = card_spi_datum(0, 4, &isnull);
+		Datum		account_id = card_spi_datum(0, 5, &isnull);
+		Datum		programme_id = card_spi_datum(0, 6, &isnull);
+		Datum		chain_id = card_spi_datum(0, 7, &isnull);
+
+		/* Now that the try is committed: a right PIN clears the count... */
+		if (DatumGetBool(result[0]))
+		{
+			card_exec(&chain_tries, &chain_id, NULL, false, 1);
+			card_pin_tries_clear(chain_id);
+			result[1] = Int32GetDatum(CARD_PIN_TRIES);
+		}
+		/* ...and the wrong one that used the last try is reported. */
+		else if (DatumGetBool(card_spi_datum(0, 8, &isnull)))
+			pin_event("card.pin_blocked", card_id, account_id, programme_id,
+					  psprintf("{\"tries\": %d}", CARD_PIN_TRIES));
+		card_exec(&forget, &check_id, NULL, false, 0);
+	}
 	tupdesc = BlessTupleDesc(tupdesc);
 	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
 	row = SPI_datumTransfer(row, false, -1);

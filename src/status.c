@@ -314,7 +314,7 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 	bool		isnull;
 
 	memset(nulls, ' ', sizeof(nulls));
-	namestrcpy(&actor, GetUserNameFromId(GetOuterUserId(), false));
+	namestrcpy(&actor, GetUserNameFromId(card_caller_role(), false));
 	values[0] = card_id;
 	values[1] = from ? CStringGetTextDatum(from) : (Datum) 0;
 	nulls[1] = from ? ' ' : 'n';

@@ -27,16 +27,30 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
-/* The calling role; refused inside a security-restricted operation. */
-static Oid
-caller_role(void)
+/*
+ * The calling role; refused inside a security-restricted operation.
+ *
+ * Inside another role's SECURITY DEFINER code (the current user differs
+ * from the session's and is no superuser) that role is the one acting, and
+ * reads through the views and policies are its own: PostgreSQL lends a
+ * SECURITY DEFINER function its owner's privileges, never its caller's.
+ * Inside the extension's own entry points the current user is the
+ * extension's owner, a superuser, and the caller is the session's role.
+ */
+Oid
+card_caller_role(void)
 {
+	Oid			current = GetUserId();
+	Oid			outer = GetOuterUserId();
+
 	if (InSecurityRestrictedOperation())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the card extension cannot be used within a security-restricted operation"),
 				 errdetail("Index expressions, VACUUM, ANALYZE and materialized view refreshes run as a table's owner, not as the session's role.")));
-	return GetOuterUserId();
+	if (current != outer && !superuser_arg(current))
+		return current;
+	return outer;
 }
 
 /* card.caller() RETURNS name */
@@ -45,7 +59,7 @@ Datum
 card_caller(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(DirectFunctionCall1(namein,
-										CStringGetDatum(GetUserNameFromId(caller_role(), false))));
+										CStringGetDatum(GetUserNameFromId(card_caller_role(), false))));
 }
 
 /*
@@ -58,7 +72,7 @@ PG_FUNCTION_INFO_V1(card_caller_sees_all);
 Datum
 card_caller_sees_all(PG_FUNCTION_ARGS)
 {
-	Oid			caller = caller_role();
+	Oid			caller = card_caller_role();
 
 	PG_RETURN_BOOL(superuser_arg(caller) || has_bypassrls_privilege(caller));
 }
@@ -77,7 +91,7 @@ card_caller_has_role(PG_FUNCTION_ARGS)
 	Name		role_name = PG_GETARG_NAME(0);
 	Oid			role = get_role_oid(NameStr(*role_name), true);
 
-	Oid			caller = caller_role();
+	Oid			caller = card_caller_role();
 
 	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(caller, role));
 }

@@ -113,7 +113,7 @@ SELECT 'ordered ' || (card.card_order(a.individual_id, a.id, 'After the upgrade'
   FROM card.account a;
 SELECT 'pan ' || (card.pan_check(c.id)).luhn_valid FROM card.card c WHERE display_name = 'After the upgrade';
 SELECT card.consumer_register('old-consumer') AS adopted \gset
-SELECT format('adopted %s %s', :'adopted',
+SELECT format('shared %s %s', :'adopted',
               (SELECT string_agg(role_name, ',') FROM card.event_consumer WHERE name = 'old-consumer'));
 SELECT format('old card %s %s %s %s %s, its link %s', c.status, c.pan_sequence, c.pin_tries,
               c.chain_id IS NULL AND c.replacement_reason IS NULL, v.replacement_for IS NULL, l.purpose)
@@ -121,7 +121,7 @@ SELECT format('old card %s %s %s %s %s, its link %s', c.status, c.pan_sequence, 
  WHERE c.display_name = 'Card of 1.0';
 SQL
 )
-expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true\nadopted 7 postgres\nold card not_activated 0 0 t t, its link activation'
+expected=$'rows 1 1 12345 card_reader\nordered not_activated\npan true\nshared 7 card_reader\nold card not_activated 0 0 t t, its link activation'
 if [ "$out" = "$expected" ]; then
     echo "ok: 1.0's rows survive the update and a new card is ordered on an old account"
 else

@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- checked, blocked and reset; rotation's bookkeeping and refusals.  The
 -- rotation itself commits per batch: sql/rotate.sql and test/rotate.sh.
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 
 CREATE FUNCTION pg_temp.tap_state(statement text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -44,30 +44,36 @@ SELECT is((SELECT count(*)::int FROM card.card k JOIN tap_cards t USING (id)
     'every card is active with a 32-byte PIN hash and no tries counted');
 SELECT is((SELECT count(DISTINCT k.pin_hash)::int FROM card.card k JOIN tap_cards t USING (id)), 50,
     'every PIN hash differs');
+-- Within one transaction every try counts, right or wrong: what a check
+-- writes must not tell its verdict (a right PIN's count is cleared when its
+-- verdict is read, in a later transaction: sql/pin.sql).
 SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v
-            WHERE v.verified AND v.tries_left = 3), 50, 'each card''s own PIN verifies');
+            WHERE v.verified), 50, 'each card''s own PIN verifies');
+SELECT is((SELECT count(*)::int FROM card.card k JOIN tap_cards t USING (id) WHERE k.pin_tries = 1), 50,
+    'and is counted like any try until its verdict is read');
 SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, '99' || t.n::text || '9') v
-            WHERE NOT v.verified AND v.tries_left = 2), 50, 'a wrong PIN is refused and counted');
-SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v
-            WHERE v.verified AND v.tries_left = 3), 50, 'the right PIN clears the count');
+            WHERE NOT v.verified AND v.tries_left = 1), 50, 'a wrong PIN is refused and counted');
 SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, (SELECT pin FROM tap_cards o WHERE o.n = t.n % 50 + 1)) v
-            WHERE NOT v.verified), 50, 'another card''s PIN does not verify');
--- Two more wrong PINs on every card: blocked.
-SELECT count(*) FROM tap_cards t, pg_temp.tap_verdict(t.token, '0000') a, pg_temp.tap_verdict(t.token, '0001') b;
+            WHERE NOT v.verified AND v.tries_left = 0), 50, 'another card''s PIN does not verify, and uses the last try');
 SELECT is((SELECT count(*)::int FROM card.card k JOIN tap_cards t USING (id) WHERE k.pin_tries = 3), 50,
-    'three wrong PINs on each card');
+    'three tries on each card');
 SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v
             WHERE NOT v.verified AND v.tries_left = 0), 50, 'a blocked PIN refuses even the right PIN');
-SELECT is((SELECT count(*)::int FROM card.event e JOIN tap_cards t ON t.id = e.card_id WHERE e.type = 'card.pin_blocked'), 50,
-    'each block wrote one card.pin_blocked event');
-SELECT is((SELECT count(*)::int FROM card.event e JOIN tap_cards t ON t.id = e.card_id
-            WHERE e.data::text ~ ('(^|[^0-9])' || t.pin || '([^0-9]|$)')), 0, 'no event holds a PIN');
+SELECT is((SELECT count(*)::int FROM card.pin_check p JOIN tap_cards t ON t.id = p.card_id
+            WHERE p.used_last_try AND NOT p.verified), 50,
+    'for each card, the one wrong try that used the last try is marked (its verdict will report the block)');
+SELECT is((SELECT count(*)::int FROM card.event e JOIN tap_cards t ON t.id = e.card_id WHERE e.type = 'card.pin_blocked'), 0,
+    'no card.pin_blocked event before a verdict is read');
+SELECT is((SELECT count(*)::int FROM card.pin_check p JOIN tap_cards t ON t.id = p.card_id), 200,
+    'every check is kept until its verdict is read');
 -- Reset through the hosted page, each to a new PIN (2000 + n).
 SELECT count(*) FROM tap_cards t,
        LATERAL card.card_pin_reset_start(t.id, 'https://app.example.com/pin') l,
        LATERAL card.card_pin_reset(substring(l.redirect_url FROM 'token=(.*)$'), (2000 + t.n)::text) r;
+SELECT is((SELECT count(*)::int FROM card.card k JOIN tap_cards t USING (id) WHERE k.pin_tries = 0), 50,
+    'the reset cleared every count');
 SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, (2000 + t.n)::text) v
-            WHERE v.verified AND v.tries_left = 3), 50, 'after the reset the new PIN verifies');
+            WHERE v.verified AND v.tries_left = 2), 50, 'after the reset the new PIN verifies');
 SELECT is((SELECT count(*)::int FROM tap_cards t, pg_temp.tap_verdict(t.token, t.pin) v WHERE v.verified), 0,
     'and the old one no longer does');
 SELECT pin_tries AS tries_before FROM card.card WHERE id = (SELECT id FROM tap_cards WHERE n = 1) \gset
