@@ -29,9 +29,11 @@ SELECT card.card_token(:'a') AS a_tok \gset
 SELECT approved FROM card.card_authorize(:'a_tok', 3000, 'EUR', '5411', 'SE', 'chip', 'rep-1');
 UPDATE card.card SET exp_month = '01', exp_year = to_char(now() + interval '1 year', 'YYYY') WHERE id = :'a';
 
-SELECT id AS b, status, replacement_for = :'a' AS links_old, replacement_reason,
-       (exp_month, exp_year) <> (SELECT exp_month, exp_year FROM card.card WHERE id = :'a') AS new_expiry
+-- card_replace answers with the card as card.cards shows it (the JSON
+-- response); the link to the old card is in card.card.
+SELECT id AS b, status, (exp_month, exp_year) <> (SELECT exp_month, exp_year FROM card.card WHERE id = :'a') AS new_expiry
   FROM card.card_replace(:'a', 'damaged') \gset
+SELECT replacement_for = :'a' AS links_old, replacement_reason FROM card.card WHERE id = :'b' \gset
 SELECT :'status' AS status, :'links_old' AS links_old, :'replacement_reason' AS reason, :'new_expiry' AS new_expiry;
 SELECT n.last4 = o.last4 AS same_last4, n.pan_fingerprint = o.pan_fingerprint AS same_fingerprint,
        n.pan_sequence AS new_sequence, o.pan_sequence AS old_sequence,
@@ -97,7 +99,8 @@ SELECT reason FROM card.card_status_change WHERE card_id = :'l2';
 -- A card reported stolen first can still get its replacement.
 SELECT test_card_in(:'acct', :'holder', 'active') AS s \gset
 SELECT status FROM card.card_set_status(:'s', 'stolen', 'pickpocket', 'holder');
-SELECT status, replacement_reason FROM card.card_replace(:'s', 'stolen');
+SELECT id AS s2, status FROM card.card_replace(:'s', 'stolen') \gset
+SELECT :'status' AS status, replacement_reason FROM card.card WHERE id = :'s2';
 -- A lost card during a reissue: the pending reissue shares the lost PAN and ends too.
 SELECT test_card_in(:'acct', :'holder', 'active') AS d \gset
 SELECT id AS d2 FROM card.card_replace(:'d', 'damaged') \gset

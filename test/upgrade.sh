@@ -116,7 +116,7 @@ SELECT card.consumer_register('old-consumer') AS adopted \gset
 SELECT format('shared %s %s', :'adopted',
               (SELECT string_agg(role_name, ',') FROM card.event_consumer WHERE name = 'old-consumer'));
 SELECT format('old card %s %s %s %s %s, its link %s', c.status, c.pan_sequence, c.pin_tries,
-              c.chain_id IS NULL AND c.replacement_reason IS NULL, v.replacement_for IS NULL, l.purpose)
+              c.chain_id IS NULL AND c.replacement_reason IS NULL, v.status = c.status, l.purpose)
   FROM card.card c JOIN card.cards v USING (id) JOIN card.hosted_link l ON l.card_id = c.id
  WHERE c.display_name = 'Card of 1.0';
 SQL

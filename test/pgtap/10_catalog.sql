@@ -38,16 +38,14 @@ SELECT has_table('card', 'hosted_link', 'table card.hosted_link exists');
 SELECT has_view('card', 'cards', 'view card.cards exists');
 SELECT columns_are('card', 'cards',
     ARRAY['id', 'display_name', 'type', 'brand', 'region', 'exp_month', 'exp_year',
-          'last4', 'currency', 'account_id', 'individual_id', 'status', 'replacement_for',
-          'replacement_reason'],
+          'last4', 'currency', 'account_id', 'individual_id', 'status'],
     'card.cards has exactly the columns of the JSON response');
 SELECT results_eq(
     $$SELECT column_name::text COLLATE "default" FROM information_schema.columns
        WHERE table_schema = 'card' AND table_name = 'cards'
        ORDER BY ordinal_position$$,
     ARRAY['id', 'display_name', 'type', 'brand', 'region', 'exp_month', 'exp_year',
-          'last4', 'currency', 'account_id', 'individual_id', 'status', 'replacement_for',
-          'replacement_reason'],
+          'last4', 'currency', 'account_id', 'individual_id', 'status'],
     'card.cards columns come in the order of the JSON response');
 SELECT col_type_is('card', 'cards', 'status', 'card', 'card_status',
     'card.cards.status is a card.card_status');

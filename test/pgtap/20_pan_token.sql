@@ -250,8 +250,7 @@ SELECT card.card_order(jsonb_build_object(
 SELECT set_eq(
     format('SELECT jsonb_object_keys(%L::jsonb)', :'json_card'),
     ARRAY['id', 'display_name', 'type', 'brand', 'region', 'exp_month', 'exp_year',
-          'last4', 'currency', 'account_id', 'individual_id', 'status', 'replacement_for',
-          'replacement_reason'],
+          'last4', 'currency', 'account_id', 'individual_id', 'status'],
     'card.card_order(jsonb) answers with exactly the fields of POST /v3/cards');
 SELECT is(
     (SELECT k.last4_matches AND k.bin_matches AND k.luhn_valid

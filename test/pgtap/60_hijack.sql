@@ -58,7 +58,7 @@ SELECT card.card_update(:'c', '{"status": "frozen"}') ->> 'status' AS frozen \gs
 SELECT count(*) AS transitions FROM card.card_status_transitions() \gset
 SELECT expires_at > pg_catalog.now() AND redirect_url LIKE 'https://cards.example.com/reveal?token=rvl_%' AS reveal_link
   FROM card.card_reveal_start(:'c', 'https://app.example.com/shown') \gset
-SELECT (r).replacement_for = :'c' AND (r).status = 'not_activated' AS replaced
+SELECT (r).status = 'not_activated' AS replaced, (r).id AS reissue
   FROM (SELECT card.card_replace(:'c', 'damaged') AS r) x \gset
 SELECT count(*) AS calls FROM evil.calls \gset
 
@@ -75,7 +75,8 @@ SELECT is(:'spent' || '/' || :'remaining', '4000/1000'::text, 'card_spend_status
 SELECT is(:'frozen'::text, 'frozen', 'card_update ignores the look-alikes');
 SELECT is(:'transitions'::int, 49, 'card_status_transitions is the extension''s, not pg_temp''s');
 SELECT ok(:'reveal_link'::boolean, 'card_reveal_start issues a real, live link');
-SELECT ok(:'replaced'::boolean, 'card_replace issues the real reissue');
+SELECT ok(:'replaced'::boolean AND (SELECT replacement_for FROM card.card WHERE id = :'reissue') = :'c'::uuid,
+    'card_replace issues the real reissue');
 SELECT is(:'calls'::int, 0, 'no look-alike was ever called');
 SELECT is((SELECT count(*)::int FROM card.card WHERE id = :'c' AND status = 'frozen'), 1,
     'the real card row changed');
