@@ -50,7 +50,9 @@ SELECT seq - :base AS n, type FROM card.events_after(:base + 5, 3);
 
 -- No secret in any event: no PAN-like digit run, no PIN, no activation token.
 SELECT count(*) AS pan_like FROM card.event WHERE data::text ~ '[0-9]{13,19}';
-SELECT count(*) AS pins FROM card.event WHERE data::text LIKE '%975319%' OR data::text LIKE '%2468%';
+-- (as a value of its own: not inside a uuid or another number, nor a random last4)
+SELECT count(*) AS pins FROM card.event
+ WHERE (data - 'last4')::text ~ '(^|[^0-9A-Za-z-])(975319|2468)([^0-9A-Za-z-]|$)';
 SELECT count(*) AS tokens FROM card.event WHERE data::text LIKE '%act\_%' OR data::text LIKE '%' || :'tok' || '%';
 
 -- Events are facts: never updated.

@@ -48,8 +48,8 @@ SELECT is((SELECT count(*)::int FROM card.event e WHERE e.type = 'card.revealed'
               AND e.card_id IN (SELECT id FROM tap_cards)), 400, 'each of the 400 reveals wrote one card.revealed event');
 SELECT is((SELECT count(*)::int FROM card.event e, tap_shown s
             WHERE e.card_id IN (SELECT id FROM tap_cards)
-              AND (e.data::text LIKE '%' || s.pan || '%' OR e.data::text LIKE '%' || substr(s.pan, 5, 8) || '%')),
-    0, 'no event holds a revealed PAN or eight of its digits');
+              AND (e.data::text LIKE '%' || s.pan || '%' OR e.data::text LIKE '%' || substr(s.pan, 5, 12) || '%')),
+    0, 'no event holds a revealed PAN or twelve of its digits');
 SELECT is((SELECT count(*)::int FROM card.hosted_link l
             WHERE l.purpose = 'reveal' AND l.card_id IN (SELECT id FROM tap_cards)
               AND (l.consumed_at IS NULL OR l.outcome <> 'completed' OR length(l.token_hash) <> 32)),
