@@ -39,6 +39,22 @@ static CardPlan activate = {
 	2, {UUIDOID, BYTEAOID}
 };
 
+/* Only a card not yet activated (nor past its expiry) gets a link. */
+static void
+check_activatable(Datum card_id)
+{
+	char	   *stored = card_spi_text(0, 1);
+	char	   *effective = card_spi_text(0, 2);
+
+	if (strcmp(effective, "not_activated") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s is %s and cannot be activated",
+						card_uuid_string(card_id), effective),
+				 strcmp(stored, "active") == 0 ?
+				 errhint("The card is already active.") : 0));
+}
+
 /*
  * card.card_activation_start(card_id uuid, return_url text)
  *	 RETURNS TABLE(redirect_url text, expires_at timestamptz)
@@ -47,48 +63,8 @@ PG_FUNCTION_INFO_V1(card_activation_start);
 Datum
 card_activation_start(PG_FUNCTION_ARGS)
 {
-	Datum		card_id;
-	char	   *return_url = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *stored;
-	char	   *effective;
-	bool		isnull;
-	TupleDesc	tupdesc;
-	Datum		result[2];
-	bool		nulls[2] = {false, false};
-	Datum		row;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("card_id is required")));
-	card_id = PG_GETARG_DATUM(0);
-	card_check_https_url("return_url", return_url);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("card %s does not exist", card_uuid_string(card_id))));
-	stored = card_spi_text(0, 1);
-	effective = card_spi_text(0, 2);
-	if (strcmp(effective, "not_activated") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("card %s is %s and cannot be activated",
-						card_uuid_string(card_id), effective),
-				 strcmp(stored, "active") == 0 ?
-				 errhint("The card is already active.") : 0));
-
-	result[0] = card_link_issue(CARD_LINK_ACTIVATION, card_id, return_url,
-								card_spi_datum(0, 3, &isnull), &result[1]);
-	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
-	row = SPI_datumTransfer(row, false, -1);
-	SPI_finish();
-	PG_RETURN_DATUM(row);
+	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_ACTIVATION, &lock_card,
+									check_activatable, 3));
 }
 
 /* The work of card_activation_complete, on our copies of token and PIN. */
@@ -192,33 +168,10 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
  * card.card_activation_complete(activation_token text, pin text)
  *	 RETURNS TABLE(card_id uuid, status card.card_status, return_url text,
  *	 pin_tries_left integer)
- *
- * Our copies of the PIN and the token are wiped however the call ends.
  */
 PG_FUNCTION_INFO_V1(card_activation_complete);
 Datum
 card_activation_complete(PG_FUNCTION_ARGS)
 {
-	char	   *token;
-	char	   *pin;
-	volatile Datum result = (Datum) 0;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("activation_token is required")));
-	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	pin = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	PG_TRY();
-	{
-		result = complete_activation(fcinfo, token, pin);
-	}
-	PG_FINALLY();
-	{
-		explicit_bzero(token, strlen(token));
-		if (pin)
-			explicit_bzero(pin, strlen(pin));
-	}
-	PG_END_TRY();
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(card_with_secrets(fcinfo, "activation_token", complete_activation));
 }

@@ -153,10 +153,7 @@ check_code(const char *field, const char *value, int len, bool digits)
 static char *
 required_text(FunctionCallInfo fcinfo, int arg, const char *field)
 {
-	if (PG_ARGISNULL(arg))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("%s is required", field)));
+	card_require(!PG_ARGISNULL(arg), field);
 	return text_to_cstring(PG_GETARG_TEXT_PP(arg));
 }
 
@@ -213,10 +210,7 @@ card_authorize(PG_FUNCTION_ARGS)
 	bool		result_nulls[4] = {false, false, false, false};
 	Datum		row;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("amount is required")));
+	card_require(!PG_ARGISNULL(1), "amount");
 	amount = PG_GETARG_INT64(1);
 	if (amount <= 0 || amount > AMOUNT_MAX)
 		ereport(ERROR,

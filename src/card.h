@@ -87,6 +87,12 @@ extern bytea *card_pan_reseal(int from_version, const pg_uuid_t *from_card,
 /* ---- ordering (order.c) ---- */
 extern void card_new_expiry(bool requested, int validity_years, char *month,
 							char *year);
+extern void card_audit_ordered(Datum card_id, Datum account_id, Datum programme_id,
+							   const char *reason, const char *type,
+							   const char *display_name, const char *month,
+							   const char *year, const char *last4,
+							   const char *replacement_for,
+							   const char *replacement_reason);
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);
@@ -99,6 +105,9 @@ typedef enum CardLinkPurpose
 	CARD_LINK_PIN_RESET
 } CardLinkPurpose;
 
+extern Datum card_link_start(FunctionCallInfo fcinfo, CardLinkPurpose purpose,
+							 CardPlan *lock_card, void (*check) (Datum card_id),
+							 int ttl_column);
 extern Datum card_link_issue(CardLinkPurpose purpose, Datum card_id,
 							 const char *return_url, Datum ttl, Datum *expires_at);
 extern Datum card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash);
@@ -157,6 +166,12 @@ extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 extern void card_json_text(StringInfo buf, const char *key, const char *value);
 
 /* ---- input checks (validate.c) ---- */
+typedef Datum (*CardSecretWork) (FunctionCallInfo fcinfo, const char *first,
+								 const char *second);
+
+extern void card_require(bool present, const char *field);
+extern Datum card_with_secrets(FunctionCallInfo fcinfo, const char *first_field,
+							   CardSecretWork work);
 extern void card_check_https_url(const char *field, const char *url);
 extern void card_check_pin(const char *pin);
 extern void card_check_channel(const char *channel);

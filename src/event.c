@@ -142,10 +142,7 @@ card_event_emit(PG_FUNCTION_ARGS)
 	char	   *data;
 	int64		seq;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("event type is required")));
+	card_require(!PG_ARGISNULL(0), "event type");
 	type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(0)));
 	data = PG_ARGISNULL(4) ? NULL :
 		DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(4)));

@@ -77,14 +77,8 @@ card_set_status(PG_FUNCTION_ARGS)
 	char	   *stored;
 	char	   *effective;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("card_id is required")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("status is required")));
+	card_require(!PG_ARGISNULL(0), "card_id");
+	card_require(!PG_ARGISNULL(1), "status");
 	card_id = PG_GETARG_DATUM(0);
 	status = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
 	card_check_channel(channel);
@@ -135,10 +129,7 @@ card_expire_due(PG_FUNCTION_ARGS)
 	Datum		as_of;
 	int			expired;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("as_of is required")));
+	card_require(!PG_ARGISNULL(0), "as_of");
 	as_of = PG_GETARG_DATUM(0);
 	if (DatumGetDateADT(as_of) > card_utc_today())
 		ereport(ERROR,

@@ -104,6 +104,47 @@ card_link_issue(CardLinkPurpose purpose, Datum card_id, const char *return_url,
 	return result;
 }
 
+/*
+ * The body of every *_start(card_id uuid, return_url text) RETURNS
+ * TABLE(redirect_url text, expires_at timestamptz): check the arguments,
+ * lock the card with lock_card (whose one parameter is the card id; no row
+ * means the card does not exist for the caller: P0002), let check refuse
+ * the card's state from that row, and issue a link of purpose that lives
+ * the interval in the row's column ttl_column.
+ */
+Datum
+card_link_start(FunctionCallInfo fcinfo, CardLinkPurpose purpose, CardPlan *lock_card,
+				void (*check) (Datum card_id), int ttl_column)
+{
+	char	   *return_url = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Datum		card_id;
+	TupleDesc	tupdesc;
+	bool		isnull;
+	Datum		result[2];
+	bool		nulls[2] = {false, false};
+	Datum		row;
+
+	card_require(!PG_ARGISNULL(0), "card_id");
+	card_id = PG_GETARG_DATUM(0);
+	card_check_https_url("return_url", return_url);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (card_exec(lock_card, &card_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("card %s does not exist", card_uuid_string(card_id))));
+	check(card_id);
+	result[0] = card_link_issue(purpose, card_id, return_url,
+								card_spi_datum(0, ttl_column, &isnull), &result[1]);
+	tupdesc = BlessTupleDesc(tupdesc);
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
+	row = SPI_datumTransfer(row, false, -1);
+	SPI_finish();
+	return row;
+}
+
 /* The hash a presented token is stored under; 22023 if it is not one. */
 static Datum
 link_token_hash(const CardLinkKind *kind, const char *token)

@@ -59,13 +59,34 @@ static CardPlan insert_card = {
 	BYTEAOID}
 };
 
-static void
-require(bool present, const char *field)
+/*
+ * The first audit row of a new card and its card.ordered event: the card
+ * as ordered, and for a replacement the card it replaces and why.
+ */
+void
+card_audit_ordered(Datum card_id, Datum account_id, Datum programme_id,
+				   const char *reason, const char *type, const char *display_name,
+				   const char *month, const char *year, const char *last4,
+				   const char *replacement_for, const char *replacement_reason)
 {
-	if (!present)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("%s is required", field)));
+	StringInfoData data;
+
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	card_json_text(&data, "status", "not_activated");
+	card_json_text(&data, "type", type);
+	card_json_text(&data, "display_name", display_name);
+	card_json_text(&data, "exp_month", month);
+	card_json_text(&data, "exp_year", year);
+	card_json_text(&data, "last4", last4);
+	if (replacement_for)
+	{
+		card_json_text(&data, "replacement_for", replacement_for);
+		card_json_text(&data, "replacement_reason", replacement_reason);
+	}
+	appendStringInfoChar(&data, '}');
+	card_audit_insert(card_id, account_id, programme_id, NULL, "not_activated",
+					  reason, "api", "card.ordered", data.data);
 }
 
 /* True if s holds a control character. */
@@ -118,8 +139,8 @@ parse_expiry(const char *exp_month, const char *exp_year, char *month_out,
 
 	if (exp_month == NULL && exp_year == NULL)
 		return false;
-	require(exp_month != NULL, "exp_month");
-	require(exp_year != NULL, "exp_year");
+	card_require(exp_month != NULL, "exp_month");
+	card_require(exp_year != NULL, "exp_year");
 	if (strlen(exp_month) < 1 || strlen(exp_month) > 2 ||
 		strspn(exp_month, "0123456789") != strlen(exp_month) ||
 		(month = atoi(exp_month)) < 1 || month > 12)
@@ -239,10 +260,10 @@ card_order(PG_FUNCTION_ARGS)
 	bytea	   *request_hash = NULL;
 	pg_uuid_t	card_uuid;
 
-	require(!PG_ARGISNULL(0), "individual_id");
-	require(!PG_ARGISNULL(1), "account_id");
-	require(!PG_ARGISNULL(2), "display_name");
-	require(!PG_ARGISNULL(5), "type");
+	card_require(!PG_ARGISNULL(0), "individual_id");
+	card_require(!PG_ARGISNULL(1), "account_id");
+	card_require(!PG_ARGISNULL(2), "display_name");
+	card_require(!PG_ARGISNULL(5), "type");
 	individual_id = PG_GETARG_DATUM(0);
 	account_id = PG_GETARG_DATUM(1);
 	display_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -346,20 +367,8 @@ card_order(PG_FUNCTION_ARGS)
 
 		if (card_exec(&insert_card, values, nulls, false, 0) == 1)
 		{
-			StringInfoData data;
-
-			initStringInfo(&data);
-			appendStringInfoChar(&data, '{');
-			card_json_text(&data, "status", "not_activated");
-			card_json_text(&data, "type", type);
-			card_json_text(&data, "display_name", display_name);
-			card_json_text(&data, "exp_month", month);
-			card_json_text(&data, "exp_year", year);
-			card_json_text(&data, "last4", pan.last4);
-			appendStringInfoChar(&data, '}');
-			card_audit_insert(card_id, account_id, programme_id, NULL,
-							  "not_activated", "ordered", "api",
-							  "card.ordered", data.data);
+			card_audit_ordered(card_id, account_id, programme_id, "ordered", type,
+							   display_name, month, year, pan.last4, NULL, NULL);
 			return card_return_card(fcinfo, card_id);
 		}
 		/* Nothing inserted: the key is taken, or the PAN or token collided. */

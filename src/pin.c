@@ -126,20 +126,6 @@ card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
 	return CARD_PIN_WRONG;
 }
 
-/* Copy a text argument that holds a secret, or NULL. */
-static char *
-secret_arg(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-static void
-wipe(char *secret)
-{
-	if (secret)
-		explicit_bzero(secret, strlen(secret));
-}
-
 /*
  * The work of card_pin_check, on our copies of the token and PIN: count the
  * try, keep its verdict, return only the check's id.  The verdict leaves
@@ -152,7 +138,7 @@ wipe(char *secret)
  * count of a right one and reports a block.
  */
 static Datum
-check_pin(const char *card_token, const char *pin)
+check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 {
 	static CardPlan lock_by_token = {
 		NULL,
@@ -222,8 +208,7 @@ check_pin(const char *card_token, const char *pin)
 	chain_id = card_spi_datum(0, 4, &isnull);
 	stored_pin = DatumGetByteaPCopy(stored);
 
-	/* Lock the chain's count, then count this try whatever it turns out to be. */
-	card_exec(&chain_tries, &chain_id, NULL, false, 1);
+	/* Count this try whatever it turns out to be (the UPDATE takes turns). */
 	counted = card_exec(&count_try, &chain_id, NULL, false, 1) == 1;
 	if (counted)
 	{
@@ -256,25 +241,7 @@ PG_FUNCTION_INFO_V1(card_pin_check);
 Datum
 card_pin_check(PG_FUNCTION_ARGS)
 {
-	char	   *token;
-	char	   *pin = secret_arg(fcinfo, 1);
-	volatile Datum result = (Datum) 0;
-
-	PG_TRY();
-	{
-		if (PG_ARGISNULL(0))
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("card_token is required")));
-		token = secret_arg(fcinfo, 0);
-		result = check_pin(token, pin);
-	}
-	PG_FINALLY();
-	{
-		wipe(pin);
-	}
-	PG_END_TRY();
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(card_with_secrets(fcinfo, "card_token", check_pin));
 }
 
 /*
@@ -308,10 +275,7 @@ card_pin_result(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, false};
 	Datum		row;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("check_id is required")));
+	card_require(!PG_ARGISNULL(0), "check_id");
 	check_id = PG_GETARG_DATUM(0);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -338,7 +302,6 @@ card_pin_result(PG_FUNCTION_ARGS)
 		/* Now that the try is committed: a right PIN clears the count... */
 		if (DatumGetBool(result[0]))
 		{
-			card_exec(&chain_tries, &chain_id, NULL, false, 1);
 			card_pin_tries_clear(chain_id);
 			result[1] = Int32GetDatum(CARD_PIN_TRIES);
 		}
@@ -394,36 +357,8 @@ PG_FUNCTION_INFO_V1(card_pin_reset_start);
 Datum
 card_pin_reset_start(PG_FUNCTION_ARGS)
 {
-	Datum		card_id;
-	char	   *return_url = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	TupleDesc	tupdesc;
-	bool		isnull;
-	Datum		result[2];
-	bool		nulls[2] = {false, false};
-	Datum		row;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("card_id is required")));
-	card_id = PG_GETARG_DATUM(0);
-	card_check_https_url("return_url", return_url);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (card_exec(&lock_for_reset, &card_id, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("card %s does not exist", card_uuid_string(card_id))));
-	check_resettable(card_id);
-	result[0] = card_link_issue(CARD_LINK_PIN_RESET, card_id, return_url,
-								card_spi_datum(0, 3, &isnull), &result[1]);
-	tupdesc = BlessTupleDesc(tupdesc);
-	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
-	row = SPI_datumTransfer(row, false, -1);
-	SPI_finish();
-	PG_RETURN_DATUM(row);
+	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_PIN_RESET, &lock_for_reset,
+									check_resettable, 3));
 }
 
 /* The work of card_pin_reset, on our copies of the token and PIN. */
@@ -483,24 +418,5 @@ PG_FUNCTION_INFO_V1(card_pin_reset);
 Datum
 card_pin_reset(PG_FUNCTION_ARGS)
 {
-	char	   *volatile token = NULL;
-	char	   *pin = secret_arg(fcinfo, 1);
-	volatile Datum result = (Datum) 0;
-
-	PG_TRY();
-	{
-		if (PG_ARGISNULL(0))
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("reset_token is required")));
-		token = secret_arg(fcinfo, 0);
-		result = reset_pin(fcinfo, token, pin);
-	}
-	PG_FINALLY();
-	{
-		wipe(token);
-		wipe(pin);
-	}
-	PG_END_TRY();
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(card_with_secrets(fcinfo, "reset_token", reset_pin));
 }

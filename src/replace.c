@@ -146,14 +146,8 @@ card_replace(PG_FUNCTION_ARGS)
 	char		year[5];
 	int			sequence = 0;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("card_id is required")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("reason is required")));
+	card_require(!PG_ARGISNULL(0), "card_id");
+	card_require(!PG_ARGISNULL(1), "reason");
 	old_id = PG_GETARG_DATUM(0);
 	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (strcmp(reason, "lost") != 0 && strcmp(reason, "stolen") != 0 &&
@@ -235,7 +229,6 @@ card_replace(PG_FUNCTION_ARGS)
 		pg_uuid_t	new_uuid;
 		Datum		new_id = card_random_uuid(&new_uuid);
 		Datum		values[12];
-		StringInfoData data;
 
 		values[0] = new_id;
 		values[1] = old_id;
@@ -271,20 +264,10 @@ card_replace(PG_FUNCTION_ARGS)
 			continue;			/* a new PAN or token collided: draw again */
 		}
 
-		initStringInfo(&data);
-		appendStringInfoChar(&data, '{');
-		card_json_text(&data, "status", "not_activated");
-		card_json_text(&data, "type", type);
-		card_json_text(&data, "display_name", display_name);
-		card_json_text(&data, "exp_month", month);
-		card_json_text(&data, "exp_year", year);
-		card_json_text(&data, "last4", DatumGetCString(DirectFunctionCall1(textout, values[4])));
-		card_json_text(&data, "replacement_for", card_uuid_string(old_id));
-		card_json_text(&data, "replacement_reason", reason);
-		appendStringInfoChar(&data, '}');
-		card_audit_insert(new_id, account_id, programme_id, NULL, "not_activated",
-						  psprintf("replacement (%s)", reason), "api",
-						  "card.ordered", data.data);
+		card_audit_ordered(new_id, account_id, programme_id,
+						   psprintf("replacement (%s)", reason), type, display_name,
+						   month, year, TextDatumGetCString(values[4]),
+						   card_uuid_string(old_id), reason);
 		{
 			Datum		event[5] = {old_id, account_id, programme_id, new_id,
 			CStringGetTextDatum(reason)};

@@ -36,6 +36,16 @@ refuse_ended(Datum card_id, const char *effective_status)
 					card_uuid_string(card_id), effective_status)));
 }
 
+/* A link only for a card that may be revealed (column 1: its status). */
+static void
+check_revealable(Datum card_id)
+{
+	char	   *effective = card_spi_text(0, 1);
+
+	if (!revealable(effective))
+		refuse_ended(card_id, effective);
+}
+
 /*
  * card.card_reveal_start(card_id uuid, return_url text)
  *	 RETURNS TABLE(redirect_url text, expires_at timestamptz)
@@ -46,46 +56,16 @@ card_reveal_start(PG_FUNCTION_ARGS)
 {
 	static CardPlan lock_card = {
 		NULL,
-		"SELECT card.effective_status(c.status, c.expires_on)::text FROM card.card c"
+		"SELECT card.effective_status(c.status, c.expires_on)::text,"
+		" interval '" REVEAL_TTL "'"
+		" FROM card.card c"
 		" WHERE c.id = $1 AND card.programme_visible(c.programme_id)"
 		" FOR NO KEY UPDATE",
 		1, {UUIDOID}
 	};
-	Datum		card_id;
-	char	   *return_url = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *effective;
-	TupleDesc	tupdesc;
-	Datum		result[2];
-	bool		nulls[2] = {false, false};
-	Datum		row;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("card_id is required")));
-	card_id = PG_GETARG_DATUM(0);
-	card_check_https_url("return_url", return_url);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("card %s does not exist", card_uuid_string(card_id))));
-	effective = card_spi_text(0, 1);
-	if (!revealable(effective))
-		refuse_ended(card_id, effective);
-	result[0] = card_link_issue(CARD_LINK_REVEAL, card_id, return_url,
-								DirectFunctionCall3(interval_in, CStringGetDatum(REVEAL_TTL),
-													ObjectIdGetDatum(InvalidOid),
-													Int32GetDatum(-1)),
-								&result[1]);
-	tupdesc = BlessTupleDesc(tupdesc);
-	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
-	row = SPI_datumTransfer(row, false, -1);
-	SPI_finish();
-	PG_RETURN_DATUM(row);
+	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_REVEAL, &lock_card,
+									check_revealable, 2));
 }
 
 /*
@@ -115,7 +95,7 @@ derive_cvv(const char *pan, size_t pan_len, const char *exp_month,
 
 /* The work of card_reveal, on our copy of the token. */
 static Datum
-reveal(FunctionCallInfo fcinfo, const char *token)
+reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 {
 	static CardPlan lock_card = {
 		NULL,
@@ -205,22 +185,5 @@ PG_FUNCTION_INFO_V1(card_reveal);
 Datum
 card_reveal(PG_FUNCTION_ARGS)
 {
-	char	   *token;
-	volatile Datum result = (Datum) 0;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("reveal_token is required")));
-	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PG_TRY();
-	{
-		result = reveal(fcinfo, token);
-	}
-	PG_FINALLY();
-	{
-		explicit_bzero(token, strlen(token));
-	}
-	PG_END_TRY();
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(card_with_secrets(fcinfo, "reveal_token", reveal));
 }

@@ -50,10 +50,7 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, false, false};
 	Datum		row;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("batch_size is required")));
+	card_require(!PG_ARGISNULL(0), "batch_size");
 	batch_size = PG_GETARG_INT32(0);
 	if (batch_size < 1 || batch_size > BATCH_MAX)
 		ereport(ERROR,

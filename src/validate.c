@@ -17,6 +17,47 @@
 
 #define CARD_URL_MAX 2048
 
+/* 23502 when a required value is missing. */
+void
+card_require(bool present, const char *field)
+{
+	if (!present)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("%s is required", field)));
+}
+
+/*
+ * Run work on our copies of a function's secret arguments (a token, and a
+ * PIN if the function takes one), wiping both however the call ends.  The
+ * first argument is required and named first_field in the error; the
+ * second may be NULL, for work to judge.
+ */
+Datum
+card_with_secrets(FunctionCallInfo fcinfo, const char *first_field, CardSecretWork work)
+{
+	char	   *volatile first = NULL;
+	char	   *second = (PG_NARGS() > 1 && !PG_ARGISNULL(1)) ?
+		text_to_cstring(PG_GETARG_TEXT_PP(1)) : NULL;
+	volatile Datum result = (Datum) 0;
+
+	PG_TRY();
+	{
+		card_require(!PG_ARGISNULL(0), first_field);
+		first = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		result = work(fcinfo, first, second);
+	}
+	PG_FINALLY();
+	{
+		if (first)
+			explicit_bzero(first, strlen(first));
+		if (second)
+			explicit_bzero(second, strlen(second));
+	}
+	PG_END_TRY();
+	return result;
+}
+
 static bool
 host_char(char c)
 {
@@ -48,10 +89,7 @@ card_check_https_url(const char *field, const char *url)
 	const char *p;
 	const char *host;
 
-	if (url == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("%s is required", field)));
+	card_require(url != NULL, field);
 	if (strlen(url) > CARD_URL_MAX)
 		url_error(field, "The URL is longer than 2048 characters.");
 	if (pg_strncasecmp(url, "https://", 8) != 0)
@@ -84,10 +122,7 @@ card_check_pin(const char *pin)
 {
 	size_t		len;
 
-	if (pin == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("pin is required")));
+	card_require(pin != NULL, "pin");
 	len = strlen(pin);
 	if (len < 4 || len > 6 || strspn(pin, "0123456789") != len)
 		ereport(ERROR,
@@ -103,10 +138,7 @@ card_check_channel(const char *channel)
 		"api", "holder", "operator", "system", "fraud"
 	};
 
-	if (channel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("channel is required")));
+	card_require(channel != NULL, "channel");
 	for (size_t i = 0; i < lengthof(channels); i++)
 		if (strcmp(channel, channels[i]) == 0)
 			return;
