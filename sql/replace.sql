@@ -7,18 +7,6 @@ SELECT programme_id AS prog, individual_id AS holder, account_id AS acct
   FROM test_account('Replacement programme') \gset
 SELECT balance FROM card.account_credit(:'acct', 100000, 'replace-seed');
 
--- A reveal of a card's PAN, for comparing cards without printing PANs.
-CREATE FUNCTION test_pan(c uuid) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    tok text;
-    result text;
-BEGIN
-    SELECT substring(redirect_url FROM 'token=(.*)$') INTO tok
-      FROM card.card_reveal_start(c, 'https://app.example.com/back');
-    SELECT pan INTO result FROM card.card_reveal(tok);
-    RETURN result;
-END $$;
-
 -- ---------------------------------------------------------------------------
 -- damaged: same PAN, new expiry, both work until the new one is activated
 -- ---------------------------------------------------------------------------

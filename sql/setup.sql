@@ -72,3 +72,16 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 SELECT count(*) AS transitions FROM card.card_status_transitions();
+
+-- A reveal of a card's PAN through the hosted flow, for comparing cards
+-- without printing PANs.
+CREATE FUNCTION test_pan(c uuid) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    tok text;
+    result text;
+BEGIN
+    SELECT substring(redirect_url FROM 'token=(.*)$') INTO tok
+      FROM card.card_reveal_start(c, 'https://app.example.com/back');
+    SELECT pan INTO result FROM card.card_reveal(tok);
+    RETURN result;
+END $$;

@@ -56,13 +56,7 @@ SELECT is((SELECT count(*)::int FROM card.hosted_link l
     0, 'every reveal link was used once and is kept only as a 32-byte hash');
 
 -- Refusals (the SQLSTATE of each).
-CREATE FUNCTION pg_temp.tap_state(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN 'ran';
-EXCEPTION WHEN OTHERS THEN
-    RETURN sqlstate;
-END $$;
+\ir include/run_as.sql
 SELECT substring(redirect_url FROM 'token=(.*)$') AS used
   FROM card.card_reveal_start((SELECT id FROM tap_cards WHERE n = 1), 'https://app.example.com/back') \gset
 SELECT count(*) FROM card.card_reveal(:'used');

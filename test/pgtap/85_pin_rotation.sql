@@ -9,13 +9,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 BEGIN;
 SELECT plan(21);
 
-CREATE FUNCTION pg_temp.tap_state(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN 'ran';
-EXCEPTION WHEN OTHERS THEN
-    RETURN sqlstate;
-END $$;
+\ir include/run_as.sql
 
 -- A PIN check and its verdict, read from the table: card_pin_result()
 -- gives verdicts only to a later transaction (tested below and in sql/pin.sql).

@@ -13,3 +13,12 @@ BEGIN
     RESET ROLE;
     RETURN outcome;
 END $$;
+
+-- The SQLSTATE of a statement run as the current role, or 'ran'.
+CREATE FUNCTION pg_temp.tap_state(statement text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN 'ran';
+EXCEPTION WHEN OTHERS THEN
+    RETURN sqlstate;
+END $$;
