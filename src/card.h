@@ -150,6 +150,7 @@ extern CardChangeContext card_change_begin(const char *reason,
 										   const char *channel,
 										   const pg_uuid_t *activating);
 extern void card_change_end(CardChangeContext previous);
+extern bool card_status_name_live(const char *status);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
 									const char *reason, const char *channel,
 									const pg_uuid_t *activating);

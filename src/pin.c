@@ -199,8 +199,7 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 				 errhint("The holder sets the PIN when activating the card.")));
 	/* An ended card's PIN is no one's concern: never compared nor counted. */
 	effective = card_spi_text(0, 6);
-	if (strcmp(effective, "active") != 0 && strcmp(effective, "frozen") != 0 &&
-		strcmp(effective, "not_activated") != 0)
+	if (!card_status_name_live(effective))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s is %s and its PIN cannot be checked",
@@ -336,8 +335,7 @@ check_resettable(Datum card_id)
 	bool		isnull;
 	char	   *effective = card_spi_text(0, 1);
 
-	if (strcmp(effective, "active") != 0 && strcmp(effective, "frozen") != 0 &&
-		strcmp(effective, "not_activated") != 0)
+	if (!card_status_name_live(effective))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s is %s and its PIN cannot be reset",

@@ -82,13 +82,6 @@ static CardPlan replaced_event = {
 	5, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
 };
 
-static bool
-is_live(const char *status)
-{
-	return strcmp(status, "not_activated") == 0 || strcmp(status, "active") == 0 ||
-		strcmp(status, "frozen") == 0;
-}
-
 /*
  * Which cards each reason may replace: lost and stolen any live card or
  * one already reported so; damaged a live card; expired a card that is
@@ -101,11 +94,12 @@ check_replaceable(Datum card_id, const char *reason, const char *stored,
 	bool		ok;
 
 	if (strcmp(reason, "lost") == 0 || strcmp(reason, "stolen") == 0)
-		ok = is_live(effective) || strcmp(stored, "lost") == 0 || strcmp(stored, "stolen") == 0;
+		ok = card_status_name_live(effective) ||
+			strcmp(stored, "lost") == 0 || strcmp(stored, "stolen") == 0;
 	else if (strcmp(reason, "damaged") == 0)
-		ok = is_live(effective);
+		ok = card_status_name_live(effective);
 	else
-		ok = is_live(stored) || strcmp(stored, "expired") == 0;
+		ok = card_status_name_live(stored) || strcmp(stored, "expired") == 0;
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -279,7 +273,7 @@ card_replace(PG_FUNCTION_ARGS)
 		 * card_status_end_lost_pan trigger then ends every other live card
 		 * with their PAN.
 		 */
-		if (!same_pan && is_live(effective))
+		if (!same_pan && card_status_name_live(effective))
 		{
 			Datum		end[3] = {old_id, CStringGetTextDatum(reason),
 				CStringGetTextDatum(psprintf("replaced by card %s", card_uuid_string(new_id)))};

@@ -18,15 +18,6 @@
 /* Long enough to load a page, short enough that a leaked link is stale. */
 #define REVEAL_TTL "5 minutes"
 
-/* A card whose details may be shown: ordered and not ended. */
-static bool
-revealable(const char *effective_status)
-{
-	return strcmp(effective_status, "not_activated") == 0 ||
-		strcmp(effective_status, "active") == 0 ||
-		strcmp(effective_status, "frozen") == 0;
-}
-
 static void
 refuse_ended(Datum card_id, const char *effective_status)
 {
@@ -36,13 +27,13 @@ refuse_ended(Datum card_id, const char *effective_status)
 					card_uuid_string(card_id), effective_status)));
 }
 
-/* A link only for a card that may be revealed (column 1: its status). */
+/* A link only for a card whose details may be shown: ordered and not ended. */
 static void
 check_revealable(Datum card_id)
 {
 	char	   *effective = card_spi_text(0, 1);
 
-	if (!revealable(effective))
+	if (!card_status_name_live(effective))
 		refuse_ended(card_id, effective);
 }
 
@@ -136,7 +127,7 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of reveal token vanished");
 	effective = card_spi_text(0, 1);
-	if (!revealable(effective))
+	if (!card_status_name_live(effective))
 		refuse_ended(card_id, effective);
 	sealed = DatumGetByteaPCopy(card_spi_datum(0, 2, &isnull));
 	key_version = DatumGetInt16(card_spi_datum(0, 3, &isnull));

@@ -130,6 +130,13 @@ card_status_live(CardStatus status)
 		status == CARD_FROZEN;
 }
 
+/* The same, for a status by name (as the entry points read it from SQL). */
+bool
+card_status_name_live(const char *status)
+{
+	return card_status_live(card_status_from_name(status));
+}
+
 /* Status of a column of a trigger tuple. */
 static CardStatus
 tuple_status(HeapTuple tuple, TupleDesc tupdesc, int attnum)
