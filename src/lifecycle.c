@@ -34,7 +34,7 @@ static CardPlan expire_due = {
 	NULL,
 	"UPDATE card.card SET status = 'expired'"
 	" WHERE status IN ('not_activated', 'active', 'frozen') AND expires_on <= $1"
-	" AND card.programme_visible(programme_id)",
+	" AND (card.caller_sees_all() OR programme_id IN (SELECT card.visible_programmes()))",
 	1, {DATEOID}
 };
 
