@@ -10,7 +10,7 @@ OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
 
 # Version 1.0's script and the delta to each later version; a fresh install
 # of the default version runs the same path (CREATE EXTENSION finds it).
-DATA = card--1.0.sql card--1.0--1.1.sql
+DATA = card--1.0.sql card--1.0--1.1.sql card--1.1--1.2.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

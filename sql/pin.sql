@@ -117,3 +117,14 @@ SELECT substring(redirect_url FROM 'token=(.*)$') AS act2
 SELECT status, pin_tries_left FROM card.card_activation_complete(:'act2', '1113');
 SELECT card.card_pin_check(card.card_token(:'first'), '2468') AS chk \gset
 SELECT * FROM card.card_pin_result(:'chk');
+
+-- Two checks in one statement (issue 10, defect 1: both got the id of the
+-- second, which pointed into a dead stack frame, and the wrong PIN's check
+-- read as verified): each has an id and a verdict of its own.
+SELECT test_card_in(:'acct', :'holder', 'active') AS x_card \gset
+SELECT test_card_in(:'acct', :'holder', 'active') AS y_card \gset
+SELECT card.card_pin_check(card.card_token(:'x_card'), '0000') AS x,
+       card.card_pin_check(card.card_token(:'y_card'), '2468') AS y \gset
+SELECT :'x' <> :'y' AS distinct_ids;
+SELECT 'x' AS check, verified, tries_left FROM card.card_pin_result(:'x');
+SELECT 'y' AS check, verified, tries_left FROM card.card_pin_result(:'y');

@@ -68,6 +68,26 @@ SELECT regress_b_code.cards_seen() AS b_function_called_by_a,
        (SELECT string_agg(display_name, ',' ORDER BY display_name) FROM card.cards) AS a_itself;
 RESET ROLE;
 SELECT regress_b_code.cards_seen() AS b_function_called_by_superuser;
+-- The same holds for the entry points B's code calls (issue 10, defect 3:
+-- they acted with the caller's programmes): called by A or by a superuser,
+-- B's function finds A's card nowhere, through a C entry point or a
+-- PL/pgSQL one, and blocks nothing of A's; B's own card it finds.
+SET ROLE regress_tenant_b;
+CREATE FUNCTION regress_b_code.block(c uuid) RETURNS text LANGUAGE sql SECURITY DEFINER
+    AS 'SELECT status::text FROM card.card_set_status(c, ''blocked'', ''b code'')';
+CREATE FUNCTION regress_b_code.controls(c uuid) RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+    AS 'SELECT card.card_controls(c)';
+RESET ROLE;
+SELECT id AS card_a FROM card.card WHERE programme_id = :'prog_a' LIMIT 1 \gset
+SELECT id AS card_b FROM card.card WHERE programme_id = :'prog_b' LIMIT 1 \gset
+SET ROLE regress_tenant_a;
+SELECT regress_b_code.block(:'card_a');
+SELECT regress_b_code.controls(:'card_a');
+RESET ROLE;
+SELECT regress_b_code.block(:'card_a');
+SELECT regress_b_code.controls(:'card_a');
+SELECT status AS a_card_untouched FROM card.cards WHERE id = :'card_a';
+SELECT regress_b_code.controls(:'card_b') IS NOT NULL AS b_finds_its_own;
 DROP SCHEMA regress_b_code CASCADE;
 
 DROP ROLE regress_tenant_a, regress_tenant_b;

@@ -59,9 +59,7 @@ check_activatable(Datum card_id)
  * card.card_activation_start(card_id uuid, return_url text)
  *	 RETURNS TABLE(redirect_url text, expires_at timestamptz)
  */
-PG_FUNCTION_INFO_V1(card_activation_start);
-Datum
-card_activation_start(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_activation_start)
 {
 	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_ACTIVATION, &lock_card,
 									check_activatable, 3));
@@ -169,9 +167,7 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
  *	 RETURNS TABLE(card_id uuid, status card.card_status, return_url text,
  *	 pin_tries_left integer)
  */
-PG_FUNCTION_INFO_V1(card_activation_complete);
-Datum
-card_activation_complete(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_activation_complete)
 {
 	PG_RETURN_DATUM(card_with_secrets(fcinfo, "activation_token", complete_activation));
 }

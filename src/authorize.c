@@ -173,9 +173,7 @@ column_bool(int col)
  *	 merchant_name text) RETURNS TABLE(authorization_id uuid, approved
  *	 boolean, decline_reason text, available bigint)
  */
-PG_FUNCTION_INFO_V1(card_authorize);
-Datum
-card_authorize(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_authorize)
 {
 	char	   *token = required_text(fcinfo, 0, "card_token");
 	int64		amount;
@@ -203,7 +201,6 @@ card_authorize(PG_FUNCTION_ARGS)
 	bool		channel_ok;
 	int64		available;
 	const char *reason = NULL;
-	pg_uuid_t	auth_uuid;
 	Datum		values[15];
 	char		nulls[15];
 	Datum		result[4];
@@ -320,7 +317,7 @@ card_authorize(PG_FUNCTION_ARGS)
 		reason = "insufficient_funds";
 
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = card_time_uuid(&auth_uuid);
+	values[0] = card_time_uuid();
 	values[1] = programme_id;
 	values[2] = card_id;
 	values[3] = account_id;

@@ -64,8 +64,8 @@ extern bytea *card_encrypt(int key_version, const pg_uuid_t *card_id,
 extern char *card_decrypt(int key_version, const pg_uuid_t *card_id,
 						  const bytea *sealed, size_t *len);
 extern char *card_random_token(const char *prefix, int nbytes);
-extern Datum card_random_uuid(pg_uuid_t *uuid);
-extern Datum card_time_uuid(pg_uuid_t *uuid);
+extern Datum card_random_uuid(void);
+extern Datum card_time_uuid(void);
 
 /* ---- PAN (pan.c) ---- */
 #define CARD_PAN_MAX 19
@@ -96,6 +96,23 @@ extern void card_audit_ordered(Datum card_id, Datum account_id, Datum programme_
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);
+extern Datum card_entry_call(FunctionCallInfo fcinfo, PGFunction body);
+
+/*
+ * Define an SQL-callable entry point: the function PostgreSQL calls runs
+ * name_body as the extension's owner, with the acting role as the caller
+ * (card_entry_call).  Usage: CARD_ENTRY_POINT(card_order) { ... body ... }
+ */
+#define CARD_ENTRY_POINT(name) \
+	static Datum name##_body(PG_FUNCTION_ARGS); \
+	PG_FUNCTION_INFO_V1(name); \
+	Datum \
+	name(PG_FUNCTION_ARGS) \
+	{ \
+		return card_entry_call(fcinfo, name##_body); \
+	} \
+	static Datum \
+	name##_body(PG_FUNCTION_ARGS)
 
 /* ---- hosted-page links (link.c) ---- */
 typedef enum CardLinkPurpose

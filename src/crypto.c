@@ -191,8 +191,9 @@ card_random_token(const char *prefix, int nbytes)
  * their primary key index, instead of at a random leaf page each.
  */
 Datum
-card_time_uuid(pg_uuid_t *uuid)
+card_time_uuid(void)
 {
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
 	uint64		ms = (uint64) (GetCurrentTimestamp() / 1000 + (uint64)
 							   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
 
@@ -204,10 +205,16 @@ card_time_uuid(pg_uuid_t *uuid)
 	return UUIDPGetDatum(uuid);
 }
 
-/* A random (version 4) UUID in *uuid, returned as a Datum pointing to it. */
+/*
+ * A random (version 4) UUID.  Like card_time_uuid(), palloc'd in the
+ * current memory context: a Datum must never point into a stack frame
+ * that ends before the Datum is used (card_pin_check once returned one).
+ */
 Datum
-card_random_uuid(pg_uuid_t *uuid)
+card_random_uuid(void)
 {
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+
 	card_random_bytes(uuid->data, UUID_LEN);
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */

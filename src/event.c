@@ -181,9 +181,7 @@ card_event_append_only(PG_FUNCTION_ARGS)
 /*
  * card.events_after(cursor bigint, max integer) RETURNS SETOF card.event
  */
-PG_FUNCTION_INFO_V1(card_events_after);
-Datum
-card_events_after(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_events_after)
 {
 	static CardPlan last_seq = {
 		NULL,

@@ -66,9 +66,7 @@ card_exec_status_change(CardPlan *cp, Datum *values, const char *reason,
  * card.card_set_status(card_id uuid, status card.card_status, reason text,
  *	 channel text) RETURNS card.cards
  */
-PG_FUNCTION_INFO_V1(card_set_status);
-Datum
-card_set_status(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_set_status)
 {
 	Datum		card_id;
 	char	   *status;
@@ -122,9 +120,7 @@ card_set_status(PG_FUNCTION_ARGS)
  * as_of; returns how many.  as_of may not lie after today in UTC: expired
  * is final, so a sweep must never run ahead of the calendar.
  */
-PG_FUNCTION_INFO_V1(card_expire_due);
-Datum
-card_expire_due(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_expire_due)
 {
 	Datum		as_of;
 	int			expired;

@@ -45,13 +45,19 @@ static CardPlan find_by_key = {
 	2, {UUIDOID, TEXTOID}
 };
 
+/*
+ * The programme's id passes through card.programme_for_new_card(), which
+ * refuses (55000) a programme whose PAN length its brand does not issue
+ * (one of 1.1): here, after the idempotent replay, not in account_lookup.
+ */
 static CardPlan insert_card = {
 	NULL,
 	"INSERT INTO card.card (id, programme_id, account_id, individual_id,"
 	" display_name, type, exp_month, exp_year, last4, token,"
 	" pan_ciphertext, pan_key_version, pan_fingerprint,"
 	" idempotency_key, order_request_hash)"
-	" VALUES ($1, $2, $3, $4, $5, $6::card.card_type, $7, $8, $9, $10,"
+	" VALUES ($1, card.programme_for_new_card($2), $3, $4, $5, $6::card.card_type,"
+	" $7, $8, $9, $10,"
 	" $11, $12, $13, $14, $15)"
 	" ON CONFLICT DO NOTHING RETURNING id",
 	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
@@ -234,9 +240,7 @@ card_for_key(Datum programme_id, const char *key, bytea *request_hash,
  *	 exp_month text, exp_year text, type card.card_type,
  *	 idempotency_key text) RETURNS card.cards
  */
-PG_FUNCTION_INFO_V1(card_order);
-Datum
-card_order(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_order)
 {
 	Datum		individual_id;
 	Datum		account_id;
@@ -258,7 +262,6 @@ card_order(PG_FUNCTION_ARGS)
 	char		month[3];
 	char		year[5];
 	bytea	   *request_hash = NULL;
-	pg_uuid_t	card_uuid;
 
 	card_require(!PG_ARGISNULL(0), "individual_id");
 	card_require(!PG_ARGISNULL(1), "account_id");
@@ -338,7 +341,7 @@ card_order(PG_FUNCTION_ARGS)
 	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
 	{
 		int			key_version = card_enc_key_newest();
-		Datum		card_id = card_random_uuid(&card_uuid);
+		Datum		card_id = card_random_uuid();
 		CardStoredPan pan;
 		Datum		values[15];
 		char		nulls[15];
@@ -346,7 +349,7 @@ card_order(PG_FUNCTION_ARGS)
 		Datum		existing;
 
 		memset(nulls, ' ', sizeof(nulls));
-		card_pan_issue(bin, pan_length, key_version, &card_uuid, &pan);
+		card_pan_issue(bin, pan_length, key_version, DatumGetUUIDP(card_id), &pan);
 		values[0] = card_id;
 		values[1] = programme_id;
 		values[2] = account_id;

@@ -132,9 +132,7 @@ card_pan_reseal(int from_version, const pg_uuid_t *from_card, const bytea *seale
  * Decrypts the stored PAN and reports facts about it, never the PAN: an
  * integrity check for operators and tests.
  */
-PG_FUNCTION_INFO_V1(card_pan_check);
-Datum
-card_pan_check(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_pan_check)
 {
 	static CardPlan lookup = {
 		NULL,

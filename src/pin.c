@@ -170,6 +170,7 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 		1, {UUIDOID}
 	};
 	Datum		token = CStringGetTextDatum(card_token);
+	Datum		check_id;
 	Datum		card_id;
 	Datum		stored;
 	bytea	   *stored_pin;
@@ -179,10 +180,11 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	int			tries_left;
 	bool		verified;
 	bool		counted;
-	pg_uuid_t	check_uuid;
 	Datum		values[5];
 
 	card_check_pin(pin);
+	/* The id outlives the SPI session: made in the caller's memory context. */
+	check_id = card_time_uuid();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (card_exec(&lock_by_token, &token, NULL, false, 1) != 1)
@@ -220,14 +222,14 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 		verified = false;
 	}
 	card_exec(&forget_stale, &card_id, NULL, false, 0);
-	values[0] = card_time_uuid(&check_uuid);
+	values[0] = check_id;
 	values[1] = card_id;
 	values[2] = BoolGetDatum(verified);
 	values[3] = Int16GetDatum((int16) tries_left);	/* if wrong; a right one clears */
 	values[4] = BoolGetDatum(counted && tries_left == 0);
 	card_exec(&record, values, NULL, false, 0);
 	SPI_finish();
-	return values[0];
+	return check_id;
 }
 
 /*
@@ -236,9 +238,7 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
  * For the processor (online PIN), step one: the try is counted and its
  * verdict kept; the id returned gives the verdict in a later transaction.
  */
-PG_FUNCTION_INFO_V1(card_pin_check);
-Datum
-card_pin_check(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_pin_check)
 {
 	PG_RETURN_DATUM(card_with_secrets(fcinfo, "card_token", check_pin));
 }
@@ -251,9 +251,7 @@ card_pin_check(PG_FUNCTION_ARGS)
  * current transaction (or one of its subtransactions) is refused: its
  * count could still be rolled back.
  */
-PG_FUNCTION_INFO_V1(card_pin_result);
-Datum
-card_pin_result(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_pin_result)
 {
 	static CardPlan take = {
 		NULL,
@@ -351,9 +349,7 @@ check_resettable(Datum card_id)
  * card.card_pin_reset_start(card_id uuid, return_url text)
  *	 RETURNS TABLE(redirect_url text, expires_at timestamptz)
  */
-PG_FUNCTION_INFO_V1(card_pin_reset_start);
-Datum
-card_pin_reset_start(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_pin_reset_start)
 {
 	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_PIN_RESET, &lock_for_reset,
 									check_resettable, 3));
@@ -412,9 +408,7 @@ reset_pin(FunctionCallInfo fcinfo, const char *token, const char *pin)
  *
  * Called by the hosted page: sets a new PIN and unblocks it.
  */
-PG_FUNCTION_INFO_V1(card_pin_reset);
-Datum
-card_pin_reset(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_pin_reset)
 {
 	PG_RETURN_DATUM(card_with_secrets(fcinfo, "reset_token", reset_pin));
 }

@@ -114,9 +114,7 @@ check_replaceable(Datum card_id, const char *reason, const char *stored,
 /*
  * card.card_replace(card_id uuid, reason text) RETURNS card.cards
  */
-PG_FUNCTION_INFO_V1(card_replace);
-Datum
-card_replace(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_replace)
 {
 	Datum		old_id;
 	char	   *reason;
@@ -220,8 +218,8 @@ card_replace(PG_FUNCTION_ARGS)
 	for (int attempt = 0; attempt < REPLACE_ATTEMPTS; attempt++)
 	{
 		int			key_version = card_enc_key_newest();
-		pg_uuid_t	new_uuid;
-		Datum		new_id = card_random_uuid(&new_uuid);
+		Datum		new_id = card_random_uuid();
+		pg_uuid_t  *new_uuid = DatumGetUUIDP(new_id);
 		Datum		values[12];
 
 		values[0] = new_id;
@@ -237,14 +235,14 @@ card_replace(PG_FUNCTION_ARGS)
 		{
 			values[4] = CStringGetTextDatum(last4);
 			values[6] = PointerGetDatum(card_pan_reseal(old_version, DatumGetUUIDP(old_id),
-														old_sealed, key_version, &new_uuid));
+														old_sealed, key_version, new_uuid));
 			values[8] = fingerprint;
 		}
 		else
 		{
 			CardStoredPan pan;
 
-			card_pan_issue(bin, pan_length, key_version, &new_uuid, &pan);
+			card_pan_issue(bin, pan_length, key_version, new_uuid, &pan);
 			values[4] = CStringGetTextDatum(pan.last4);
 			values[6] = PointerGetDatum(pan.sealed);
 			values[8] = PointerGetDatum(pan.fingerprint);

@@ -41,9 +41,7 @@ check_revealable(Datum card_id)
  * card.card_reveal_start(card_id uuid, return_url text)
  *	 RETURNS TABLE(redirect_url text, expires_at timestamptz)
  */
-PG_FUNCTION_INFO_V1(card_reveal_start);
-Datum
-card_reveal_start(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_reveal_start)
 {
 	static CardPlan lock_card = {
 		NULL,
@@ -172,9 +170,7 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
  *
  * For the hosted page only, once per link.
  */
-PG_FUNCTION_INFO_V1(card_reveal);
-Datum
-card_reveal(PG_FUNCTION_ARGS)
+CARD_ENTRY_POINT(card_reveal)
 {
 	PG_RETURN_DATUM(card_with_secrets(fcinfo, "reveal_token", reveal));
 }

@@ -3,54 +3,154 @@
  * tenancy.c
  *	  Who is calling: the primitives of programme isolation.
  *
- * The entry points run as the extension's owner (SECURITY DEFINER), so
- * current_user inside them is the owner, not the caller.  The caller is
- * the role the session runs as (its login role, or the role of SET ROLE):
- * GetOuterUserId(), which a SECURITY DEFINER function does not change.
+ * The entry points are SECURITY INVOKER and switch to the extension's
+ * owner themselves (card_entry_call): on entry they take the caller from
+ * GetUserId(), the role PostgreSQL says is acting (the session's role, or
+ * the owner of a SECURITY DEFINER function that calls them, or a table's
+ * owner whose index expression calls them), and keep it for the call.  A
+ * SECURITY DEFINER entry point could not: PostgreSQL switches to the owner
+ * before the function runs and keeps the caller to itself, so another
+ * role's definer code calling it would act with the session's programmes
+ * (a confused deputy).  PL/pgSQL and SQL entry points get the same switch
+ * from a C wrapper of the same name (card_plpgsql_entry) whose body keeps
+ * the name in schema card_internal.
+ *
  * Row-level security policies and the functions both ask these questions
- * about that role, so a table read and a function call agree on what a
- * caller may see.
+ * about the caller, so a table read and a function call agree on what a
+ * caller may see.  Outside an entry point (a policy evaluated for a
+ * direct read) the caller is the current user.
  *
  * Inside a security-restricted operation (VACUUM, ANALYZE, CREATE INDEX,
- * REFRESH MATERIALIZED VIEW, autovacuum) PostgreSQL runs a table owner's
- * index expressions and the like as that owner, while the session's role
- * stays whoever started the operation: often a superuser, and for
- * autovacuum always.  The session's role is then not the caller, so these
- * functions refuse to answer, and with them every entry point.
+ * REFRESH MATERIALIZED VIEW, autovacuum) the extension refuses to work:
+ * nothing there has a reason to order cards or read PANs, and an index
+ * expression calling an entry point would run it on every maintenance pass.
  *
  *-------------------------------------------------------------------------
  */
 #include "card.h"
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
-/*
- * The calling role; refused inside a security-restricted operation.
- *
- * Inside another role's SECURITY DEFINER code (the current user differs
- * from the session's and is no superuser) that role is the one acting, and
- * reads through the views and policies are its own: PostgreSQL lends a
- * SECURITY DEFINER function its owner's privileges, never its caller's.
- * Inside the extension's own entry points the current user is the
- * extension's owner, a superuser, and the caller is the session's role.
- */
-Oid
-card_caller_role(void)
+/* The caller of the entry point running now, or InvalidOid outside one. */
+static Oid	entry_caller = InvalidOid;
+
+static void
+refuse_restricted(void)
 {
-	Oid			current = GetUserId();
-	Oid			outer = GetOuterUserId();
-
 	if (InSecurityRestrictedOperation())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the card extension cannot be used within a security-restricted operation"),
 				 errdetail("Index expressions, VACUUM, ANALYZE and materialized view refreshes run as a table's owner, not as the session's role.")));
-	if (current != outer && !superuser_arg(current))
-		return current;
-	return outer;
+}
+
+/* The calling role; refused inside a security-restricted operation. */
+Oid
+card_caller_role(void)
+{
+	refuse_restricted();
+	return OidIsValid(entry_caller) ? entry_caller : GetUserId();
+}
+
+/* The owner of a function: what SECURITY DEFINER would have switched to. */
+static Oid
+function_owner(Oid fn_oid)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Run body as the entry point's owner, with the acting role kept as the
+ * caller.  One entry point calling another (card_update calling
+ * card_set_status) finds the owner acting and keeps the outer caller.
+ */
+Datum
+card_entry_call(FunctionCallInfo fcinfo, PGFunction body)
+{
+	Oid			save_user;
+	int			save_sec;
+	Oid			save_caller = entry_caller;
+	Oid			owner;
+	Datum		result;
+
+	refuse_restricted();
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	owner = function_owner(fcinfo->flinfo->fn_oid);
+	if (!(OidIsValid(entry_caller) && save_user == owner))
+		entry_caller = save_user;
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		result = body(fcinfo);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_user, save_sec);
+		entry_caller = save_caller;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * The body of a PL/pgSQL or SQL entry point: the function of the same
+ * name and argument types in schema card_internal, looked up once per
+ * call site.
+ */
+static Datum
+call_internal_body(FunctionCallInfo fcinfo)
+{
+	FmgrInfo   *body = (FmgrInfo *) fcinfo->flinfo->fn_extra;
+	LOCAL_FCINFO(inner, FUNC_MAX_ARGS);
+	Datum		result;
+
+	if (body == NULL)
+	{
+		HeapTuple	tuple = SearchSysCache1(PROCOID,
+											ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+		Form_pg_proc proc;
+		Oid			body_oid;
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+		proc = (Form_pg_proc) GETSTRUCT(tuple);
+		body_oid = LookupFuncName(list_make2(makeString("card_internal"),
+											 makeString(pstrdup(NameStr(proc->proname)))),
+								  proc->pronargs, proc->proargtypes.values, false);
+		ReleaseSysCache(tuple);
+		body = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(body_oid, body, fcinfo->flinfo->fn_mcxt);
+		body->fn_expr = fcinfo->flinfo->fn_expr;
+		fcinfo->flinfo->fn_extra = body;
+	}
+	InitFunctionCallInfoData(*inner, body, fcinfo->nargs, fcinfo->fncollation,
+							 fcinfo->context, fcinfo->resultinfo);
+	memcpy(inner->args, fcinfo->args, sizeof(NullableDatum) * fcinfo->nargs);
+	result = FunctionCallInvoke(inner);
+	fcinfo->isnull = inner->isnull;
+	return result;
+}
+
+/* card.<entry point>(...): the wrapper of a PL/pgSQL or SQL body. */
+PG_FUNCTION_INFO_V1(card_plpgsql_entry);
+Datum
+card_plpgsql_entry(PG_FUNCTION_ARGS)
+{
+	return card_entry_call(fcinfo, call_internal_body);
 }
 
 /* card.caller() RETURNS name */

@@ -5,7 +5,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- Roles per capability (DESIGN.md section 10): each role can call exactly
 -- its functions, every other one fails with 42501; no role writes a table.
 BEGIN;
-SELECT plan(20);
+SELECT plan(27);
 
 SELECT has_role(r, 'role ' || r || ' exists')
   FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r;
@@ -76,16 +76,35 @@ SELECT is((SELECT count(DISTINCT fn)::int FROM tap_allowed a
     'every allowed function exists');
 
 -- The entry points run as the owner with a fixed search_path; helpers are not callable.
+-- Entry points are SECURITY INVOKER C functions that switch to the owner
+-- themselves, keeping the acting role as the caller (src/tenancy.c); a
+-- PL/pgSQL or SQL entry point's body lives in card_internal, callable by
+-- nobody but the owner, and its C wrapper in card.
 SELECT is((SELECT count(*)::int FROM pg_proc p
             WHERE p.pronamespace = 'card'::regnamespace
               AND p.proname IN (SELECT fn FROM tap_allowed WHERE fn <> 'card_status_transitions')
               AND p.proname NOT IN (SELECT fn FROM tap_policy_helpers)
-              AND NOT (p.prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig))),
-    0, 'every entry point is SECURITY DEFINER with search_path = pg_catalog, pg_temp');
+              AND NOT (p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c') AND NOT p.prosecdef)),
+    0, 'every entry point is a SECURITY INVOKER C function');
 SELECT is((SELECT count(*)::int FROM pg_proc p
-            WHERE p.pronamespace = 'card'::regnamespace AND p.prosecdef
+            WHERE p.pronamespace IN ('card'::regnamespace, 'card_internal'::regnamespace) AND p.prosecdef),
+    0, 'no function of the extension is SECURITY DEFINER (the entry points switch in C)');
+SELECT is((SELECT count(*)::int FROM pg_proc p
+            WHERE p.pronamespace = 'card'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+              AND p.proname IN (SELECT fn FROM tap_allowed)
+              AND p.prosrc <> 'card_plpgsql_entry'
               AND NOT ('search_path=pg_catalog, pg_temp' = ANY (p.proconfig))),
-    0, 'no SECURITY DEFINER function runs with the caller''s search_path');
+    0, 'every C entry point with statements of its own runs with search_path = pg_catalog, pg_temp');
+SELECT is((SELECT count(*)::int FROM pg_proc p
+            WHERE p.pronamespace = 'card'::regnamespace AND p.prosrc = 'card_plpgsql_entry'
+              AND NOT EXISTS (SELECT FROM pg_proc b
+                               WHERE b.pronamespace = 'card_internal'::regnamespace
+                                 AND b.proname = p.proname AND b.proargtypes = p.proargtypes
+                                 AND 'search_path=pg_catalog, pg_temp' = ANY (b.proconfig)
+                                 AND NOT EXISTS (SELECT FROM aclexplode(b.proacl) a WHERE a.grantee <> b.proowner))),
+    0, 'every wrapper has its body in card_internal, with a fixed search_path and no grant to anyone');
+SELECT ok(NOT has_schema_privilege(r, 'card_internal', 'USAGE'), r || ' has no usage of card_internal')
+  FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r;
 
 -- No role writes any table directly.
 -- A write of each kind to a table (UPDATE sets a plain column: identity and

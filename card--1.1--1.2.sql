@@ -1,0 +1,259 @@
+/* card--1.1--1.2.sql: security fixes of issue 10, PAN lengths per brand (issue 16) */
+
+\echo Use "ALTER EXTENSION card UPDATE TO '1.2'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- PAN lengths per brand (issue 16)
+-- ---------------------------------------------------------------------------
+
+-- The PAN lengths each brand issues (DESIGN.md section 3): Mastercard 16,
+-- Visa 16 or 19 (13 is a legacy Visa length that checkout forms refuse).
+-- The one statement of the rule, next to the BIN ranges of
+-- programme_create: that function, the trigger on changes of
+-- card.programme, card_order (card.programme_for_new_card) and this
+-- script's report of older programmes all read it here.  An unknown brand
+-- has none.
+CREATE FUNCTION card.brand_pan_lengths(brand text) RETURNS integer[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE brand WHEN 'visa' THEN ARRAY[16, 19] WHEN 'mastercard' THEN ARRAY[16] END;
+
+-- The hint of every refusal of a length: "A visa PAN has 16 or 19 digits."
+CREATE FUNCTION card.brand_pan_lengths_hint(brand text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.format('A %s PAN has %s digits.', brand,
+                         coalesce(pg_catalog.array_to_string(card.brand_pan_lengths(brand), ' or '), 'no'));
+
+-- programme_create refuses a length its brand does not issue (22023), right
+-- after the BIN range check.  Otherwise as in 1.1.
+CREATE OR REPLACE FUNCTION card.programme_create(
+    name text, bin text, brand text DEFAULT 'visa', region text DEFAULT 'europe',
+    pan_length integer DEFAULT 16, validity_years integer DEFAULT 3,
+    activation_ttl interval DEFAULT '30 minutes', hold_lifetime interval DEFAULT '7 days')
+    RETURNS uuid
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid;
+BEGIN
+    IF name IS NULL OR bin IS NULL OR brand IS NULL OR region IS NULL
+       OR pan_length IS NULL OR validity_years IS NULL OR activation_ttl IS NULL
+       OR hold_lifetime IS NULL THEN
+        RAISE EXCEPTION 'programme % is required', CASE
+            WHEN name IS NULL THEN 'name' WHEN bin IS NULL THEN 'bin'
+            WHEN brand IS NULL THEN 'brand' WHEN region IS NULL THEN 'region'
+            WHEN pan_length IS NULL THEN 'pan_length'
+            WHEN validity_years IS NULL THEN 'validity_years'
+            WHEN activation_ttl IS NULL THEN 'activation_ttl'
+            ELSE 'hold_lifetime' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF length(name) NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION 'invalid programme name "%"', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A programme name has 1 to 100 characters.';
+    END IF;
+    IF bin !~ '^([0-9]{6}|[0-9]{8})$' THEN
+        RAISE EXCEPTION 'invalid bin "%"', bin
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A BIN is 6 or 8 digits.';
+    END IF;
+    IF brand NOT IN ('visa', 'mastercard') THEN
+        RAISE EXCEPTION 'invalid brand "%"', brand
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use visa or mastercard.';
+    END IF;
+    IF (brand = 'visa' AND bin !~ '^4')
+       OR (brand = 'mastercard' AND NOT (substr(bin, 1, 2) BETWEEN '51' AND '55'
+                                         OR substr(bin, 1, 4) BETWEEN '2221' AND '2720')) THEN
+        RAISE EXCEPTION 'bin "%" is not a % range', bin, brand
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Visa BINs start with 4; Mastercard BINs with 51-55 or 2221-2720.';
+    END IF;
+    -- Every length a brand issues leaves at least 8 random digits after an
+    -- 8-digit BIN, more than the 4 the table's check asks for.
+    IF NOT pan_length = ANY (card.brand_pan_lengths(brand)) THEN
+        RAISE EXCEPTION 'invalid pan_length % for brand %', pan_length, brand
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = card.brand_pan_lengths_hint(brand);
+    END IF;
+    IF region !~ '^[a-z][a-z_]{1,31}$' THEN
+        RAISE EXCEPTION 'invalid region "%"', region
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A region is a lower-case word such as europe or north_america.';
+    END IF;
+    IF validity_years NOT BETWEEN 1 AND 10 THEN
+        RAISE EXCEPTION 'invalid validity_years %', validity_years
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use 1 to 10 years.';
+    END IF;
+    IF activation_ttl <= interval '0' OR activation_ttl > interval '7 days' THEN
+        RAISE EXCEPTION 'invalid activation_ttl %', activation_ttl
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An activation link lives more than 0 and at most 7 days.';
+    END IF;
+    IF hold_lifetime <= interval '0' OR hold_lifetime > interval '31 days' THEN
+        RAISE EXCEPTION 'invalid hold_lifetime %', hold_lifetime
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A hold lives more than 0 and at most 31 days.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM card.programme p WHERE p.name = programme_create.name) THEN
+        RAISE EXCEPTION 'programme "%" already exists', name
+            USING ERRCODE = 'unique_violation';
+    END IF;
+
+    INSERT INTO card.programme (name, bin, brand, region, pan_length, validity_years,
+                                activation_ttl, hold_lifetime)
+    VALUES (name, bin, brand, region, pan_length, validity_years, activation_ttl, hold_lifetime)
+    RETURNING id INTO new_id;
+    -- The creator's role sees it; a superuser grants it to whom it is for.
+    IF NOT card.caller_sees_all() THEN
+        INSERT INTO card.programme_role (programme_id, role_name) VALUES (new_id, card.caller());
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+-- Any later change of a programme's brand or PAN length, a direct UPDATE
+-- by the owner included, must leave a length the brand issues (22023, the
+-- same refusal as programme_create's).  A trigger rather than a table
+-- check: a check added NOT VALID would still test every row a pg_dump
+-- restore loads, so a database holding a programme of 1.1 with a length
+-- now refused could no longer be restored; it would answer 23514 without
+-- the hint; and it would refuse any change to such a programme, even a
+-- new name, rather than only a change that sets a refused length.  Inserts
+-- are not checked, as on card.card: programme_create checks what it
+-- inserts, and a restore must reload a programme of 1.1 as it was.
+CREATE FUNCTION card.programme_pan_length_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT NEW.pan_length = ANY (card.brand_pan_lengths(NEW.brand)) THEN
+        RAISE EXCEPTION 'invalid pan_length % for brand %', NEW.pan_length, NEW.brand
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('Programme "%s" (%s) keeps its brand and PAN length.',
+                                             OLD.name, OLD.id),
+                  HINT = card.brand_pan_lengths_hint(NEW.brand);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER programme_pan_length_guard
+    BEFORE UPDATE OF brand, pan_length ON card.programme
+    FOR EACH ROW
+    WHEN (NEW.brand IS DISTINCT FROM OLD.brand OR NEW.pan_length IS DISTINCT FROM OLD.pan_length)
+    EXECUTE FUNCTION card.programme_pan_length_guard();
+
+-- The programme a new card is issued under: card_order's INSERT passes the
+-- programme's id through this (src/order.c), so a programme of 1.1 whose
+-- length its brand does not issue takes no new card (55000) until its
+-- length is changed.  The INSERT, not the read of the account and
+-- programme, so that a retried order whose idempotency key already made
+-- its card still returns that card, as before any other state check.
+CREATE FUNCTION card.programme_for_new_card(programme_id uuid) RETURNS uuid
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    SELECT g.name, g.brand, g.pan_length INTO p
+      FROM card.programme g WHERE g.id = programme_for_new_card.programme_id;
+    IF FOUND AND NOT p.pan_length = ANY (card.brand_pan_lengths(p.brand)) THEN
+        RAISE EXCEPTION 'programme "%" (%) orders no new cards: its pan_length % is not one % issues',
+                        p.name, programme_id, p.pan_length, p.brand
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The programme dates from before version 1.2; the cards it holds keep working.',
+                  HINT = card.brand_pan_lengths_hint(p.brand)
+                         || ' Change the programme''s pan_length to one of them (as the extension''s owner: UPDATE card.programme).';
+    END IF;
+    RETURN programme_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION
+    card.brand_pan_lengths(text), card.brand_pan_lengths_hint(text),
+    card.programme_pan_length_guard(), card.programme_for_new_card(uuid)
+    FROM PUBLIC;
+
+-- Programmes of 1.1 with a length now refused keep their cards; each is
+-- reported here, and card_order refuses new cards under it (above).
+DO $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN
+        SELECT g.id, g.name, g.brand, g.pan_length,
+               (SELECT count(*) FROM card.card c WHERE c.programme_id = g.id) AS cards
+          FROM card.programme g
+         WHERE NOT g.pan_length = ANY (card.brand_pan_lengths(g.brand))
+         ORDER BY g.name
+    LOOP
+        RAISE WARNING 'programme "%" (%) has pan_length %, which % does not issue', p.name, p.id, p.pan_length, p.brand
+            USING DETAIL = pg_catalog.format('Cards under it: %s.  They keep working, but card_order refuses new cards under it until its pan_length is changed.', p.cards),
+                  HINT = card.brand_pan_lengths_hint(p.brand)
+                         || pg_catalog.format(' As the extension''s owner: UPDATE card.programme SET pan_length = %s WHERE id = %L;',
+                                              (card.brand_pan_lengths(p.brand))[1], p.id);
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Security fixes (issue 10)
+-- ---------------------------------------------------------------------------
+
+-- Entry points act for the role PostgreSQL says is acting (defect 3, a
+-- confused deputy): another role's SECURITY DEFINER function calling a
+-- SECURITY DEFINER entry point made the entry point act with the
+-- session's programmes, since PostgreSQL switches to the owner before the
+-- function runs and keeps the caller to itself.  Every entry point is now
+-- SECURITY INVOKER and switches to the owner in C, keeping the acting role
+-- as the caller (src/tenancy.c, card_entry_call).  C entry points do it in
+-- their own code; a PL/pgSQL or SQL entry point moves to schema
+-- card_internal (keeping its name, which its body uses to qualify its
+-- parameters) and a C wrapper of the same name and signature takes its
+-- place and its grants.  Nobody is granted anything in card_internal.
+CREATE SCHEMA card_internal;
+REVOKE ALL ON SCHEMA card_internal FROM PUBLIC;
+COMMENT ON SCHEMA card_internal IS
+    'Bodies of the card extension''s PL/pgSQL and SQL entry points; called only by their C wrappers in schema card';
+
+DO $$
+DECLARE
+    f record;
+    grantee regrole;
+BEGIN
+    FOR f IN
+        SELECT p.oid, p.proname, l.lanname, p.proacl, p.proretset, p.prorows, p.proisstrict,
+               p.provolatile, pg_catalog.pg_get_function_arguments(p.oid) AS args,
+               pg_catalog.pg_get_function_identity_arguments(p.oid) AS ident,
+               pg_catalog.pg_get_function_result(p.oid) AS result
+          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+         WHERE p.pronamespace = 'card'::regnamespace AND p.prosecdef
+         ORDER BY p.proname, ident
+    LOOP
+        IF f.lanname = 'c' THEN
+            EXECUTE pg_catalog.format('ALTER FUNCTION card.%I(%s) SECURITY INVOKER', f.proname, f.ident);
+            CONTINUE;
+        END IF;
+        EXECUTE pg_catalog.format('ALTER FUNCTION card.%I(%s) SET SCHEMA card_internal', f.proname, f.ident);
+        EXECUTE pg_catalog.format('ALTER FUNCTION card_internal.%I(%s) SECURITY INVOKER', f.proname, f.ident);
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION card.%I(%s) RETURNS %s AS %L, %L LANGUAGE C %s %s %s',
+            f.proname, f.args, f.result, 'MODULE_PATHNAME', 'card_plpgsql_entry',
+            CASE f.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
+            CASE WHEN f.proisstrict THEN 'STRICT' ELSE '' END,
+            CASE WHEN f.proretset THEN 'ROWS ' || f.prorows ELSE '' END);
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION card.%I(%s) FROM PUBLIC', f.proname, f.ident);
+        FOR grantee IN
+            SELECT DISTINCT a.grantee::regrole FROM pg_catalog.aclexplode(f.proacl) a
+             WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0
+               AND a.grantee <> (SELECT proowner FROM pg_catalog.pg_proc WHERE oid = f.oid)
+        LOOP
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %s', f.proname, f.ident, grantee);
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION card_internal.%I(%s) FROM %s', f.proname, f.ident, grantee);
+        END LOOP;
+    END LOOP;
+END
+$$;
