@@ -6,7 +6,7 @@ MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
-       src/replace.o src/rotate.o
+       src/replace.o src/rotate.o src/pin_try.o
 
 # Version 1.0's script and the delta to each later version; a fresh install
 # of the default version runs the same path (CREATE EXTENSION finds it).

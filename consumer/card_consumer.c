@@ -11,12 +11,22 @@
  * resumes from the later of its own cursor and the stored one, so no event
  * is printed twice or skipped.
  *
+ * A failed request is classified by its SQLSTATE (see classify_failure):
+ * a transient one (a deadlock, a serialization failure, a cancel or
+ * statement_timeout, a lock_timeout) is retried on the same connection, a
+ * connection-level one (08xxx, an administrator shutdown or termination)
+ * after reconnecting; both with capped exponential backoff with jitter,
+ * one line on stderr per retry naming the request and the SQLSTATE, never
+ * an event or a message text.  Any other failure is the request's fault
+ * (a bad name, no privilege, an unknown consumer) and ends the program.
+ *
  * Usage: card-consumer [-n name] [-b batch] [-p poll_ms] [-x exit_idle_ms]
  *                      "connection string"
  *
  * Exit status: 0 when stopped (SIGINT, SIGTERM) or idle for -x ms; 1 when
- * a request fails on a live connection (retrying cannot help), when the
- * server stays unreachable for -x ms, or when stdout cannot be written.
+ * a request fails with a permanent error (retrying cannot help), when the
+ * server stays unreachable or the requests keep failing for -x ms, or when
+ * stdout cannot be written.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,7 +41,24 @@
 
 #include "libpq-fe.h"
 
+/* Backoff between retries: from BACKOFF_MIN_MS, doubling, up to BACKOFF_MAX_MS. */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+
 static volatile sig_atomic_t stopping = 0;
+
+/* How a failed request is handled. */
+typedef enum
+{
+	FAIL_PERMANENT,				/* the request's fault: give up */
+	FAIL_RETRY,					/* transient: retry on the same connection */
+	FAIL_RECONNECT				/* the connection is gone or going: reconnect */
+} FailureKind;
+
+/* The last failed request: what it was, its SQLSTATE ("" if none), its kind. */
+static const char *fail_what = "";
+static char fail_state[6] = "";
+static FailureKind fail_kind = FAIL_PERMANENT;
 
 static void
 on_signal(int signo)
@@ -49,39 +76,98 @@ now_ms(void)
 	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Run a statement with text parameters; NULL (and a message) on failure. */
-static PGresult *
-exec_params(PGconn *conn, const char *sql, int n, const char *const *values)
+/*
+ * Classify a failed request by its SQLSTATE.  Transient: deadlock_detected
+ * (40P01), serialization_failure (40001), query_canceled (57014: a cancel or
+ * statement_timeout), lock_not_available (55P03: lock_timeout).  Connection
+ * level: class 08, admin_shutdown (57P01), crash_shutdown (57P02),
+ * cannot_connect_now (57P03), idle_session_timeout (57P05), or a connection
+ * that libpq reports broken.  Everything else (42501, P0002, 22023, ...,
+ * 57P04 database_dropped, or no SQLSTATE on a live connection) is permanent.
+ */
+static FailureKind
+classify_failure(PGconn *conn, const char *state)
 {
-	PGresult   *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		fprintf(stderr, "card-consumer: %s", PQerrorMessage(conn));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	if (strncmp(state, "08", 2) == 0 ||
+		strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+		strcmp(state, "57P03") == 0 || strcmp(state, "57P05") == 0 ||
+		PQstatus(conn) != CONNECTION_OK)
+		return FAIL_RECONNECT;
+	if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ||
+		strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0)
+		return FAIL_RETRY;
+	return FAIL_PERMANENT;
 }
 
 /*
- * An error on a live connection is the request's fault (a bad name, no
- * privilege, a bad batch size): retrying cannot help, so give up.
+ * Run a statement with text parameters; NULL on failure, with the failure
+ * recorded in fail_what, fail_state and fail_kind.  Only a permanent
+ * failure prints the server's message (the program then ends); a retried
+ * one is reported by the caller, by SQLSTATE alone.
  */
-static void
-give_up_if_permanent(PGconn *conn)
+static PGresult *
+exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *const *values)
 {
-	if (PQstatus(conn) == CONNECTION_OK)
-	{
-		fprintf(stderr, "card-consumer: giving up\n");
-		PQfinish(conn);
-		exit(1);
-	}
+	PGresult   *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
+	const char *state;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
+		return res;
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	fail_what = what;
+	snprintf(fail_state, sizeof(fail_state), "%s", state ? state : "");
+	fail_kind = classify_failure(conn, fail_state);
+	if (fail_kind == FAIL_PERMANENT)
+		fprintf(stderr, "card-consumer: %s", PQerrorMessage(conn));
+	PQclear(res);
+	return NULL;
 }
 
-/* Connect, register, listen; returns NULL if the server cannot be reached. */
+/* A permanent failure: retrying cannot help, so give up. */
+static void
+give_up(PGconn *conn)
+{
+	fprintf(stderr, "card-consumer: %s failed with %s%s: giving up\n", fail_what,
+			fail_state[0] ? "SQLSTATE " : "no SQLSTATE", fail_state);
+	PQfinish(conn);
+	exit(1);
+}
+
+/*
+ * The next pause before a retry: the current backoff with jitter (between
+ * half and all of it, so that consumers failing together spread out), then
+ * double the backoff up to BACKOFF_MAX_MS.
+ */
+static int
+next_delay(int *backoff_ms)
+{
+	int			delay = *backoff_ms / 2 + (int) (random() % (*backoff_ms / 2 + 1));
+
+	*backoff_ms = *backoff_ms < BACKOFF_MAX_MS / 2 ? *backoff_ms * 2 : BACKOFF_MAX_MS;
+	return delay;
+}
+
+/* Sleep for ms milliseconds; a signal (SIGINT, SIGTERM) ends it early. */
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long) (ms % 1000) * 1000000;
+	(void) nanosleep(&ts, NULL);
+}
+
+/*
+ * Connect, register, listen.  Returns NULL if the server cannot be reached
+ * or a request failed transiently (the caller retries), with *problem
+ * saying which in one line; exits on a permanent failure.  *acked is the
+ * stored cursor: *cursor may be ahead of it (an acknowledgement that
+ * failed), and drain_batch stores the difference.
+ */
 static PGconn *
-connect_feed(const char *conninfo, const char *name, long long *cursor)
+connect_feed(const char *conninfo, const char *name, long long *cursor,
+			 long long *acked, char *problem, size_t problem_size)
 {
 	PGconn	   *conn = PQconnectdb(conninfo);
 	PGresult   *res;
@@ -90,38 +176,45 @@ connect_feed(const char *conninfo, const char *name, long long *cursor)
 
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
-		fprintf(stderr, "card-consumer: %s", PQerrorMessage(conn));
+		/* libpq's message, first line only: one line per retry. */
+		const char *msg = PQerrorMessage(conn);
+
+		snprintf(problem, problem_size, "cannot connect: %.*s",
+				 (int) strcspn(msg, "\n"), msg);
 		PQfinish(conn);
 		return NULL;
 	}
-	res = exec_params(conn, "SELECT card.consumer_register($1)", 1, args);
+	res = exec_params(conn, "consumer_register", "SELECT card.consumer_register($1)", 1, args);
 	if (res == NULL)
-	{
-		give_up_if_permanent(conn);
-		PQfinish(conn);
-		return NULL;
-	}
+		goto failed;
 	stored = atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (stored > *cursor)
 		*cursor = stored;
-	res = exec_params(conn, "LISTEN card_events", 0, NULL);
+	*acked = stored;
+	res = exec_params(conn, "LISTEN", "LISTEN card_events", 0, NULL);
 	if (res == NULL)
-	{
-		give_up_if_permanent(conn);
-		PQfinish(conn);
-		return NULL;
-	}
+		goto failed;
 	PQclear(res);
 	return conn;
+
+failed:
+	if (fail_kind == FAIL_PERMANENT)
+		give_up(conn);
+	snprintf(problem, problem_size, "%s failed with %s%s", fail_what,
+			 fail_state[0] ? "SQLSTATE " : "no SQLSTATE", fail_state);
+	PQfinish(conn);
+	return NULL;
 }
 
 /*
- * Print and acknowledge one batch after *cursor.  Returns the number of
- * events, or -1 if the connection failed.
+ * Print one batch after *cursor, then acknowledge everything printed and
+ * not yet stored (*acked), also what an earlier failed acknowledgement
+ * left.  Returns the number of events, or -1 if a request failed (see
+ * fail_kind).
  */
 static int
-drain_batch(PGconn *conn, const char *name, long long *cursor, int batch)
+drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked, int batch)
 {
 	char		cursor_text[32];
 	char		batch_text[16];
@@ -133,14 +226,11 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, int batch)
 	snprintf(batch_text, sizeof(batch_text), "%d", batch);
 	args[0] = cursor_text;
 	args[1] = batch_text;
-	res = exec_params(conn,
+	res = exec_params(conn, "events_after",
 					  "SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer) e",
 					  2, args);
 	if (res == NULL)
-	{
-		give_up_if_permanent(conn);
 		return -1;
-	}
 	rows = PQntuples(res);
 	for (int i = 0; i < rows; i++)
 	{
@@ -155,18 +245,16 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, int batch)
 		fprintf(stderr, "card-consumer: cannot write the events: %s\n", strerror(errno));
 		exit(1);
 	}
-	if (rows > 0)
+	if (*cursor > *acked)
 	{
 		args[0] = name;
 		snprintf(cursor_text, sizeof(cursor_text), "%lld", *cursor);
 		args[1] = cursor_text;
-		res = exec_params(conn, "SELECT card.consumer_ack($1, $2::bigint)", 2, args);
+		res = exec_params(conn, "consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2, args);
 		if (res == NULL)
-		{
-			give_up_if_permanent(conn);
 			return -1;
-		}
 		PQclear(res);
+		*acked = *cursor;
 	}
 	return rows;
 }
@@ -213,8 +301,11 @@ main(int argc, char **argv)
 	int			poll_ms = 1000;
 	long long	exit_idle_ms = 0;
 	long long	cursor = 0;
+	long long	acked = 0;
 	long long	last_event = now_ms();
-	int			backoff_ms = 100;
+	int			backoff_ms = BACKOFF_MIN_MS;
+	int			attempt = 0;
+	char		problem[256];
 	int			opt;
 	PGconn	   *conn = NULL;
 
@@ -246,39 +337,62 @@ main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	srandom((unsigned int) (time(NULL) ^ getpid()));
 
 	while (!stopping)
 	{
 		int			got;
+		long long	before = cursor;
+		int			delay;
 
 		if (conn == NULL)
 		{
-			conn = connect_feed(argv[optind], name, &cursor);
+			conn = connect_feed(argv[optind], name, &cursor, &acked, problem, sizeof(problem));
 			if (conn == NULL)
 			{
 				if (exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
 					return 1;
 				/* The server is away (a restart?): try again, a little later each time. */
-				usleep((useconds_t) backoff_ms * 1000);
-				backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
+				delay = next_delay(&backoff_ms);
+				fprintf(stderr, "card-consumer: %s, retry %d in %d ms\n", problem, ++attempt, delay);
+				sleep_ms(delay);
 				continue;
 			}
-			backoff_ms = 100;
 		}
-		got = drain_batch(conn, name, &cursor, batch);
-		if (got < 0 || PQstatus(conn) != CONNECTION_OK)
+		got = drain_batch(conn, name, &cursor, &acked, batch);
+		if (cursor > before)
+			last_event = now_ms();
+		if (got < 0)
 		{
-			fprintf(stderr, "card-consumer: connection lost after seq %lld, reconnecting\n", cursor);
-			PQfinish(conn);
-			conn = NULL;
-			usleep((useconds_t) backoff_ms * 1000);
+			if (fail_kind == FAIL_PERMANENT)
+				give_up(conn);
+			/* Out of time and the feed still fails (a lost connection gets one reconnect first). */
+			if (fail_kind == FAIL_RETRY && exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
+			{
+				PQfinish(conn);
+				return 1;
+			}
+			delay = next_delay(&backoff_ms);
+			if (fail_kind == FAIL_RECONNECT)
+			{
+				/* A broken connection often has no SQLSTATE: libpq drops the server's last words. */
+				fprintf(stderr, "card-consumer: connection lost after seq %lld (%s: %s%s), reconnecting, retry %d in %d ms\n",
+						cursor, fail_what, fail_state[0] ? "SQLSTATE " : "no SQLSTATE",
+						fail_state, ++attempt, delay);
+				PQfinish(conn);
+				conn = NULL;
+			}
+			else
+				fprintf(stderr, "card-consumer: %s failed with SQLSTATE %s after seq %lld, retry %d in %d ms\n",
+						fail_what, fail_state, cursor, ++attempt, delay);
+			sleep_ms(delay);
 			continue;
 		}
+		/* The feed answers again: the next failure starts a new backoff. */
+		backoff_ms = BACKOFF_MIN_MS;
+		attempt = 0;
 		if (got > 0)
-		{
-			last_event = now_ms();
 			continue;			/* more may be waiting */
-		}
 		if (exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
 			break;
 		if (!wait_for_events(conn, poll_ms))

@@ -128,3 +128,61 @@ SELECT card.card_pin_check(card.card_token(:'x_card'), '0000') AS x,
 SELECT :'x' <> :'y' AS distinct_ids;
 SELECT 'x' AS check, verified, tries_left FROM card.card_pin_result(:'x');
 SELECT 'y' AS check, verified, tries_left FROM card.card_pin_result(:'y');
+
+-- Guessing a reissue's carried PIN and rolling back after each answer
+-- (issue 10, defect 2: the try was counted in the caller's transaction, so
+-- a savepoint around each guess found a 4-digit PIN in 3,084 tries): each
+-- try is counted and committed in a transaction of its own before the PIN
+-- is compared, so no rollback gives a try back.
+SELECT test_card_in(:'acct', :'holder', 'active') AS bf_old \gset
+SELECT id AS bf_new FROM card.card_replace(:'bf_old', 'damaged') \gset
+SELECT substring(redirect_url FROM 'token=(.*)$') AS bf_act
+  FROM card.card_activation_start(:'bf_new', 'https://app.example.com/back') \gset
+BEGIN;
+SAVEPOINT guess;
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'bf_act', '1000');
+ROLLBACK TO SAVEPOINT guess;
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'bf_act', '1001');
+ROLLBACK;
+-- A statement that fails on a wrong answer rolls nothing of the count back.
+SELECT CASE WHEN status = 'not_activated' THEN 1 / (pin_tries_left - pin_tries_left) END
+  FROM card.card_activation_complete(:'bf_act', '1002');
+-- Three tries are used up: even the right PIN is refused, and the block was
+-- reported by the committed try that reached the limit.
+SELECT card.card_activation_complete(:'bf_act', '2468');
+SELECT pin_tries FROM card.card WHERE id = :'bf_old';
+SELECT type, data FROM card.event WHERE card_id = :'bf_new' AND type = 'card.pin_blocked';
+SELECT status FROM card.cards WHERE id = :'bf_new';
+-- The same guesses from a PL/pgSQL loop that traps each answer.
+SELECT test_card_in(:'acct', :'holder', 'active') AS bf2_old \gset
+SELECT id AS bf2_new FROM card.card_replace(:'bf2_old', 'damaged') \gset
+SELECT substring(redirect_url FROM 'token=(.*)$') AS bf2_act
+  FROM card.card_activation_start(:'bf2_new', 'https://app.example.com/back') \gset
+SELECT set_config('test.bf2_act', :'bf2_act', false) IS NOT NULL AS ok;
+DO $$
+DECLARE
+    guess int;
+BEGIN
+    FOR guess IN 2460..2470 LOOP
+        BEGIN
+            PERFORM card.card_activation_complete(current_setting('test.bf2_act'), guess::text);
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'P0001';
+        EXCEPTION WHEN OTHERS THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+SELECT pin_tries FROM card.card WHERE id = :'bf2_old';
+SELECT card.card_activation_complete(:'bf2_act', '2468');
+-- A REPEATABLE READ transaction could not see the committed count: refused
+-- before anything is counted or compared.
+SELECT test_card_in(:'acct', :'holder', 'active') AS rr_old \gset
+SELECT id AS rr_new FROM card.card_replace(:'rr_old', 'damaged') \gset
+SELECT substring(redirect_url FROM 'token=(.*)$') AS rr_act
+  FROM card.card_activation_start(:'rr_new', 'https://app.example.com/back') \gset
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT card.card_activation_complete(:'rr_act', '2468');
+ROLLBACK;
+SELECT pin_tries FROM card.card WHERE id = :'rr_old';
+SELECT status, pin_tries_left FROM card.card_activation_complete(:'rr_act', '2468');

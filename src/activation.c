@@ -6,8 +6,9 @@
  *	  PIN and activates the card.
  *
  * A reissued card (same PAN) carries the PIN of the card it replaces: its
- * activation checks that PIN instead of setting one, and a wrong PIN
- * counts towards the card's tries (pin.c) without using the link up.
+ * activation checks that PIN instead of setting one; every try counts
+ * towards the chain's tries (pin_try.c), and a wrong PIN does not use the
+ * link up.
  *
  *-------------------------------------------------------------------------
  */
@@ -65,7 +66,36 @@ CARD_ENTRY_POINT(card_activation_start)
 									check_activatable, 3));
 }
 
-/* The work of card_activation_complete, on our copies of token and PIN. */
+/*
+ * The card an activation token opened, read without a lock: whether it
+ * carries a PIN, and what a try of that PIN is counted against.
+ */
+static CardPlan peek_card = {
+	NULL,
+	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
+	" c.pin_hash IS NOT NULL, card.chain_of(c.id, c.chain_id), c.account_id, c.programme_id"
+	" FROM card.card c WHERE c.id = $1",
+	1, {UUIDOID}
+};
+
+static void
+refuse_not_activatable(Datum card_id, const char *stored, const char *effective)
+{
+	if (strcmp(stored, "not_activated") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card %s is %s and cannot be activated",
+						card_uuid_string(card_id), effective)));
+}
+
+/*
+ * The work of card_activation_complete, on our copies of token and PIN.
+ *
+ * A reissue's carried PIN is compared only after its try is counted and
+ * committed in a transaction of its own (pin_try.c), before this call takes
+ * any lock: rolling back this call, or the statement or transaction around
+ * it, leaves the try counted.
+ */
 static Datum
 complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 {
@@ -73,11 +103,10 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	bool		isnull;
 	Datum		card_id;
 	char	   *return_url = NULL;
-	char	   *stored;
-	char	   *effective;
+	bool		carries_pin;
 	Datum		carried;
-	bytea	   *carried_pin = NULL;
 	Datum		chain_id;
+	int			tries = 0;
 	int			tries_left = CARD_PIN_TRIES;
 	bool		activated = true;
 	TupleDesc	tupdesc;
@@ -93,22 +122,36 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 		elog(ERROR, "SPI_connect failed");
 	card_id = card_link_open(CARD_LINK_ACTIVATION, token, &hash);
 
+	if (card_exec(&peek_card, &card_id, NULL, true, 1) != 1)
+		elog(ERROR, "card of activation token vanished");
+	refuse_not_activatable(card_id, card_spi_text(0, 1), card_spi_text(0, 2));
+	carries_pin = DatumGetBool(card_spi_datum(0, 3, &isnull));
+	chain_id = card_spi_datum(0, 4, &isnull);
+	if (carries_pin)
+	{
+		/* The count commits elsewhere: this transaction must see it. */
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("activating a reissued card needs READ COMMITTED isolation"),
+					 errdetail("Its PIN try is counted in a transaction of its own, which this transaction must see.")));
+		tries = card_pin_try_count(chain_id, card_id, card_spi_datum(0, 5, &isnull),
+								   card_spi_datum(0, 6, &isnull),
+								   card_pin_hash(chain_id, pin));
+	}
+
 	/* Card first, then its links: the order a start takes too. */
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of activation token vanished");
-	stored = card_spi_text(0, 1);
-	effective = card_spi_text(0, 2);
+	refuse_not_activatable(card_id, card_spi_text(0, 1), card_spi_text(0, 2));
 	carried = card_spi_datum(0, 4, &isnull);
-	if (!isnull)
-		carried_pin = DatumGetByteaPCopy(carried);
-	chain_id = card_spi_datum(0, 5, &isnull);
-	if (strcmp(stored, "not_activated") != 0)
+	if (isnull == carries_pin)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("card %s is %s and cannot be activated",
-						card_uuid_string(card_id), effective)));
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("card %s changed during its activation", card_uuid_string(card_id)),
+				 errhint("Try again.")));
 
-	if (carried_pin == NULL)
+	if (!carries_pin)
 	{
 		/* A new card: the holder chooses its PIN now. */
 		Datum		values[2] = {card_id, PointerGetDatum(card_pin_hash(chain_id, pin))};
@@ -118,35 +161,26 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 								DatumGetUUIDP(card_id));
 		card_pin_tries_clear(chain_id);	/* a new PIN, counted afresh */
 	}
+	else if (tries < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("PIN of card %s is blocked after %d wrong tries",
+						card_uuid_string(card_id), CARD_PIN_TRIES),
+				 errhint("Reset it through the hosted page flow of card.card_pin_reset_start().")));
+	else if (card_pin_matches(chain_id, DatumGetByteaPP(carried), pin))
+	{
+		/* A reissue: the holder proved the PIN it carries. */
+		Datum		values[2] = {card_id, carried};
+
+		return_url = card_link_consume(CARD_LINK_ACTIVATION, hash, card_id);
+		card_exec_status_change(&activate, values, "activation", "holder",
+								DatumGetUUIDP(card_id));
+		card_pin_tries_clear(chain_id);
+	}
 	else
 	{
-		/* A reissue: the holder proves the PIN it carries. */
-		Datum		account_id = card_spi_datum(0, 6, &isnull);
-		Datum		programme_id = card_spi_datum(0, 7, &isnull);
-
-		switch (card_pin_attempt(card_id, account_id, programme_id, chain_id,
-								 carried_pin, pin, &tries_left))
-		{
-			case CARD_PIN_BLOCKED:
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("PIN of card %s is blocked after %d wrong tries",
-								card_uuid_string(card_id), CARD_PIN_TRIES),
-						 errhint("Reset it through the hosted page flow of card.card_pin_reset_start().")));
-				break;
-			case CARD_PIN_WRONG:
-				activated = false;	/* counted; the link stays usable */
-				break;
-			case CARD_PIN_MATCHED:
-				{
-					Datum		values[2] = {card_id, PointerGetDatum(carried_pin)};
-
-					return_url = card_link_consume(CARD_LINK_ACTIVATION, hash, card_id);
-					card_exec_status_change(&activate, values, "activation", "holder",
-											DatumGetUUIDP(card_id));
-				}
-				break;
-		}
+		activated = false;		/* counted; the link stays usable */
+		tries_left = CARD_PIN_TRIES - tries;
 	}
 
 	result[0] = card_id;

@@ -9,7 +9,8 @@
  * status changes (lifecycle.c), activation (activation.c), input checks
  * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c),
  * the live feed of events (event.c), who is calling (tenancy.c), hosted-page
- * links (link.c), PINs (pin.c), reveal of card details (reveal.c),
+ * links (link.c), PINs (pin.c) and their durably counted tries
+ * (pin_try.c), reveal of card details (reveal.c),
  * replacement and reissue (replace.c) and key rotation (rotate.c).
  *
  *-------------------------------------------------------------------------
@@ -133,19 +134,13 @@ extern char *card_link_consume(CardLinkPurpose purpose, Datum hash, Datum card_i
 /* ---- PINs (pin.c) ---- */
 #define CARD_PIN_TRIES 3
 
-typedef enum CardPinOutcome
-{
-	CARD_PIN_MATCHED,
-	CARD_PIN_WRONG,
-	CARD_PIN_BLOCKED
-} CardPinOutcome;
-
 extern bytea *card_pin_hash(Datum chain_id, const char *pin);
-extern CardPinOutcome card_pin_attempt(Datum card_id, Datum account_id,
-									   Datum programme_id, Datum chain_id,
-									   const bytea *stored, const char *pin,
-									   int *tries_left);
+extern bool card_pin_matches(Datum chain_id, const bytea *stored, const char *pin);
 extern void card_pin_tries_clear(Datum chain_id);
+
+/* ---- PIN tries counted in a transaction of their own (pin_try.c) ---- */
+extern int	card_pin_try_count(Datum chain_id, Datum card_id, Datum account_id,
+							   Datum programme_id, const bytea *given_hash);
 
 /* ---- lifecycle rules (status.c) ---- */
 /*

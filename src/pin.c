@@ -22,18 +22,6 @@
 
 #include "utils/builtins.h"
 
-static CardPlan chain_tries = {
-	NULL,
-	"SELECT pin_tries FROM card.card WHERE id = $1 FOR NO KEY UPDATE",
-	1, {UUIDOID}
-};
-
-static CardPlan count_wrong = {
-	NULL,
-	"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 RETURNING pin_tries",
-	1, {UUIDOID}
-};
-
 static CardPlan emit = {
 	NULL,
 	"SELECT card.event_emit($1::card.event_type, $2, $3, $4, $5::jsonb)",
@@ -81,49 +69,13 @@ card_pin_tries_clear(Datum chain_id)
 }
 
 /* Whether a PIN matches a stored hash (constant time). */
-static bool
-pin_matches(Datum chain_id, const bytea *stored, const char *pin)
+bool
+card_pin_matches(Datum chain_id, const bytea *stored, const char *pin)
 {
 	bytea	   *given = card_pin_hash(chain_id, pin);
 
 	return VARSIZE_ANY_EXHDR(stored) == CARD_MAC_LEN &&
 		CRYPTO_memcmp(VARDATA_ANY(stored), VARDATA(given), CARD_MAC_LEN) == 0;
-}
-
-/*
- * Check a PIN against the stored hash of a card whose row lock the caller
- * holds, counting a wrong one against the chain.  Sets *tries_left (0 once
- * blocked).
- */
-CardPinOutcome
-card_pin_attempt(Datum card_id, Datum account_id, Datum programme_id,
-				 Datum chain_id, const bytea *stored, const char *pin,
-				 int *tries_left)
-{
-	bool		isnull;
-	int			tries;
-
-	card_exec(&chain_tries, &chain_id, NULL, false, 1);
-	tries = DatumGetInt16(card_spi_datum(0, 1, &isnull));
-	if (tries >= CARD_PIN_TRIES)
-	{
-		*tries_left = 0;
-		return CARD_PIN_BLOCKED;
-	}
-	if (pin_matches(chain_id, stored, pin))
-	{
-		if (tries > 0)
-			card_pin_tries_clear(chain_id);
-		*tries_left = CARD_PIN_TRIES;
-		return CARD_PIN_MATCHED;
-	}
-	card_exec(&count_wrong, &chain_id, NULL, false, 1);
-	tries = DatumGetInt16(card_spi_datum(0, 1, &isnull));
-	*tries_left = CARD_PIN_TRIES - tries;
-	if (*tries_left == 0)
-		pin_event("card.pin_blocked", card_id, account_id, programme_id,
-				  psprintf("{\"tries\": %d}", tries));
-	return CARD_PIN_WRONG;
 }
 
 /*
@@ -158,9 +110,9 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	/* One statement, the same for every verdict; no row once blocked. */
 	static CardPlan count_try = {
 		NULL,
-		"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 AND pin_tries < 3"
+		"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 AND pin_tries < $2"
 		" RETURNING pin_tries",
-		1, {UUIDOID}
+		2, {UUIDOID, INT2OID}
 	};
 	/* Verdicts nobody read: gone after ten minutes. */
 	static CardPlan forget_stale = {
@@ -210,11 +162,15 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	stored_pin = DatumGetByteaPCopy(stored);
 
 	/* Count this try whatever it turns out to be (the UPDATE takes turns). */
-	counted = card_exec(&count_try, &chain_id, NULL, false, 1) == 1;
+	{
+		Datum		count_args[2] = {chain_id, Int16GetDatum(CARD_PIN_TRIES)};
+
+		counted = card_exec(&count_try, count_args, NULL, false, 1) == 1;
+	}
 	if (counted)
 	{
 		tries_left = CARD_PIN_TRIES - DatumGetInt16(card_spi_datum(0, 1, &isnull));
-		verified = pin_matches(chain_id, stored_pin, pin);
+		verified = card_pin_matches(chain_id, stored_pin, pin);
 	}
 	else
 	{

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DATA=${CARD_DATA:?CARD_DATA must name the cluster data directory}
 db=card_feed
+consumer=${CARD_CONSUMER:-consumer/card-consumer}   # another binary to test
 work=$(mktemp -d)
 consumer_pid=
 cleanup() {
@@ -25,7 +26,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v layout=spread -v cards=50 -f bench/aut
 start_seq=$(sql "SELECT coalesce(max(seq), 0) FROM card.event")
 
 # The consumer polls only every 30 s: anything faster comes from NOTIFY.
-consumer/card-consumer -n feedtest -p 30000 "dbname=$db application_name=card-consumer" \
+"$consumer" -n feedtest -p 30000 "dbname=$db application_name=card-consumer" \
     >"$work/feed.jsonl" 2>"$work/consumer.log" &
 consumer_pid=$!
 
