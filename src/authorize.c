@@ -331,6 +331,7 @@ CARD_ENTRY_POINT(card_authorize)
 	nulls[10] = merchant_name ? ' ' : 'n';
 
 	/* 3. Approve in one statement, or record the decline. */
+	card_event_writer_lock(programme_id);
 	if (reason == NULL)
 	{
 		values[11] = mcc_code;

@@ -173,6 +173,7 @@ extern void card_audit_insert(Datum card_id, Datum account_id,
 							  const char *event_data);
 
 /* ---- live feed (event.c) ---- */
+extern void card_event_writer_lock(Datum programme_id);
 extern void card_event_notify(int64 seq, const char *type);
 extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 							   SubTransactionId parentSubid, void *arg);

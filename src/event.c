@@ -8,17 +8,22 @@
  *
  * Why events_after never skips: seq values come from a sequence, so a
  * transaction may take seq 1, another seq 2 and commit first; a reader that
- * returned 2 and moved its cursor past it would never see 1.  nextval()
- * takes RowExclusiveLock on the sequence before it draws a value and keeps
- * it until the top-level transaction ends.  events_after reads the
- * sequence's last value L, then waits for every transaction holding a lock
- * on card.event_seq that conflicts with ShareLock at that moment
+ * returned 2 and moved its cursor past it would never see 1.  Before a
+ * transaction draws a seq for an event of programme P it takes, until it
+ * ends, a lock of its own on P (card_event_writer_lock: an advisory lock
+ * tag no SQL function takes, RowExclusiveLock, which writers share).
+ * events_after reads the sequence's last value L, then waits for the
+ * transactions holding the lock of any programme the caller sees
  * (WaitForLockers, as CREATE INDEX CONCURRENTLY does: new writers are not
- * blocked, and only transactions that drew a seq are waited for, not
- * VACUUM or ANALYZE of the table).  Any transaction that drew a seq <= L
- * held the lock when L was read, so after the wait each such event is
- * either committed or gone; a fresh snapshot then returns events in
- * (cursor, L].  Writers that start later draw seqs above L.
+ * blocked).  Any transaction that drew a seq <= L for an event the caller
+ * may be shown held its programme's lock when L was read, so after the
+ * wait each such event is either committed or gone; a fresh snapshot then
+ * returns events in (cursor, L].  Writers that start later draw seqs above
+ * L.  A reader waits only for writers it could be shown: an open
+ * transaction of another tenant's programme does not stall it.  A caller
+ * who sees every programme (and events without one) waits for every writer
+ * of a seq: nextval() holds RowExclusiveLock on card.event_seq until the
+ * transaction ends.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,13 +35,43 @@
 #include "catalog/namespace.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 
 #define EVENTS_MAX 10000
+
+/* locktag_field4 of the feed's programme locks (pg_advisory_* use 1 and 2). */
+#define FEED_LOCK_KIND 0x4341
+
+/* The lock that writers of programme_id's events hold until they end. */
+static void
+feed_lock_tag(LOCKTAG *tag, Datum programme_id)
+{
+	uint64		h = hash_bytes_extended(DatumGetUUIDP(programme_id)->data, UUID_LEN, 0);
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 FEED_LOCK_KIND);
+}
+
+/*
+ * Taken before drawing the seq of an event of programme_id (NULL: none),
+ * so that readers who see the programme wait for this transaction.
+ */
+void
+card_event_writer_lock(Datum programme_id)
+{
+	LOCKTAG		tag;
+
+	if (!card_events_enabled || programme_id == (Datum) 0)
+		return;
+	feed_lock_tag(&tag, programme_id);
+	(void) LockAcquire(&tag, RowExclusiveLock, false, false);
+}
 
 /* The transaction, and the subtransaction, whose NOTIFY is queued. */
 static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
@@ -111,6 +146,7 @@ card_event_write(const char *type, Datum card_id, Datum account_id,
 	values[3] = programme_id;
 	nulls[3] = programme_id ? ' ' : 'n';
 	values[4] = CStringGetTextDatum(data ? data : "{}");
+	card_event_writer_lock(programme_id);
 	card_exec(&insert_event, values, nulls, false, 1);
 	seq = DatumGetInt64(card_spi_datum(0, 1, &isnull));
 	card_event_notify(seq, type);
@@ -188,6 +224,11 @@ CARD_ENTRY_POINT(card_events_after)
 		"SELECT coalesce(pg_catalog.pg_sequence_last_value('card.event_seq'::pg_catalog.regclass), 0)",
 		0, {InvalidOid}
 	};
+	static CardPlan caller_programmes = {
+		NULL,
+		"SELECT card.caller_sees_all(), ARRAY(SELECT card.visible_programmes())",
+		0, {InvalidOid}
+	};
 	static CardPlan read_events = {
 		NULL,
 		"SELECT * FROM card.event WHERE seq > $1 AND seq <= $2"
@@ -242,8 +283,32 @@ CARD_ENTRY_POINT(card_events_after)
 	horizon = DatumGetInt64(card_spi_datum(0, 1, &isnull));
 	if (horizon > cursor)
 	{
-		/* 2. Wait for the writers in flight (new writers draw higher seqs). */
-		WaitForLockers(tag, ShareLock, false);
+		/*
+		 * 2. Wait for the writers in flight that the caller could be shown
+		 * (new writers draw higher seqs).
+		 */
+		card_exec(&caller_programmes, NULL, NULL, true, 1);
+		if (DatumGetBool(card_spi_datum(0, 1, &isnull)))
+			WaitForLockers(tag, ShareLock, false);
+		else
+		{
+			ArrayType  *visible = DatumGetArrayTypeP(card_spi_datum(0, 2, &isnull));
+			Datum	   *ids;
+			int			n;
+			List	   *tags = NIL;
+
+			deconstruct_array(visible, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+							  &ids, NULL, &n);
+			for (int i = 0; i < n; i++)
+			{
+				LOCKTAG    *programme_tag = palloc(sizeof(LOCKTAG));
+
+				feed_lock_tag(programme_tag, ids[i]);
+				tags = lappend(tags, programme_tag);
+			}
+			if (tags != NIL)
+				WaitForLockersMultiple(tags, ShareLock, false);
+		}
 
 		/* 3. A new snapshot: every event up to the horizon is settled. */
 		{

@@ -335,6 +335,7 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 	values[8] = programme_id;
 	values[9] = CStringGetTextDatum(event_data);
 	values[10] = BoolGetDatum(card_events_enabled);
+	card_event_writer_lock(programme_id);
 	if (card_exec(&insert_change, values, nulls, false, 1) == 1)
 		card_event_notify(DatumGetInt64(card_spi_datum(0, 1, &isnull)), event_type);
 }
