@@ -14,12 +14,12 @@
 -- script's report of older programmes all read it here.  An unknown brand
 -- has none.
 CREATE FUNCTION card.brand_pan_lengths(brand text) RETURNS integer[]
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE brand WHEN 'visa' THEN ARRAY[16, 19] WHEN 'mastercard' THEN ARRAY[16] END;
 
 -- The hint of every refusal of a length: "A visa PAN has 16 or 19 digits."
 CREATE FUNCTION card.brand_pan_lengths_hint(brand text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.format('A %s PAN has %s digits.', brand,
                          coalesce(pg_catalog.array_to_string(card.brand_pan_lengths(brand), ' or '), 'no'));
 
@@ -202,6 +202,115 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Security fixes (issue 10)
 -- ---------------------------------------------------------------------------
+
+-- A grant reaches only roles the granting tenant already controls (defect
+-- 6: tenant A's admin made its cards visible to B's reader and authorisable
+-- by B's processor, through B's roles or a shared group role).  A caller
+-- who does not see every programme may grant only to itself or to a role
+-- it holds with ADMIN OPTION (whose members it chooses), never to a role
+-- that the capability roles or PostgreSQL's predefined roles are: those
+-- are shared by every tenant.  Superusers (and BYPASSRLS roles) keep full
+-- control.
+CREATE OR REPLACE FUNCTION card.programme_grant(programme_id uuid, role name)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    grantee oid;
+BEGIN
+    IF programme_id IS NULL OR role IS NULL THEN
+        RAISE EXCEPTION '% is required', CASE WHEN programme_id IS NULL THEN 'programme_id' ELSE 'role' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM card.programme p
+                    WHERE p.id = programme_grant.programme_id AND card.programme_visible(p.id)) THEN
+        RAISE EXCEPTION 'programme % does not exist', programme_id USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT r.oid INTO grantee FROM pg_catalog.pg_roles r WHERE r.rolname = programme_grant.role;
+    IF grantee IS NULL THEN
+        RAISE EXCEPTION 'role "%" does not exist', role USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT card.caller_sees_all() THEN
+        IF role IN ('card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader')
+           OR role LIKE 'pg\_%' THEN
+            RAISE EXCEPTION 'programme % cannot be granted to the shared role "%"', programme_id, role
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'Every tenant''s roles may hold it.',
+                      HINT = 'Grant the programme to a role of your own, which you grant to your login roles.';
+        END IF;
+        IF role <> card.caller()
+           AND NOT pg_catalog.pg_has_role(card.caller(), grantee, 'USAGE WITH ADMIN OPTION') THEN
+            RAISE EXCEPTION 'programme % cannot be granted to role "%"', programme_id, role
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'A tenant grants its programmes only to itself or to roles it holds WITH ADMIN OPTION.',
+                      HINT = 'Ask a superuser, or have the role granted to you WITH ADMIN OPTION.';
+        END IF;
+    END IF;
+    INSERT INTO card.programme_role AS g (programme_id, role_name)
+    VALUES (programme_id, role)
+    ON CONFLICT ON CONSTRAINT programme_role_pkey DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+
+-- No sweep runs ahead of the calendar (defect 7): authorization_expire_due
+-- with 'infinity' released every live hold.  A future as_of is refused
+-- (22023), as card_expire_due refuses one.
+CREATE OR REPLACE FUNCTION card.authorization_expire_due(as_of timestamptz DEFAULT now())
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hold card."authorization";
+    expired integer := 0;
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF as_of > pg_catalog.now() THEN
+        RAISE EXCEPTION 'as_of % is in the future', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Holds would be released before their lifetime ends.',
+                  HINT = 'Omit as_of to expire what is due now.';
+    END IF;
+    FOR hold IN SELECT * FROM card."authorization" h
+                 WHERE h.status = 'pending' AND h.expires_at <= as_of
+                   AND (card.caller_sees_all() OR h.programme_id IN (SELECT card.visible_programmes()))
+                 ORDER BY h.expires_at
+                 FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM card.hold_settle(hold, 0, hold.held, 'expired');
+        expired := expired + 1;
+    END LOOP;
+    RETURN expired;
+END
+$$;
+
+-- A PAN is unique in the whole database (defect 8, DESIGN.md section 6):
+-- two programmes sharing a BIN could issue the same PAN, as the
+-- fingerprint (a keyed hash of the PAN alone) was unique per programme.
+-- Cards of one PAN (a reissue) differ by pan_sequence.
+DO $$
+DECLARE
+    shared text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s and %s', a.id, b.id), '; ') INTO shared
+      FROM card.card a JOIN card.card b
+        ON b.pan_fingerprint = a.pan_fingerprint AND b.pan_sequence = a.pan_sequence AND b.id > a.id;
+    IF shared IS NOT NULL THEN
+        RAISE EXCEPTION 'cards of different programmes share a PAN: %', shared
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'Replace one card of each pair (card.card_replace with reason lost), then update again.';
+    END IF;
+END
+$$;
+ALTER TABLE card.card
+    DROP CONSTRAINT card_pan_unique,
+    ADD CONSTRAINT card_pan_unique UNIQUE (pan_fingerprint, pan_sequence);
 
 -- Entry points act for the role PostgreSQL says is acting (defect 3, a
 -- confused deputy): another role's SECURITY DEFINER function calling a

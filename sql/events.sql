@@ -22,7 +22,8 @@ SELECT approved FROM card.card_authorize(:'ctok', 3000, 'EUR', '5411', 'SE', 'ch
 SELECT approved, decline_reason FROM card.card_authorize(:'ctok', 500, 'EUR', '6011', 'SE', 'atm', 'ev-4');
 SELECT status FROM card.authorization_capture((SELECT id FROM card."authorization" WHERE external_id = 'ev-1'), 800);
 SELECT status FROM card.authorization_reverse((SELECT id FROM card."authorization" WHERE external_id = 'ev-2'));
-SELECT card.authorization_expire_due(now() + interval '7 days') AS expired;
+UPDATE card."authorization" SET expires_at = now() WHERE status = 'pending';
+SELECT card.authorization_expire_due() AS expired;
 
 -- Repeats that change nothing write nothing.
 SELECT status FROM card.card_set_status(:'c', 'active');

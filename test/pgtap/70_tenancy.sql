@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- objects read as not found (P0002), its rows as absent, and row-level
 -- security refuses a row written into it.
 BEGIN;
-SELECT plan(50);
+SELECT plan(58);
 \ir include/run_as.sql
 
 -- Tenant A creates its programme itself (and so is granted it); tenant B
@@ -188,8 +188,9 @@ SELECT is((SELECT string_agg(call || ' => ' || outcome, '; ')
     NULL, 'the same calls by A find every object');
 
 -- Sweeps see only the caller's programmes.
+UPDATE card."authorization" SET expires_at = now() WHERE status = 'pending';
 SET LOCAL ROLE tap_tenant_b;
-SELECT is(card.authorization_expire_due(now() + interval '1 year'), 1,
+SELECT is(card.authorization_expire_due(), 1,
     'B''s hold sweep expires B''s hold only');
 RESET ROLE;
 SELECT is((SELECT status FROM card."authorization" WHERE id = :'auth_b'), 'expired'::card.authorization_status,
@@ -239,6 +240,24 @@ SELECT is(pg_temp.tap_run_as('tap_tenant_a', format('SELECT card.programme_grant
     '42704', 'granting to a role that does not exist fails with 42704');
 SELECT is(pg_temp.tap_run_as('tap_tenant_a', format('SELECT card.programme_grant(%L, NULL)', :'prog_a')),
     '23502', 'a missing role fails with 23502');
+
+-- A tenant grants its programme only to roles it controls (issue 10,
+-- defect 6: A's admin made A's cards visible to B's roles and to every
+-- tenant's processors): never to another tenant's roles, nor to a shared
+-- capability or predefined role; to itself or to a role it holds WITH
+-- ADMIN OPTION it may.  Superusers keep full control.
+CREATE ROLE tap_a_proc NOLOGIN IN ROLE card_processor;
+GRANT tap_a_proc TO tap_tenant_a WITH ADMIN OPTION;
+SELECT is(pg_temp.tap_run_as('tap_tenant_a', format('SELECT card.programme_grant(%L, %L)', :'prog_a', r)),
+    '42501', 'A cannot grant its programme to ' || r)
+  FROM unnest(ARRAY['tap_tenant_b', 'tap_group_b', 'card_processor', 'card_reader', 'pg_read_all_data']) r;
+SELECT is((SELECT count(*)::int FROM card.programme_role WHERE programme_id = :'prog_a'
+              AND role_name IN ('tap_tenant_b', 'tap_group_b', 'card_processor', 'card_reader', 'pg_read_all_data')),
+    0, 'none of those grants was written');
+SELECT is(pg_temp.tap_run_as('tap_tenant_a', format('SELECT card.programme_grant(%L, %L)', :'prog_a', 'tap_a_proc')),
+    'ran', 'A grants its programme to a role it holds WITH ADMIN OPTION');
+SELECT is(pg_temp.tap_run_as('tap_tenant_a', format('SELECT card.programme_grant(%L, %L)', :'prog_a', 'tap_tenant_a')),
+    'ran', 'and to itself');
 
 -- A grant outlives its role harmlessly: nobody holds a dropped role.
 CREATE ROLE tap_gone NOLOGIN;
