@@ -13,7 +13,7 @@ as_root() {
 # Debian 12 packages the build and the suites need.
 ensure_packages() {
     local wanted=(make gcc pkg-config postgresql-15 postgresql-server-dev-15 libssl-dev libpq-dev
-                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json)
+                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json sqlsmith libdbd-pg-perl)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -51,6 +51,7 @@ cluster_start() {
 listen_addresses = ''
 unix_socket_directories = '$CARD_DIR'
 port = $CARD_PORT
+shared_preload_libraries = 'card'
 card.key_file = '$CARD_DIR/card.keys'
 max_prepared_transactions = 10
 log_min_messages = warning

@@ -10,16 +10,26 @@
  * rename of a new file takes effect without a restart.  Key bytes live
  * only in TopMemoryContext of the backend and are wiped when replaced.
  *
+ * The file is opened first and its owner and mode are checked on the open
+ * descriptor, as PostgreSQL checks its TLS key: owned by the server's OS
+ * user with no group or world access, or owned by root with at most group
+ * read.  Checking the path and then opening it would let the file be
+ * swapped in between.  Messages never name the path to the client (only
+ * the server log gets it, errdetail_log): it tells where the keys are.
+ *
  *-------------------------------------------------------------------------
  */
 #include "card.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/fd.h"
 #include "utils/memutils.h"
 
 #define CARD_MAX_KEY_VERSIONS 64
+#define CARD_KEY_FILE_MAX (64 * 1024)	/* far more than 64 key lines */
 
 typedef struct KeyRing
 {
@@ -71,13 +81,13 @@ decode_key(const char *hex, size_t len, uint8 *key)
  * and the key decoded so far.
  */
 static void
-key_file_line_error(FILE *file, KeyRing *ring, char *line, size_t linesize,
-					uint8 *key, int lineno, const char *what)
+key_file_line_error(char *content, size_t content_len, KeyRing *ring, char *line,
+					size_t linesize, uint8 *key, int lineno, const char *what)
 {
 	explicit_bzero(line, linesize);
 	explicit_bzero(key, CARD_KEY_LEN);
 	explicit_bzero(ring, sizeof(KeyRing));
-	FreeFile(file);
+	explicit_bzero(content, content_len);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIG_FILE_ERROR),
 			 errmsg("invalid line %d in the file named by \"card.key_file\"", lineno),
@@ -85,62 +95,121 @@ key_file_line_error(FILE *file, KeyRing *ring, char *line, size_t linesize,
 			 errhint("Each line is \"mac <64 hex digits>\" or \"<version> <64 hex digits>\".")));
 }
 
-/* Parse the key file into *ring; raises an error on any defect. */
-static void
-read_key_file(const char *path, const struct stat *st, KeyRing *ring)
+/* Error about the key file (code: an errcode() call); the path goes to the server log only. */
+#define key_file_error(code, path, ...) \
+	ereport(ERROR, \
+			(code, errmsg(__VA_ARGS__), \
+			 errdetail_log("The key file is \"%s\".", path)))
+
+/*
+ * Open the key file, check its owner and mode on the open descriptor, and
+ * read it whole into a palloc'd buffer (*len bytes).  *st gets its fstat().
+ */
+static pg_noinline char *
+slurp_key_file(const char *path, struct stat *st, size_t *len)
 {
-	FILE	   *file;
+	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	char	   *content;
+	ssize_t		got = 0;
+
+	if (fd < 0)
+		key_file_error(errcode_for_file_access(), path,
+					   "could not open the file named by \"card.key_file\": %m");
+	if (fstat(fd, st) != 0)
+	{
+		CloseTransientFile(fd);
+		key_file_error(errcode_for_file_access(), path,
+					   "could not stat the file named by \"card.key_file\": %m");
+	}
+	if (!S_ISREG(st->st_mode) ||
+		!((st->st_uid == geteuid() && (st->st_mode & (S_IRWXG | S_IRWXO)) == 0) ||
+		  (st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) == 0)))
+	{
+		CloseTransientFile(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("the file named by \"card.key_file\" has group or world access, or another owner"),
+				 errdetail_log("The key file is \"%s\".", path),
+				 errhint("The file must be a regular file owned by the server's OS user with mode 600 (or by root with mode 640).")));
+	}
+	if (st->st_size > CARD_KEY_FILE_MAX)
+	{
+		CloseTransientFile(fd);
+		key_file_error(errcode(ERRCODE_CONFIG_FILE_ERROR), path,
+					   "the file named by \"card.key_file\" is larger than %d bytes",
+					   CARD_KEY_FILE_MAX);
+	}
+	content = palloc0(st->st_size + 1);
+	*len = 0;
+	while (*len < (size_t) st->st_size &&
+		   (got = read(fd, content + *len, st->st_size - *len)) > 0)
+		*len += got;
+	if (got < 0)
+	{
+		int			save_errno = errno;
+
+		explicit_bzero(content, st->st_size + 1);
+		CloseTransientFile(fd);
+		errno = save_errno;
+		key_file_error(errcode_for_file_access(), path,
+					   "could not read the file named by \"card.key_file\": %m");
+	}
+	CloseTransientFile(fd);
+	return content;
+}
+
+/* Parse the key file into *ring (*st: its identity); errors on any defect. */
+static pg_noinline void
+read_key_file(const char *path, struct stat *st, KeyRing *ring)
+{
+	size_t		content_len;
+	char	   *content = slurp_key_file(path, st, &content_len);
+	char	   *next = content;
 	char		line[512];
 	uint8		key[CARD_KEY_LEN];
 	int			lineno = 0;
 
-	if (st->st_mode & (S_IRWXG | S_IRWXO))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("key file \"%s\" has group or world access", path),
-				 errhint("The file must be readable only by the server's OS user: chmod 600.")));
-
-	file = AllocateFile(path, "r");
-	if (file == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open key file \"%s\": %m", path)));
-
-	/* Unbuffered, so no stdio buffer keeps a copy of the keys after we close. */
-	setvbuf(file, NULL, _IONBF, 0);
 	memset(ring, 0, sizeof(KeyRing));
 	memset(key, 0, sizeof(key));
-	while (fgets(line, sizeof(line), file) != NULL)
+	while (*next != '\0')
 	{
+		size_t		linelen = strcspn(next, "\n");
 		char	   *p = line;
 		char	   *word;
 		char	   *hex;
 		size_t		hexlen;
 
 		lineno++;
+		if (linelen >= sizeof(line))
+			key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno,
+								"The line is too long.");
+		memcpy(line, next, linelen);
+		line[linelen] = '\0';
+		next += linelen + (next[linelen] == '\n');
+
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
+		if (*p == '#' || *p == '\r' || *p == '\0')
 			continue;
 		word = p;
 		while (*p && *p != ' ' && *p != '\t')
 			p++;
 		if (*p == '\0')
-			key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key is missing.");
+			key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "A key is missing.");
 		*p++ = '\0';
 		while (*p == ' ' || *p == '\t')
 			p++;
 		hex = p;
 		hexlen = strcspn(hex, " \t\r\n");
 		if (hex[hexlen + strspn(hex + hexlen, " \t\r\n")] != '\0')
-			key_file_line_error(file, ring, line, sizeof(line), key, lineno, "Extra text follows the key.");
+			key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "Extra text follows the key.");
 		if (!decode_key(hex, hexlen, key))
-			key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key must be exactly 64 hexadecimal digits.");
+			key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "A key must be exactly 64 hexadecimal digits.");
 
 		if (strcmp(word, "mac") == 0)
 		{
 			if (ring->has_mac)
-				key_file_line_error(file, ring, line, sizeof(line), key, lineno, "The MAC key is given twice.");
+				key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "The MAC key is given twice.");
 			memcpy(ring->mac, key, CARD_KEY_LEN);
 			ring->has_mac = true;
 		}
@@ -150,12 +219,12 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 			long		version = strtol(word, &end, 10);
 
 			if (*end != '\0' || version < 1 || version > 32767)
-				key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key version must be an integer from 1 to 32767.");
+				key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "A key version must be an integer from 1 to 32767.");
 			for (int i = 0; i < ring->nenc; i++)
 				if (ring->versions[i] == version)
-					key_file_line_error(file, ring, line, sizeof(line), key, lineno, "A key version is given twice.");
+					key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "A key version is given twice.");
 			if (ring->nenc == CARD_MAX_KEY_VERSIONS)
-				key_file_line_error(file, ring, line, sizeof(line), key, lineno, "Too many key versions.");
+				key_file_line_error(content, content_len, ring, line, sizeof(line), key, lineno, "Too many key versions.");
 			ring->versions[ring->nenc] = (int) version;
 			memcpy(ring->enc[ring->nenc], key, CARD_KEY_LEN);
 			ring->nenc++;
@@ -167,15 +236,8 @@ read_key_file(const char *path, const struct stat *st, KeyRing *ring)
 	}
 	explicit_bzero(line, sizeof(line));
 	explicit_bzero(key, sizeof(key));
-	if (ferror(file))
-	{
-		explicit_bzero(ring, sizeof(KeyRing));
-		FreeFile(file);
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read key file \"%s\": %m", path)));
-	}
-	FreeFile(file);
+	explicit_bzero(content, content_len);
+	pfree(content);
 }
 
 /* Wipe and free the cached keys. */
@@ -210,9 +272,8 @@ current_keyring(void)
 	if (stat(card_key_file, &st) != 0)
 	{
 		forget_keyring();
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat key file \"%s\": %m", card_key_file)));
+		key_file_error(errcode_for_file_access(), card_key_file,
+					   "could not stat the file named by \"card.key_file\": %m");
 	}
 
 	if (keyring != NULL && keyring->path != NULL &&
@@ -227,7 +288,7 @@ current_keyring(void)
 	fresh = MemoryContextAllocZero(TopMemoryContext, sizeof(KeyRing));
 	PG_TRY();
 	{
-		read_key_file(card_key_file, &st, fresh);
+		read_key_file(card_key_file, &st, fresh);	/* st: what was read */
 	}
 	PG_CATCH();
 	{
@@ -253,7 +314,8 @@ card_mac_key(void)
 	if (!ring->has_mac)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("key file \"%s\" has no MAC key", ring->path),
+				 errmsg("the key file has no MAC key"),
+				 errdetail_log("The key file is \"%s\".", ring->path),
 				 errhint("Add a line \"mac <64 hex digits>\".")));
 	return ring->mac;
 }
@@ -269,7 +331,8 @@ card_enc_key(int version)
 			return ring->enc[i];
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIG_FILE_ERROR),
-			 errmsg("key file \"%s\" has no encryption key version %d", ring->path, version),
+			 errmsg("the key file has no encryption key version %d", version),
+			 errdetail_log("The key file is \"%s\".", ring->path),
 			 errhint("Key versions still in use must stay in the key file until card.rotate_keys() has moved every PAN off them.")));
 	return NULL;				/* keep compiler quiet */
 }
@@ -283,7 +346,8 @@ card_enc_key_newest(void)
 	if (ring->newest == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("key file \"%s\" has no encryption key", ring->path),
+				 errmsg("the key file has no encryption key"),
+				 errdetail_log("The key file is \"%s\".", ring->path),
 				 errhint("Add a line \"1 <64 hex digits>\".")));
 	return ring->newest;
 }
