@@ -312,6 +312,43 @@ ALTER TABLE card.card
     DROP CONSTRAINT card_pan_unique,
     ADD CONSTRAINT card_pan_unique UNIQUE (pan_fingerprint, pan_sequence);
 
+-- Key rotation pages by card id (issue 10, item 10): a batch without an
+-- order could rescan rows (and their dead versions) already rotated.
+DROP PROCEDURE card.rotate_keys(integer);
+DROP FUNCTION card.rotate_keys_batch(integer);
+CREATE FUNCTION card.rotate_keys_batch(batch_size integer, after uuid DEFAULT NULL,
+    OUT rotated integer, OUT key_version integer, OUT done boolean, OUT last_id uuid)
+    AS 'MODULE_PATHNAME', 'card_rotate_keys_batch'
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
+
+-- Re-encrypts every PAN under the newest key version, committing after
+-- each batch: no lock lives longer than a batch, an interrupted run keeps
+-- what it committed, and calling it again resumes.  A procedure that
+-- commits may not fix its search_path: its body names only
+-- card.rotate_keys_batch, schema-qualified, and it is the superuser's alone.
+CREATE PROCEDURE card.rotate_keys(batch_size integer DEFAULT 1000)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    step record;
+    rotated bigint := 0;
+    after uuid;
+BEGIN
+    LOOP
+        SELECT * INTO step FROM card.rotate_keys_batch(batch_size, after);
+        COMMIT;
+        rotated := rotated + step.rotated;
+        after := step.last_id;
+        RAISE NOTICE 'rotate_keys: % PANs re-encrypted under key version % so far%',
+            rotated, step.key_version, CASE WHEN step.done THEN ', done' ELSE '' END;
+        EXIT WHEN step.done IS NOT FALSE;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION card.rotate_keys_batch(integer, uuid) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE card.rotate_keys(integer) FROM PUBLIC;
+
 -- Entry points act for the role PostgreSQL says is acting (defect 3, a
 -- confused deputy): another role's SECURITY DEFINER function calling a
 -- SECURITY DEFINER entry point made the entry point act with the

@@ -40,6 +40,16 @@ CALL card.rotate_keys(5);
 ROLLBACK;
 SELECT key_version, cards > 0 AS some FROM card.pan_key_versions();
 
+-- Batches page by card id (issue 10, item 10: a batch had no order and
+-- could rescan rows already rotated): each takes the next cards in id
+-- order after the last one of the batch before.
+SELECT (array_agg(id ORDER BY id))[3] AS third, (array_agg(id ORDER BY id))[6] AS sixth
+  FROM card.card WHERE pan_key_version < 2 \gset
+BEGIN;
+SELECT rotated, done, last_id = :'third' AS first_page FROM card.rotate_keys_batch(3);
+SELECT rotated, done, last_id = :'sixth' AS second_page FROM card.rotate_keys_batch(3, :'third');
+ROLLBACK;
+
 -- The rotation, then a key file without version 1: everything reads.
 SET client_min_messages = warning;
 CALL card.rotate_keys(7);

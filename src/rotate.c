@@ -21,8 +21,14 @@
 #define BATCH_MAX 100000
 
 /*
- * card.rotate_keys_batch(batch_size integer, OUT rotated integer,
- *	 OUT key_version integer, OUT done boolean)
+ * card.rotate_keys_batch(batch_size integer, after uuid DEFAULT NULL,
+ *	 OUT rotated integer, OUT key_version integer, OUT done boolean,
+ *	 OUT last_id uuid)
+ *
+ * Pages by card id: each batch starts after the last id of the one
+ * before, so no batch rescans rows (or their dead versions) already
+ * rotated.  A card that gets an older key after the run passed its id
+ * cannot exist: new cards take the newest key.
  */
 PG_FUNCTION_INFO_V1(card_rotate_keys_batch);
 Datum
@@ -31,8 +37,9 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	static CardPlan older = {
 		NULL,
 		"SELECT id, pan_ciphertext, pan_key_version FROM card.card"
-		" WHERE pan_key_version < $1 LIMIT $2 FOR NO KEY UPDATE",
-		2, {INT2OID, INT4OID}
+		" WHERE pan_key_version < $1 AND ($3::uuid IS NULL OR id > $3)"
+		" ORDER BY id LIMIT $2 FOR NO KEY UPDATE",
+		3, {INT2OID, INT4OID, UUIDOID}
 	};
 	static CardPlan reseal = {
 		NULL,
@@ -46,8 +53,8 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	SPITupleTable *rows;
 	TupleDesc	tupdesc;
 	bool		isnull;
-	Datum		result[3];
-	bool		nulls[3] = {false, false, false};
+	Datum		result[4];
+	bool		nulls[4] = {false, false, false, true};
 	Datum		row;
 
 	card_require(!PG_ARGISNULL(0), "batch_size");
@@ -64,9 +71,10 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	{
-		Datum		args[2] = {newest_datum, Int32GetDatum(batch_size)};
+		Datum		args[3] = {newest_datum, Int32GetDatum(batch_size),
+		PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1)};
 
-		found = card_exec(&older, args, NULL, false, 0);
+		found = card_exec(&older, args, PG_ARGISNULL(1) ? "  n" : NULL, false, 0);
 	}
 	rows = SPI_tuptable;
 	for (int i = 0; i < found; i++)
@@ -86,6 +94,11 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	result[0] = Int32GetDatum(found);
 	result[1] = Int32GetDatum(newest);
 	result[2] = BoolGetDatum(found < batch_size);	/* none older left */
+	if (found > 0)
+	{
+		result[3] = SPI_getbinval(rows->vals[found - 1], rows->tupdesc, 1, &isnull);
+		nulls[3] = false;
+	}
 	tupdesc = BlessTupleDesc(tupdesc);
 	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, nulls));
 	row = SPI_datumTransfer(row, false, -1);
