@@ -6,7 +6,7 @@ MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
-       src/replace.o src/rotate.o src/pin_try.o
+       src/replace.o src/rotate.o src/pin_try.o src/chain.o
 
 # Version 1.0's script and the delta to each later version; a fresh install
 # of the default version runs the same path (CREATE EXTENSION finds it).
@@ -21,7 +21,7 @@ REGRESS = setup order lifecycle activation idempotency expiry errors controls fu
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected
-ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy
+ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race
 ISOLATION_OPTS = --inputdir=test --load-extension=card
 
 # JIT bitcode is of no use here and would need clang.

@@ -349,6 +349,232 @@ $$;
 REVOKE ALL ON FUNCTION card.rotate_keys_batch(integer, uuid) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE card.rotate_keys(integer) FROM PUBLIC;
 
+-- One lock order for everything that touches a replacement chain (defect 5:
+-- controls, replacement, reissue activation, status changes and PIN calls
+-- on one chain deadlocked, 40P01): the chain's first card, then the card
+-- the call is about, then the rest by id (C: src/chain.c).  Every C entry
+-- point takes it first; the PL/pgSQL code that changes several cards of a
+-- chain calls it here.  Whoever also locks the account locks it first, as
+-- card_authorize does.
+CREATE FUNCTION card.card_chain_lock(card_id uuid) RETURNS integer
+    AS 'MODULE_PATHNAME', 'card_chain_lock_sql'
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION card.card_chain_lock(uuid) FROM PUBLIC;
+
+-- Controls of a card: the account, then the chain in its order.  Otherwise
+-- as in 1.1.
+CREATE OR REPLACE FUNCTION card.controls_apply(target_card uuid, target_account uuid, controls jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    unknown text;
+    lim jsonb;
+    n integer := 0;
+    lim_amount bigint;
+    lim_period card.spend_interval;
+    lim_categories int4multirange;
+    new_mcc_allowed int4multirange;
+    new_mcc_blocked int4multirange;
+    new_countries_allowed text[];
+    new_countries_blocked text[];
+    new_channels_blocked text[] := '{}';
+    channel_name text;
+    channel_value jsonb;
+    target_chain uuid;
+BEGIN
+    IF controls IS NULL OR jsonb_typeof(controls) <> 'object' THEN
+        RAISE EXCEPTION 'controls must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT k INTO unknown FROM jsonb_object_keys(controls) k
+     WHERE k NOT IN ('spending_limits', 'allowed_categories', 'blocked_categories',
+                     'allowed_countries', 'blocked_countries', 'channels') ORDER BY k LIMIT 1;
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown controls field "%"', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Fields: spending_limits, allowed_categories | blocked_categories, allowed_countries | blocked_countries, channels.';
+    END IF;
+    IF controls ? 'allowed_categories' AND controls ? 'blocked_categories' THEN
+        RAISE EXCEPTION 'allowed_categories and blocked_categories are mutually exclusive'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF controls ? 'allowed_countries' AND controls ? 'blocked_countries' THEN
+        RAISE EXCEPTION 'allowed_countries and blocked_countries are mutually exclusive'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF controls ? 'allowed_categories' THEN
+        new_mcc_allowed := card.controls_categories(controls -> 'allowed_categories', 'allowed_categories');
+    END IF;
+    IF controls ? 'blocked_categories' THEN
+        new_mcc_blocked := card.controls_categories(controls -> 'blocked_categories', 'blocked_categories');
+    END IF;
+    IF controls ? 'allowed_countries' THEN
+        new_countries_allowed := card.controls_countries(controls -> 'allowed_countries', 'allowed_countries');
+    END IF;
+    IF controls ? 'blocked_countries' THEN
+        new_countries_blocked := card.controls_countries(controls -> 'blocked_countries', 'blocked_countries');
+    END IF;
+    IF controls ? 'channels' THEN
+        IF jsonb_typeof(controls -> 'channels') <> 'object' THEN
+            RAISE EXCEPTION 'controls field "channels" must be an object of booleans'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR channel_name, channel_value IN SELECT * FROM jsonb_each(controls -> 'channels') LOOP
+            IF channel_name NOT IN ('ecommerce', 'atm', 'contactless', 'chip', 'magstripe') THEN
+                RAISE EXCEPTION 'unknown channel "%" in controls field "channels"', channel_name
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Channels: ecommerce, atm, contactless, chip, magstripe.';
+            END IF;
+            IF jsonb_typeof(channel_value) <> 'boolean' THEN
+                RAISE EXCEPTION 'channels.% must be true or false', channel_name
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF NOT channel_value::boolean THEN
+                new_channels_blocked := new_channels_blocked || channel_name;
+            END IF;
+        END LOOP;
+    END IF;
+    IF controls ? 'spending_limits' AND jsonb_typeof(controls -> 'spending_limits') <> 'array' THEN
+        RAISE EXCEPTION 'controls field "spending_limits" must be an array'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Lock the account, as card_authorize does for every card on it: limits
+    -- and counters change only under that lock.  Then replace.
+    IF target_card IS NOT NULL THEN
+        PERFORM 1 FROM card.account a
+         WHERE a.id = (SELECT c.account_id FROM card.card c
+                       WHERE c.id = target_card AND card.programme_visible(c.programme_id))
+           FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'card % does not exist', target_card USING ERRCODE = 'no_data_found';
+        END IF;
+        -- Limits and controls belong to the card's replacement chain.
+        -- Then the chain, in its lock order (src/chain.c): the cards of a
+        -- chain are changed below in whatever order the plan meets them.
+        PERFORM card.card_chain_lock(target_card);
+        SELECT card.chain_of(c.id, c.chain_id) INTO target_chain FROM card.card c WHERE c.id = target_card;
+        DELETE FROM card.spend_limit l WHERE l.card_id = target_chain;
+    ELSE
+        PERFORM 1 FROM card.account a
+         WHERE a.id = target_account AND card.programme_visible(a.programme_id)
+           FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'account % does not exist', target_account USING ERRCODE = 'no_data_found';
+        END IF;
+        DELETE FROM card.spend_limit l WHERE l.account_id = target_account;
+    END IF;
+
+    FOR lim IN SELECT e FROM jsonb_array_elements(coalesce(controls -> 'spending_limits', '[]')) e LOOP
+        n := n + 1;
+        IF jsonb_typeof(lim) <> 'object' THEN
+            RAISE EXCEPTION 'spending_limits[%] must be an object', n - 1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT k INTO unknown FROM jsonb_object_keys(lim) k
+         WHERE k NOT IN ('amount', 'interval', 'categories') ORDER BY k LIMIT 1;
+        IF unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'unknown field "%" in spending_limits[%]', unknown, n - 1
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A limit has amount, interval and optionally categories.';
+        END IF;
+        IF jsonb_typeof(lim -> 'amount') IS DISTINCT FROM 'number'
+           OR (lim ->> 'amount') !~ '^[0-9]{1,18}$' OR (lim ->> 'amount')::bigint <= 0 THEN
+            RAISE EXCEPTION 'spending_limits[%].amount must be a positive whole number of minor units', n - 1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        lim_amount := (lim ->> 'amount')::bigint;
+        IF jsonb_typeof(lim -> 'interval') IS DISTINCT FROM 'string' OR (lim ->> 'interval') NOT IN
+           ('per_authorization', 'daily', 'weekly', 'monthly', 'yearly', 'all_time') THEN
+            RAISE EXCEPTION 'spending_limits[%].interval must be one of per_authorization, daily, weekly, monthly, yearly, all_time', n - 1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        lim_period := (lim ->> 'interval')::card.spend_interval;
+        lim_categories := NULL;
+        IF lim ? 'categories' THEN
+            lim_categories := card.controls_categories(lim -> 'categories',
+                                                       format('spending_limits[%s].categories', n - 1));
+        END IF;
+
+        -- The spend already in the current window counts against the new limit.
+        INSERT INTO card.spend_limit (card_id, account_id, position, period, amount,
+                                      categories, category_list, window_start, spent)
+        SELECT target_chain, target_account, n, lim_period, lim_amount, lim_categories,
+               CASE WHEN lim ? 'categories'
+                    THEN ARRAY(SELECT jsonb_array_elements_text(lim -> 'categories')) END,
+               w.start,
+               CASE WHEN w.start IS NULL THEN 0 ELSE
+                 (SELECT coalesce(sum(h.held + h.captured), 0)
+                    FROM card."authorization" h
+                   WHERE h.approved
+                     AND h.card_id IN (SELECT c.id FROM card.card c
+                                        WHERE c.id = target_chain OR c.chain_id = target_chain
+                                           OR c.account_id = target_account)
+                     AND h.created_at >= w.start
+                     AND (lim_categories IS NULL OR lim_categories @> h.mcc::integer)) END
+          FROM (SELECT CASE WHEN lim_period <> 'per_authorization'
+                            THEN card.spend_window_start(lim_period, now()) END AS start) w;
+    END LOOP;
+
+    IF target_card IS NOT NULL THEN
+        UPDATE card.card c
+           SET controls = controls_apply.controls, mcc_allowed = new_mcc_allowed,
+               mcc_blocked = new_mcc_blocked,
+               countries_allowed = new_countries_allowed,
+               countries_blocked = new_countries_blocked,
+               channels_blocked = new_channels_blocked
+         WHERE c.id = target_chain OR c.chain_id = target_chain;
+    ELSE
+        UPDATE card.account a
+           SET controls = controls_apply.controls, mcc_allowed = new_mcc_allowed,
+               mcc_blocked = new_mcc_blocked,
+               countries_allowed = new_countries_allowed,
+               countries_blocked = new_countries_blocked,
+               channels_blocked = new_channels_blocked
+         WHERE a.id = target_account;
+    END IF;
+    PERFORM card.event_emit('card.controls_updated', target_card, o.account_id, o.programme_id,
+                            jsonb_build_object('scope', CASE WHEN target_card IS NULL
+                                                             THEN 'account' ELSE 'card' END,
+                                               'controls', controls))
+       FROM (SELECT c.account_id, c.programme_id FROM card.card c WHERE c.id = target_card
+             UNION ALL
+             SELECT a.id, a.programme_id FROM card.account a WHERE a.id = target_account) o;
+    RETURN controls;
+END
+$$;
+
+-- The cards of a PAN end in the chain's lock order.  Otherwise as in 1.1.
+CREATE OR REPLACE FUNCTION card.end_same_pan(card_id uuid, reason text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other record;
+    ended integer := 0;
+BEGIN
+    -- The chain's lock order first: the cards of a PAN are cards of one
+    -- chain, and a direct UPDATE by the owner comes here too.
+    PERFORM card.card_chain_lock(card_id);
+    FOR other IN SELECT o.id, o.status, o.expires_on
+                   FROM card.card c
+                   JOIN card.card o ON o.programme_id = c.programme_id
+                                   AND o.pan_fingerprint = c.pan_fingerprint AND o.id <> c.id
+                  WHERE c.id = end_same_pan.card_id
+                  ORDER BY o.id
+                    FOR NO KEY UPDATE OF o
+    LOOP
+        IF card.effective_status(other.status, other.expires_on) IN ('not_activated', 'active', 'frozen') THEN
+            PERFORM card.card_set_status(other.id, 'blocked', reason, 'system');
+            ended := ended + 1;
+        END IF;
+    END LOOP;
+    RETURN ended;
+END
+$$;
+
 -- Entry points act for the role PostgreSQL says is acting (defect 3, a
 -- confused deputy): another role's SECURITY DEFINER function calling a
 -- SECURITY DEFINER entry point made the entry point act with the

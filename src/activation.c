@@ -140,7 +140,8 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 								   card_pin_hash(chain_id, pin));
 	}
 
-	/* Card first, then its links: the order a start takes too. */
+	/* The chain, then its links: the order a start takes too. */
+	card_chain_lock(card_id);
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of activation token vanished");
 	refuse_not_activatable(card_id, card_spi_text(0, 1), card_spi_text(0, 2));

@@ -11,7 +11,8 @@
  * the live feed of events (event.c), who is calling (tenancy.c), hosted-page
  * links (link.c), PINs (pin.c) and their durably counted tries
  * (pin_try.c), reveal of card details (reveal.c),
- * replacement and reissue (replace.c) and key rotation (rotate.c).
+ * replacement and reissue (replace.c), the lock order of replacement
+ * chains (chain.c) and key rotation (rotate.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -94,6 +95,9 @@ extern void card_audit_ordered(Datum card_id, Datum account_id, Datum programme_
 							   const char *year, const char *last4,
 							   const char *replacement_for,
 							   const char *replacement_reason);
+
+/* ---- replacement chains (chain.c) ---- */
+extern int	card_chain_lock(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);

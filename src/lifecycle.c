@@ -87,6 +87,8 @@ CARD_ENTRY_POINT(card_set_status)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* Ending a card ends the cards of its PAN: the chain's lock order first. */
+	card_chain_lock(card_id);
 	if (card_exec(&status_lookup, &card_id, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),

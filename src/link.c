@@ -131,6 +131,7 @@ card_link_start(FunctionCallInfo fcinfo, CardLinkPurpose purpose, CardPlan *lock
 		elog(ERROR, "return type must be a row type");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	card_chain_lock(card_id);	/* the chain's lock order first */
 	if (card_exec(lock_card, &card_id, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),

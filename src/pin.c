@@ -92,6 +92,12 @@ card_pin_matches(Datum chain_id, const bytea *stored, const char *pin)
 static Datum
 check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 {
+	static CardPlan card_of_token = {
+		NULL,
+		"SELECT c.id FROM card.card c"
+		" WHERE c.token = $1 AND card.programme_visible(c.programme_id)",
+		1, {TEXTOID}
+	};
 	static CardPlan lock_by_token = {
 		NULL,
 		"SELECT c.id, c.account_id, c.programme_id, card.chain_of(c.id, c.chain_id),"
@@ -139,6 +145,13 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	check_id = card_time_uuid();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* The chain's lock order first (the count is on its first card). */
+	if (card_exec(&card_of_token, &token, NULL, true, 1) == 1)
+	{
+		bool		no_card;
+
+		card_chain_lock(card_spi_datum(0, 1, &no_card));
+	}
 	if (card_exec(&lock_by_token, &token, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -221,6 +234,9 @@ CARD_ENTRY_POINT(card_pin_result)
 	static CardPlan forget = {
 		NULL, "DELETE FROM card.pin_check WHERE id = $1", 1, {UUIDOID}
 	};
+	static CardPlan card_of_check = {
+		NULL, "SELECT card_id FROM card.pin_check WHERE id = $1", 1, {UUIDOID}
+	};
 	Datum		check_id;
 	TupleDesc	tupdesc;
 	bool		isnull;
@@ -234,6 +250,9 @@ CARD_ENTRY_POINT(card_pin_result)
 		elog(ERROR, "return type must be a row type");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* The chain's lock order first (the count is on its first card). */
+	if (card_exec(&card_of_check, &check_id, NULL, true, 1) == 1)
+		card_chain_lock(card_spi_datum(0, 1, &isnull));
 	if (card_exec(&take, &check_id, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -338,6 +357,7 @@ reset_pin(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	card_id = card_link_open(CARD_LINK_PIN_RESET, token, &hash);
+	card_chain_lock(card_id);
 	if (card_exec(&lock_for_reset, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of PIN reset token vanished");
 	check_resettable(card_id);

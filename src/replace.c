@@ -50,7 +50,12 @@ static CardPlan next_sequence = {
 	2, {UUIDOID, BYTEAOID}
 };
 
-/* The new card, copied from the old one but for what is new about it. */
+/*
+ * The new card, copied from the old one but for what is new about it.  A
+ * new PAN (lost, stolen) passes the programme through
+ * card.programme_for_new_card(), which refuses a PAN length the brand
+ * does not issue (a programme of 1.1); a reissue keeps its PAN.
+ */
 static CardPlan insert_replacement = {
 	NULL,
 	"INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name,"
@@ -58,7 +63,9 @@ static CardPlan insert_replacement = {
 	" pan_fingerprint, pan_sequence, pin_hash, replacement_for, replacement_reason,"
 	" chain_id, controls, mcc_allowed, mcc_blocked, countries_allowed,"
 	" countries_blocked, channels_blocked)"
-	" SELECT $1, o.programme_id, o.account_id, o.individual_id, o.display_name,"
+	" SELECT $1, CASE WHEN $11 THEN o.programme_id"
+	"             ELSE card.programme_for_new_card(o.programme_id) END,"
+	" o.account_id, o.individual_id, o.display_name,"
 	" o.type, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN o.pin_hash END,"
 	" o.id, $12::card.replacement_reason, card.chain_of(o.id, o.chain_id),"
 	" o.controls, o.mcc_allowed, o.mcc_blocked, o.countries_allowed,"
@@ -152,6 +159,7 @@ CARD_ENTRY_POINT(card_replace)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	card_chain_lock(old_id);	/* the chain's lock order first */
 	if (card_exec(&lock_old, &old_id, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),

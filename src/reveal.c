@@ -114,7 +114,7 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 	char		cvv[4];
 	Datum		result[4];
 	bool		nulls[4] = {false, false, false, false};
-	HeapTuple	tuple = NULL;
+	HeapTuple	volatile tuple = NULL;
 	Datum		row;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -122,6 +122,7 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	card_id = card_link_open(CARD_LINK_REVEAL, token, &hash);
+	card_chain_lock(card_id);
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of reveal token vanished");
 	effective = card_spi_text(0, 1);
@@ -140,6 +141,7 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 
 	(void) card_mac_key();		/* fail before anything is decrypted */
 	pan = card_decrypt(key_version, DatumGetUUIDP(card_id), sealed, &pan_len);
+	memset(result, 0, sizeof(result));
 	PG_TRY();
 	{
 		derive_cvv(pan, pan_len, exp_month, exp_year, cvv);
@@ -153,13 +155,21 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 	}
 	PG_FINALLY();
 	{
+		/*
+		 * The row in the caller's context is the only copy left, and on an
+		 * error there is none: wipe ours, however far we got.
+		 */
 		explicit_bzero(pan, pan_len);
 		explicit_bzero(cvv, sizeof(cvv));
+		if (result[0])
+			explicit_bzero(VARDATA(DatumGetPointer(result[0])), pan_len);
+		if (result[3])
+			explicit_bzero(VARDATA(DatumGetPointer(result[3])),
+						   VARSIZE(DatumGetPointer(result[3])) - VARHDRSZ);
+		if (tuple)
+			explicit_bzero(tuple->t_data, tuple->t_len);
 	}
 	PG_END_TRY();
-	/* The row in the caller's context is the only copy left: wipe ours. */
-	explicit_bzero(VARDATA(DatumGetPointer(result[0])), pan_len);
-	explicit_bzero(tuple->t_data, tuple->t_len);
 	SPI_finish();
 	return row;
 }

@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ *
+ * chain.c
+ *	  The lock order of a card's replacement chain.
+ *
+ * A chain is a first card and its replacements (chain_id names the first
+ * card).  Its cards change together: a reissue's activation blocks the
+ * card it replaces, a lost card ends every card of its PAN, a PIN check
+ * counts on the first card, controls and PINs are set on every card of
+ * the chain.  Each of those statements locks rows of several cards, and
+ * in whatever order its plan meets them; two of them at once on one chain
+ * deadlocked (40P01).  So everything that touches a chain first calls
+ * card_chain_lock(), which locks every card of the chain in one order:
+ * the first card, then the card the call is about, then the rest by id.
+ * The first card's lock alone serialises callers on one chain; the rest
+ * are then taken without waiting on one another.  Whoever also locks the
+ * account (controls, which card_authorize's account lock guards) locks it
+ * before the chain, as card_authorize locks the account before its card.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "card.h"
+
+/*
+ * Lock every card of card_id's chain, in the chain's order; returns how
+ * many (0: no such card among the caller's programmes).  The caller is
+ * connected to SPI; the result table is overwritten.
+ */
+int
+card_chain_lock(Datum card_id)
+{
+	static CardPlan lock_chain = {
+		NULL,
+		"WITH target AS ("
+		"  SELECT card.chain_of(x.id, x.chain_id) AS chain FROM card.card x"
+		"   WHERE x.id = $1 AND card.programme_visible(x.programme_id))"
+		" SELECT c.id FROM card.card c, target t"
+		"  WHERE c.id = t.chain OR c.chain_id = t.chain"
+		"  ORDER BY c.id <> t.chain, c.id <> $1, c.id"
+		"  FOR NO KEY UPDATE OF c",
+		1, {UUIDOID}
+	};
+
+	return card_exec(&lock_chain, &card_id, NULL, false, 0);
+}
+
+/*
+ * card.card_chain_lock(card_id uuid) RETURNS integer
+ *
+ * The same, for the PL/pgSQL code of the extension (controls, the
+ * triggers that end cards of a PAN).
+ */
+PG_FUNCTION_INFO_V1(card_chain_lock_sql);
+Datum
+card_chain_lock_sql(PG_FUNCTION_ARGS)
+{
+	int			locked;
+
+	card_require(!PG_ARGISNULL(0), "card_id");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	locked = card_chain_lock(PG_GETARG_DATUM(0));
+	SPI_finish();
+	PG_RETURN_INT32(locked);
+}
