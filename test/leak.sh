@@ -67,7 +67,7 @@ log_error_verbosity = verbose
 log_parameter_max_length = 0
 log_parameter_max_length_on_error = 0
 log_line_prefix = '%m %u@%d %e '
-shared_preload_libraries = 'pg_stat_statements'
+shared_preload_libraries = 'card, pg_stat_statements'
 pg_stat_statements.track = all
 pg_stat_statements.max = 20000
 CONF

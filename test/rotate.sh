@@ -59,7 +59,7 @@ q -c "INSERT INTO before SELECT id, pan_digest(id) FROM card.card WHERE display_
 
 # Interrupt a rotation midway: hold a card in the middle of the batches'
 # order, let the rotation reach it and wait, then cancel it.
-middle=$(q -c "SELECT id FROM card.card WHERE pan_key_version = 1 ORDER BY ctid OFFSET 150 LIMIT 1")
+middle=$(q -c "SELECT id FROM card.card WHERE pan_key_version = 1 ORDER BY id OFFSET 150 LIMIT 1")
 psql -X -q -d $db -c "BEGIN" -c "SELECT 1 FROM card.card WHERE id = '$middle' FOR UPDATE" \
      -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 holder=$!
