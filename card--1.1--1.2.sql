@@ -575,6 +575,109 @@ BEGIN
 END
 $$;
 
+-- Found by the fuzzing suite (test/fuzz.sh): a credit that overflowed the
+-- balance failed with 22003 from the UPDATE, and a negative start_after
+-- with 23514 from a table constraint; both are bad input (22023).
+-- Otherwise as in 1.1.
+CREATE OR REPLACE FUNCTION card.account_credit(account_id uuid, amount bigint, reference text,
+    OUT balance bigint, OUT held bigint, OUT available bigint)
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_amount bigint;
+    account_status text;
+BEGIN
+    IF account_id IS NULL OR amount IS NULL OR reference IS NULL THEN
+        RAISE EXCEPTION '% is required', CASE WHEN account_id IS NULL THEN 'account_id'
+            WHEN amount IS NULL THEN 'amount' ELSE 'reference' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF amount <= 0 THEN
+        RAISE EXCEPTION 'credit amount must be positive, not %', amount
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Amounts are in minor units of the account currency.';
+    END IF;
+    IF length(reference) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'invalid credit reference'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A reference has 1 to 200 characters.';
+    END IF;
+    SELECT a.status INTO account_status FROM card.account a WHERE a.id = account_credit.account_id
+       AND card.programme_visible(a.programme_id);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF account_status = 'closed' THEN
+        RAISE EXCEPTION 'account % is closed', account_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    INSERT INTO card.account_credit AS c (account_id, reference, amount)
+    VALUES (account_credit.account_id, reference, amount)
+    ON CONFLICT ON CONSTRAINT account_credit_pkey DO NOTHING;
+    IF FOUND THEN
+        UPDATE card.account a SET balance = a.balance + amount
+         WHERE a.id = account_credit.account_id AND a.balance <= 9223372036854775807 - amount
+        RETURNING a.balance, a.held, a.balance - a.held INTO balance, held, available;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'credit of % would take the balance of account % past the largest amount',
+                amount, account_id
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Amounts are bigint minor units: the balance cannot exceed 9223372036854775807.';
+        END IF;
+        PERFORM card.event_emit('account.credited', NULL, account_credit.account_id,
+            (SELECT a.programme_id FROM card.account a WHERE a.id = account_credit.account_id),
+            jsonb_build_object('amount', amount, 'reference', reference,
+                               'balance', balance, 'available', available));
+    ELSE
+        SELECT c.amount INTO first_amount FROM card.account_credit c
+         WHERE c.account_id = account_credit.account_id AND c.reference = account_credit.reference;
+        IF first_amount <> amount THEN
+            RAISE EXCEPTION 'credit reference "%" of account % was already used for amount %',
+                reference, account_id, first_amount
+                USING ERRCODE = 'unique_violation',
+                      HINT = 'Use a new reference for a new credit.';
+        END IF;
+        SELECT a.balance, a.held, a.balance - a.held INTO balance, held, available
+          FROM card.account a WHERE a.id = account_credit.account_id;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION card.consumer_register(name text, start_after bigint DEFAULT 0)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result bigint;
+BEGIN
+    IF name IS NULL OR start_after IS NULL THEN
+        RAISE EXCEPTION '% is required', CASE WHEN name IS NULL THEN 'name' ELSE 'start_after' END
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF start_after < 0 THEN
+        RAISE EXCEPTION 'start_after must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Start after 0 to read the feed from its beginning.';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_.-]{1,100}$' THEN
+        RAISE EXCEPTION 'invalid consumer name "%"', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 100 letters, digits, ".", "_" or "-".';
+    END IF;
+    INSERT INTO card.event_consumer AS c (role_name, name, cursor)
+    VALUES (card.consumer_role(name), name, start_after)
+    ON CONFLICT ON CONSTRAINT event_consumer_pkey DO NOTHING;
+    SELECT c.cursor INTO result FROM card.event_consumer c WHERE c.role_name = card.consumer_role(consumer_register.name)
+       AND c.name = consumer_register.name;
+    RETURN result;
+END
+$$;
+
 -- Entry points act for the role PostgreSQL says is acting (defect 3, a
 -- confused deputy): another role's SECURITY DEFINER function calling a
 -- SECURITY DEFINER entry point made the entry point act with the

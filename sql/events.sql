@@ -92,3 +92,7 @@ SELECT status FROM card.card_set_status(:'c', 'frozen');
 SELECT card.event_emit('card.status_changed', :'c', :'acct', :'prog', '{}') IS NULL AS nothing_written;
 RESET card.events;
 SELECT count(*) AS events_since FROM card.event WHERE seq > :base + 14;
+
+-- A negative start is bad input (22023), not a constraint violation
+-- (23514, found by test/fuzz.sh).
+SELECT card.consumer_register('negative', -1);

@@ -183,3 +183,11 @@ SELECT a.held = coalesce((SELECT sum(h.held) FROM card."authorization" h
        a.balance = (SELECT sum(amount) FROM card.account_credit cr WHERE cr.account_id = a.id)
                  - (SELECT coalesce(sum(captured), 0) FROM card."authorization" h WHERE h.account_id = a.id) AS balance_ok
   FROM card.account a WHERE a.id = :'acct';
+
+-- A credit that would take the balance past the largest bigint is bad
+-- input (22023), not an overflow (22003, found by test/fuzz.sh); nothing
+-- is credited.
+SELECT balance AS balance_before FROM card.balances WHERE account_id = :'acct' \gset
+SELECT card.account_credit(:'acct', 9223372036854775807, 'overflow');
+SELECT balance = :balance_before AS unchanged, (SELECT count(*) FROM card.account_credit WHERE reference = 'overflow') AS credits
+  FROM card.balances WHERE account_id = :'acct';
