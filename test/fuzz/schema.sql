@@ -71,6 +71,7 @@ INSERT INTO fuzz.allowed VALUES
     ('F0000', 'README: key file unusable'),
     ('58P01', 'README: key file missing'),
     ('22P02', 'README: PostgreSQL''s own, a value that is not a uuid or enum label in a typed call'),
+    ('42704', 'README: programme_grant or programme_revoke to a role that does not exist'),
     ('53400', 'README: no free background worker slot to count a reissue''s PIN try'),
     ('55P03', 'README: a reissue''s PIN try could not be counted within 5 s (its chain locked elsewhere)'),
     ('40001', 'README: the card changed between the count of a reissue''s PIN try and its activation'),
