@@ -678,6 +678,12 @@ BEGIN
 END
 $$;
 
+-- The audit trail's time is the time of the change, not of its
+-- transaction's start: a change that waited for a card's lock behind a
+-- later transaction got the earlier time, so ordering a card's changes by
+-- time contradicted its status (found by test/crash.sh).
+ALTER TABLE card.card_status_change ALTER COLUMN changed_at SET DEFAULT pg_catalog.clock_timestamp();
+
 -- Entry points act for the role PostgreSQL says is acting (defect 3, a
 -- confused deputy): another role's SECURITY DEFINER function calling a
 -- SECURITY DEFINER entry point made the entry point act with the

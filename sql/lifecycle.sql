@@ -64,3 +64,15 @@ SELECT card.card_update(:'j', '{"status": "frozen"}') ->> 'status' AS status;
 SELECT card.card_update(:'j', '{"status": "active", "reason": "found it", "channel": "holder"}') ->> 'status' AS status;
 SELECT card.card_update(:'j', '{"status": "block"}') ->> 'status' AS status;
 SELECT card.card_update(:'j', '{"status": "active"}') ->> 'status' AS status;
+
+-- Each change is stamped with its own time, not its transaction's start
+-- (a change that waited for the card's lock behind a later transaction was
+-- stamped earlier than it, found by test/crash.sh): two changes in one
+-- transaction are in time order.
+SELECT test_card_in(:'acct', :'holder', 'active') AS stamped \gset
+BEGIN;
+SELECT status FROM card.card_set_status(:'stamped', 'frozen');
+SELECT status FROM card.card_set_status(:'stamped', 'active');
+COMMIT;
+SELECT array_agg(to_status ORDER BY changed_at, id) AS by_time FROM card.card_status_change WHERE card_id = :'stamped';
+SELECT count(DISTINCT changed_at) AS distinct_times FROM card.card_status_change WHERE card_id = :'stamped';

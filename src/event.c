@@ -219,9 +219,15 @@ card_event_append_only(PG_FUNCTION_ARGS)
  */
 CARD_ENTRY_POINT(card_events_after)
 {
+	/*
+	 * Read the sequence's tuple, not pg_sequence_last_value(): that takes
+	 * RowExclusiveLock on the sequence until the transaction ends, which
+	 * made a second call in one transaction look like a writer's and made
+	 * other readers wait for this one.
+	 */
 	static CardPlan last_seq = {
 		NULL,
-		"SELECT coalesce(pg_catalog.pg_sequence_last_value('card.event_seq'::pg_catalog.regclass), 0)",
+		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card.event_seq",
 		0, {InvalidOid}
 	};
 	static CardPlan caller_programmes = {
