@@ -96,6 +96,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A hold lives more than 0 and at most 31 days.';
     END IF;
+    IF NOT card.caller_sees_all() AND card.role_is_shared(card.caller()) THEN
+        RAISE EXCEPTION 'a programme cannot be created acting as the shared role "%"', card.caller()
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'It would be granted to every tenant''s roles that hold it.',
+                  HINT = 'Create it as your own role (RESET ROLE).';
+    END IF;
     IF EXISTS (SELECT 1 FROM card.programme p WHERE p.name = programme_create.name) THEN
         RAISE EXCEPTION 'programme "%" already exists', name
             USING ERRCODE = 'unique_violation';
@@ -203,6 +209,16 @@ $$;
 -- Security fixes (issue 10)
 -- ---------------------------------------------------------------------------
 
+-- Roles every tenant's roles may hold: the capability roles and
+-- PostgreSQL's predefined roles (C: src/tenancy.c).  No one but a superuser
+-- grants a programme to one, and no one creates a programme or a consumer
+-- acting as one (SET ROLE card_admin would otherwise hand the new programme
+-- to every tenant's admins).
+CREATE FUNCTION card.role_is_shared(role_name name) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'card_role_is_shared'
+    LANGUAGE C STABLE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION card.role_is_shared(name) FROM PUBLIC;
+
 -- A grant reaches only roles the granting tenant already controls (defect
 -- 6: tenant A's admin made its cards visible to B's reader and authorisable
 -- by B's processor, through B's roles or a shared group role).  A caller
@@ -233,8 +249,7 @@ BEGIN
         RAISE EXCEPTION 'role "%" does not exist', role USING ERRCODE = 'undefined_object';
     END IF;
     IF NOT card.caller_sees_all() THEN
-        IF role IN ('card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader')
-           OR role LIKE 'pg\_%' THEN
+        IF card.role_is_shared(role) THEN
             RAISE EXCEPTION 'programme % cannot be granted to the shared role "%"', programme_id, role
                 USING ERRCODE = 'insufficient_privilege',
                       DETAIL = 'Every tenant''s roles may hold it.',
@@ -658,6 +673,12 @@ BEGIN
     IF name IS NULL OR start_after IS NULL THEN
         RAISE EXCEPTION '% is required', CASE WHEN name IS NULL THEN 'name' ELSE 'start_after' END
             USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF card.role_is_shared(card.caller()) THEN
+        RAISE EXCEPTION 'a consumer cannot be registered acting as the shared role "%"', card.caller()
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Every tenant''s roles that hold it could move or drop it.',
+                  HINT = 'Register it as your own role (RESET ROLE).';
     END IF;
     IF start_after < 0 THEN
         RAISE EXCEPTION 'start_after must not be negative'

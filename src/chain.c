@@ -13,9 +13,13 @@
  * card_chain_lock(), which locks every card of the chain in one order:
  * the first card, then the card the call is about, then the rest by id.
  * The first card's lock alone serialises callers on one chain; the rest
- * are then taken without waiting on one another.  Whoever also locks the
- * account (controls, which card_authorize's account lock guards) locks it
- * before the chain, as card_authorize locks the account before its card.
+ * are then taken without waiting on one another.  The chain's account
+ * comes before it, FOR NO KEY UPDATE as card_authorize and controls lock
+ * it: card_authorize locks the account and then its card, so a
+ * transaction that held a chain and then wanted the account (a status
+ * change, then controls, in one transaction) deadlocked with an
+ * authorisation; and a weaker lock here would deadlock two transactions
+ * that both later strengthen it.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +33,13 @@
 int
 card_chain_lock(Datum card_id)
 {
+	static CardPlan lock_account = {
+		NULL,
+		"SELECT 1 FROM card.account a"
+		" WHERE a.id = (SELECT x.account_id FROM card.card x WHERE x.id = $1)"
+		" FOR NO KEY UPDATE OF a",
+		1, {UUIDOID}
+	};
 	static CardPlan lock_chain = {
 		NULL,
 		"WITH target AS ("
@@ -41,6 +52,7 @@ card_chain_lock(Datum card_id)
 		1, {UUIDOID}
 	};
 
+	card_exec(&lock_account, &card_id, NULL, false, 1);
 	return card_exec(&lock_chain, &card_id, NULL, false, 0);
 }
 

@@ -238,15 +238,17 @@ CARD_ENTRY_POINT(card_events_after)
 	static CardPlan read_events = {
 		NULL,
 		"SELECT * FROM card.event WHERE seq > $1 AND seq <= $2"
-		" AND (card.caller_sees_all() OR programme_id IN (SELECT card.visible_programmes()))"
+		" AND ($4 OR programme_id = ANY ($5))"
 		" ORDER BY seq LIMIT $3",
-		3, {INT8OID, INT8OID, INT4OID}
+		5, {INT8OID, INT8OID, INT4OID, BOOLOID, UUIDARRAYOID}
 	};
 	int64		cursor = PG_GETARG_INT64(0);
 	int32		max = PG_GETARG_INT32(1);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		isnull;
 	int64		horizon;
+	Datum		sees_all;
+	Datum		visible_ids;
 	Oid			seq_relid;
 	LOCKTAG		tag;
 
@@ -294,11 +296,13 @@ CARD_ENTRY_POINT(card_events_after)
 		 * (new writers draw higher seqs).
 		 */
 		card_exec(&caller_programmes, NULL, NULL, true, 1);
-		if (DatumGetBool(card_spi_datum(0, 1, &isnull)))
+		sees_all = card_spi_datum(0, 1, &isnull);
+		visible_ids = card_spi_datum(0, 2, &isnull);
+		if (DatumGetBool(sees_all))
 			WaitForLockers(tag, ShareLock, false);
 		else
 		{
-			ArrayType  *visible = DatumGetArrayTypeP(card_spi_datum(0, 2, &isnull));
+			ArrayType  *visible = DatumGetArrayTypeP(visible_ids);
 			Datum	   *ids;
 			int			n;
 			List	   *tags = NIL;
@@ -316,10 +320,15 @@ CARD_ENTRY_POINT(card_events_after)
 				WaitForLockersMultiple(tags, ShareLock, false);
 		}
 
-		/* 3. A new snapshot: every event up to the horizon is settled. */
+		/*
+		 * 3. A new snapshot: every event up to the horizon is settled.  The
+		 * programmes are those whose writers were waited for, not read
+		 * again: one granted meanwhile could have events still in flight.
+		 */
 		{
-			Datum		args[3] = {
-				Int64GetDatum(cursor), Int64GetDatum(horizon), Int32GetDatum(max)
+			Datum		args[5] = {
+				Int64GetDatum(cursor), Int64GetDatum(horizon), Int32GetDatum(max),
+				sees_all, visible_ids
 			};
 
 			card_exec(&read_events, args, NULL, false, 0);

@@ -15,12 +15,15 @@
  * a wrong one; for that it gets the keyed hash of the PIN tried (never the
  * PIN), as stored PINs are kept.
  *
- * The worker is a dynamic background worker (no preloading needed): one
- * per try, which costs a process start (a few milliseconds) on a path a
- * cardholder takes once.  It runs as the extension's owner in the caller's
- * database, and gives up after card.pin_try_lock_timeout when the chain's
- * card row stays locked (by the caller's own transaction, say); the caller
- * then fails without a verdict.
+ * The worker is a dynamic background worker: one per try, which costs a
+ * process start (a few milliseconds) on a path a cardholder takes once.
+ * It runs as the extension's owner in the caller's database.  If the
+ * chain's first card is locked (by another transaction, or the caller's
+ * own), it gives up at once (NOWAIT) and the caller fails without a
+ * verdict: waiting would let anyone who holds a card's lock keep worker
+ * slots busy, every tenant's activations short of them.  The block is
+ * judged against the PIN of the card being activated (the one compared),
+ * not the first card's, which a lost card's replacement no longer shares.
  *
  *-------------------------------------------------------------------------
  */
@@ -114,11 +117,15 @@ card_pin_try_worker(Datum main_arg)
 {
 	/* Counts only below the limit; the try that reaches it reports the block. */
 	static const char *count_sql =
-	"WITH counted AS ("
-	"  UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 AND pin_tries < $2"
-	"  RETURNING pin_tries, pin_hash)"
+	"WITH first AS ("
+	"  SELECT id FROM card.card WHERE id = $1 FOR NO KEY UPDATE NOWAIT),"
+	" counted AS ("
+	"  UPDATE card.card SET pin_tries = pin_tries + 1"
+	"   WHERE id = (SELECT id FROM first) AND pin_tries < $2"
+	"  RETURNING pin_tries)"
 	" SELECT pin_tries,"
-	"  CASE WHEN pin_tries = $2 AND pin_hash IS DISTINCT FROM $6"
+	"  CASE WHEN pin_tries = $2"
+	"   AND (SELECT pin_hash FROM card.card WHERE id = $3) IS DISTINCT FROM $6"
 	"   THEN card.event_emit('card.pin_blocked', $3, $4, $5,"
 	"    pg_catalog.jsonb_build_object('tries', pin_tries)) END"
 	" FROM counted";
@@ -139,7 +146,7 @@ card_pin_try_worker(Datum main_arg)
 	/* A durable count, whatever the server's default. */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "card PIN try counter", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SetCurrentStatementStartTimestamp();

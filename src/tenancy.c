@@ -29,6 +29,8 @@
  */
 #include "card.h"
 
+#include "access/transam.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
@@ -36,6 +38,7 @@
 #include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/syscache.h"
 
 /* The caller of the entry point running now, or InvalidOid outside one. */
@@ -178,11 +181,90 @@ card_caller_sees_all(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Roles every tenant's roles may hold: the extension's capability roles
+ * and PostgreSQL's predefined roles.  A programme reaches no one through
+ * them unless a superuser granted it to one of them itself.
+ */
+static const char *const shared_role_names[] = {
+	"card_admin", "card_api", "card_processor", "card_hosted_pages", "card_reader"
+};
+
+static bool
+role_is_shared(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	if (name == NULL)
+		return false;
+	if (role < FirstNormalObjectId && strncmp(name, "pg_", 3) == 0)
+		return true;			/* predefined */
+	for (size_t i = 0; i < lengthof(shared_role_names); i++)
+		if (strcmp(name, shared_role_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether a shared role holds role, directly or through other roles: then
+ * every tenant's roles have its privileges.  Walks the members of role
+ * down the membership graph.
+ */
+static bool
+role_reaches_shared(Oid role)
+{
+	List	   *todo = list_make1_oid(role);
+	List	   *seen = NIL;
+
+	while (todo != NIL)
+	{
+		Oid			current = linitial_oid(todo);
+		CatCList   *members;
+
+		todo = list_delete_first(todo);
+		if (list_member_oid(seen, current))
+			continue;
+		seen = lappend_oid(seen, current);
+		if (current != role && role_is_shared(current))
+			return true;
+		members = SearchSysCacheList1(AUTHMEMROLEMEM, ObjectIdGetDatum(current));
+		for (int i = 0; i < members->n_members; i++)
+		{
+			Form_pg_auth_members m = (Form_pg_auth_members) GETSTRUCT(&members->members[i]->tuple);
+
+			todo = lappend_oid(todo, m->member);
+		}
+		ReleaseSysCacheList(members);
+	}
+	return false;
+}
+
+/*
+ * card.role_is_shared(role_name name) RETURNS boolean
+ *
+ * Whether a role is one every tenant's roles may hold (a capability role
+ * or a predefined one): no programme is granted to it but by a superuser,
+ * and no one creates programmes or consumers acting as it.
+ */
+PG_FUNCTION_INFO_V1(card_role_is_shared);
+Datum
+card_role_is_shared(PG_FUNCTION_ARGS)
+{
+	Oid			role;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	role = get_role_oid(NameStr(*PG_GETARG_NAME(0)), true);
+	PG_RETURN_BOOL(OidIsValid(role) && role_is_shared(role));
+}
+
+/*
  * card.caller_has_role(role_name name) RETURNS boolean
  *
  * Whether the caller has the privileges of the named role (is it, or
  * inherits from it).  A role dropped since it was granted a programme
- * counts as held by nobody.
+ * counts as held by nobody.  A tenant's role that a shared role holds
+ * counts as held by nobody either: a tenant may not reach every tenant by
+ * making a shared role a member of a role it was granted to.
  */
 PG_FUNCTION_INFO_V1(card_caller_has_role);
 Datum
@@ -190,8 +272,8 @@ card_caller_has_role(PG_FUNCTION_ARGS)
 {
 	Name		role_name = PG_GETARG_NAME(0);
 	Oid			role = get_role_oid(NameStr(*role_name), true);
-
 	Oid			caller = card_caller_role();
 
-	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(caller, role));
+	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(caller, role) &&
+				   (role_is_shared(role) || !role_reaches_shared(role)));
 }

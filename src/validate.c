@@ -47,14 +47,27 @@ card_with_secrets(FunctionCallInfo fcinfo, const char *first_field, CardSecretWo
 		first = text_to_cstring(PG_GETARG_TEXT_PP(0));
 		result = work(fcinfo, first, second);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/*
+		 * The statement may carry the secrets as literals: keep it out of
+		 * the server log (log_min_error_statement logs a failing
+		 * statement's text by default).
+		 */
+		MemoryContext caller_context = MemoryContextSwitchTo(ErrorContext);
+
 		if (first)
 			explicit_bzero(first, strlen(first));
 		if (second)
 			explicit_bzero(second, strlen(second));
+		errhidestmt(true);
+		MemoryContextSwitchTo(caller_context);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	explicit_bzero(first, strlen(first));
+	if (second)
+		explicit_bzero(second, strlen(second));
 	return result;
 }
 
