@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS card;
 
 BEGIN;
-SELECT plan(45);
+SELECT plan(57);
 
 -- ---------------------------------------------------------------------------
 -- Set-up: a Visa programme with an 8-digit BIN, one holder, one account
@@ -200,10 +200,11 @@ SELECT throws_ok(
     'P0002', NULL, 'card.pan_check of an unknown card raises P0002');
 
 -- ---------------------------------------------------------------------------
--- A Mastercard programme: 6-digit BIN, 19-digit PANs, 5 years validity
+-- A Mastercard programme: 6-digit BIN, 16-digit PANs (the only length
+-- Mastercard issues), 5 years validity
 -- ---------------------------------------------------------------------------
 
-SELECT card.programme_create('TAP MC', '510510', 'mastercard', 'north_america', 19, 5) AS mc \gset
+SELECT card.programme_create('TAP MC', '510510', 'mastercard', 'north_america', 16, 5) AS mc \gset
 SELECT card.individual_create(:'mc', 'Tap MC Holder') AS mc_ind \gset
 SELECT card.account_open(:'mc', :'mc_ind', 'USD') AS mc_acc \gset
 
@@ -216,9 +217,9 @@ SELECT c.*
 SELECT is((SELECT count(*)::int FROM tap_mc), 25, '25 Mastercard cards ordered');
 SELECT is(
     (SELECT count(*)::int FROM tap_mc t, LATERAL card.pan_check(t.id) k
-      WHERE (k.pan_length = 19 AND k.luhn_valid AND k.bin_matches
+      WHERE (k.pan_length = 16 AND k.luhn_valid AND k.bin_matches
              AND k.last4_matches AND k.fingerprint_matches) IS NOT TRUE),
-    0, 'every Mastercard PAN has 19 digits, passes Luhn, starts with 510510, ends with last4');
+    0, 'every Mastercard PAN has 16 digits, passes Luhn, starts with 510510, ends with last4');
 SELECT is(
     (SELECT count(*)::int FROM tap_mc
       WHERE (brand, region, currency) IS DISTINCT FROM ('mastercard', 'north_america', 'USD')),
@@ -240,6 +241,82 @@ SELECT is(
 SELECT is(
     (SELECT count(*)::int FROM card.card WHERE programme_id = :'prog'), 2000,
     'ordering in one programme adds nothing to another');
+
+-- ---------------------------------------------------------------------------
+-- Every accepted brand, length and BIN (issue 16), as a checkout sees it:
+-- 200 PANs of each configuration revealed through the hosted page carry
+-- the BIN, the length and a valid Luhn digit (computed here, not by
+-- pan_check), and their random digits and check digits are uniform.
+-- ---------------------------------------------------------------------------
+
+CREATE TEMP TABLE tap_configs (config text, prog uuid, ind uuid, acc uuid) ON COMMIT DROP;
+INSERT INTO tap_configs (config, prog) VALUES
+  ('visa 16, 6-digit BIN', card.programme_create('TAP conf 1', '412345', 'visa', 'europe', 16)),
+  ('visa 16, 8-digit BIN', card.programme_create('TAP conf 2', '41234567', 'visa', 'europe', 16)),
+  ('visa 19, 6-digit BIN', card.programme_create('TAP conf 3', '498765', 'visa', 'europe', 19)),
+  ('visa 19, 8-digit BIN', card.programme_create('TAP conf 4', '49876543', 'visa', 'europe', 19)),
+  ('mastercard 16, 2-series 6-digit BIN', card.programme_create('TAP conf 5', '222100', 'mastercard', 'europe', 16)),
+  ('mastercard 16, 2-series 8-digit BIN', card.programme_create('TAP conf 6', '27209876', 'mastercard', 'europe', 16)),
+  ('mastercard 16, 5-series 6-digit BIN', card.programme_create('TAP conf 7', '550123', 'mastercard', 'europe', 16)),
+  ('mastercard 16, 5-series 8-digit BIN', card.programme_create('TAP conf 8', '51987654', 'mastercard', 'europe', 16));
+UPDATE tap_configs SET ind = card.individual_create(prog, 'Holder of ' || config);
+UPDATE tap_configs SET acc = card.account_open(prog, ind);
+
+-- The PAN the hosted page shows, through a fresh reveal link.
+\ir include/reveal.sql
+
+-- The Luhn (mod 10) check: from the right, every second digit doubled.
+CREATE FUNCTION pg_temp.tap_luhn(pan text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT sum(CASE WHEN i % 2 = 0 THEN (2 * d) / 10 + (2 * d) % 10 ELSE d END) % 10 = 0
+      FROM (SELECT i, substr(pan, length(pan) + 1 - i, 1)::int AS d
+              FROM generate_series(1, length(pan)) i) s
+$$;
+
+CREATE TEMP TABLE tap_conf_pans ON COMMIT DROP AS
+SELECT t.config, p.brand, p.bin, p.pan_length::int AS pan_length, c.id, c.brand AS card_brand, c.last4,
+       (pg_temp.tap_reveal(c.id)).pan AS pan
+  FROM tap_configs t
+  JOIN card.programme p ON p.id = t.prog
+  CROSS JOIN generate_series(1, 200) g
+  CROSS JOIN LATERAL card.card_order(t.ind, t.acc, 'Conf card ' || g) c;
+
+SELECT is(
+    (SELECT count(*)::int FROM tap_conf_pans x
+      WHERE x.config = t.config AND x.pan ~ '^[0-9]+$' AND length(x.pan) = x.pan_length
+        AND left(x.pan, length(x.bin)) = x.bin AND pg_temp.tap_luhn(x.pan)
+        AND right(x.pan, 4) = x.last4 AND x.card_brand = x.brand),
+    200, t.config || ': 200 revealed PANs of ' || t.pan_length || ' digits, with the BIN, a valid Luhn digit and last4')
+  FROM (SELECT DISTINCT config, pan_length FROM tap_conf_pans) t ORDER BY t.config;
+SELECT is((SELECT count(DISTINCT pan)::int FROM tap_conf_pans), 1600, 'the 1600 PANs are all different');
+-- The Luhn check above is not vacuous: any other last digit fails it.
+SELECT is(
+    (SELECT count(*)::int FROM tap_conf_pans x, generate_series(1, 9) k
+      WHERE pg_temp.tap_luhn(left(x.pan, -1) || ((right(x.pan, 1)::int + k) % 10)::text)),
+    0, 'each PAN with any other check digit fails the Luhn check');
+
+-- Uniformity.  Within a configuration, each of the n random digits (after
+-- the BIN, before the check digit; 1400 to 2400 of them) is 0-9 with
+-- probability 1/10: each digit's count is Binomial(n, 0.1), and 6 standard
+-- deviations either side is missed with probability about 2e-9 per cell,
+-- 2e-7 for the 80 cells.  A generator that fills only 16 digits of a
+-- 19-digit PAN, or skips a position, is far outside.
+SELECT is(
+    (SELECT count(*)::int
+       FROM (SELECT x.config, d, count(*) FILTER (WHERE r.digit = d) AS hits, count(*) AS n
+               FROM tap_conf_pans x
+               CROSS JOIN LATERAL (SELECT substr(x.pan, i, 1)::int AS digit
+                                     FROM generate_series(length(x.bin) + 1, x.pan_length - 1) i) r
+               CROSS JOIN generate_series(0, 9) d
+              GROUP BY x.config, d) s
+      WHERE abs(s.hits - s.n / 10.0) > 6 * sqrt(s.n * 0.09)),
+    0, 'in each configuration every random digit 0-9 occurs 10% of the time, within 6 standard deviations');
+-- The check digit of a uniform payload is uniform too: over the 1600 PANs
+-- each is Binomial(1600, 0.1), mean 160, sd 12; 88..232 is 6 sd.
+SELECT is(
+    (SELECT count(*)::int FROM generate_series(0, 9) d
+       LEFT JOIN (SELECT right(pan, 1)::int AS d, count(*) AS n FROM tap_conf_pans GROUP BY 1) s USING (d)
+      WHERE coalesce(s.n, 0) BETWEEN 88 AND 232),
+    10, 'each check digit 0-9 ends 88 to 232 of the 1600 PANs');
 
 -- ---------------------------------------------------------------------------
 -- The JSON form answers with exactly the fields of the API

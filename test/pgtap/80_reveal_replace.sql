@@ -16,15 +16,7 @@ SELECT c.id, g AS n FROM generate_series(1, 200) g, LATERAL card.card_order(:'in
 SELECT count(*) FROM tap_cards t, card.card_set_status(t.id, 'active') s;
 
 -- What the hosted page is shown, for each card, through a fresh link.
-CREATE FUNCTION pg_temp.tap_reveal(c uuid, OUT pan text, OUT exp_month text, OUT exp_year text, OUT cvv text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    tok text;
-BEGIN
-    SELECT substring(redirect_url FROM 'token=(.*)$') INTO tok
-      FROM card.card_reveal_start(c, 'https://app.example.com/back');
-    SELECT r.pan, r.exp_month, r.exp_year, r.cvv INTO pan, exp_month, exp_year, cvv FROM card.card_reveal(tok) r;
-END $$;
+\ir include/reveal.sql
 CREATE TEMP TABLE tap_shown ON COMMIT DROP AS
 SELECT t.id, r.* FROM tap_cards t, pg_temp.tap_reveal(t.id) r;
 
