@@ -54,3 +54,50 @@ SELECT card.card_order(:'foreign_holder', :'acct', 'Foreign');
 UPDATE card.account SET status = 'closed' WHERE id = :'acct';
 SELECT card.card_order(:'holder', :'acct', 'Too late');
 UPDATE card.account SET status = 'active' WHERE id = :'acct';
+
+-- PAN lengths per brand (issue 16): Mastercard 16, Visa 16 or 19; every
+-- other pair is refused with 22023 and a hint naming the brand's lengths,
+-- through programme_create and through a direct UPDATE alike.  Rolled
+-- back, so that the suites after this one see none of these programmes.
+BEGIN;
+SELECT b.brand, l AS pan_length, e.state, e.message, e.hint
+  FROM (VALUES ('visa', '45671234'), ('mastercard', '51234567')) b(brand, bin)
+ CROSS JOIN generate_series(13, 19) l
+ CROSS JOIN LATERAL test_error(format('SELECT card.programme_create(%L, %L, %L, pan_length => %s)',
+                                      'Length ' || b.brand || ' ' || l, b.bin, b.brand, l)) e
+ ORDER BY b.brand DESC, l;
+SELECT card.programme_create('Length update mastercard', '51234568', 'mastercard') AS len_mc \gset
+SELECT programme_id AS len_visa FROM test_account('Length update visa') \gset
+SELECT p.brand, l AS pan_length, e.state, e.hint
+  FROM (VALUES ('visa', :'len_visa'::uuid), ('mastercard', :'len_mc'::uuid)) p(brand, id)
+ CROSS JOIN generate_series(13, 19) l
+ CROSS JOIN LATERAL test_error(format('UPDATE card.programme SET pan_length = %s WHERE id = %L', l, p.id)) e
+ ORDER BY p.brand DESC, l;
+
+-- A card of each accepted pair has a PAN of that length, BIN and Luhn digit.
+SELECT p.brand, p.pan_length, length(test_pan(c.id)) AS revealed_length, k.luhn_valid, k.bin_matches
+  FROM card.programme p
+ CROSS JOIN LATERAL card.individual_create(p.id, 'Length holder') i
+ CROSS JOIN LATERAL card.account_open(p.id, i) a
+ CROSS JOIN LATERAL card.card_order(i, a, 'Length card') c
+ CROSS JOIN LATERAL card.pan_check(c.id) k
+ WHERE p.name IN ('Length visa 16', 'Length visa 19', 'Length mastercard 16')
+ ORDER BY 1 DESC, 2;
+
+-- A programme whose length its brand no longer issues (one from 1.1, made
+-- here past the trigger): its card stays and works, card_order refuses a
+-- new one (55000) until the owner changes the length.
+SELECT programme_id AS old_prog, individual_id AS old_holder, account_id AS old_acct
+  FROM test_account('Length legacy') \gset
+SELECT id AS old_card FROM card.card_order(:'old_holder', :'old_acct', 'Before') \gset
+ALTER TABLE card.programme DISABLE TRIGGER programme_pan_length_guard;
+UPDATE card.programme SET pan_length = 13 WHERE id = :'old_prog';
+ALTER TABLE card.programme ENABLE TRIGGER programme_pan_length_guard;
+SELECT e.state, e.message = format('programme "Length legacy" (%s) orders no new cards: its pan_length 13 is not one visa issues',
+                                   :'old_prog') AS message_ok, e.hint
+  FROM test_error(format('SELECT card.card_order(%L, %L, %L)', :'old_holder', :'old_acct', 'After')) e;
+SELECT status FROM card.card_set_status(:'old_card', 'active');
+UPDATE card.programme SET pan_length = 16 WHERE id = :'old_prog';
+SELECT status, length(test_pan(id)) AS revealed_length
+  FROM card.card_order(:'old_holder', :'old_acct', 'After');
+ROLLBACK;

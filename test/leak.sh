@@ -47,8 +47,11 @@ hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 # A digits-only PIN also turns up by chance inside hex (uuids, bytea: about
 # once in 16^6 positions, and the dumps hold millions), so it counts only
 # standing alone; the longer PAN and the PIN with letters count anywhere.
+# Nor after a '.': a timestamp's microseconds are six digits, and once
+# matched a PIN by chance ("12:52:35.090807+00" in an event's time).
 B='[^0-9A-Za-z]'
-SECRET_RE="$PAN_RE|$PIN_LETTERS|(^|$B)($PIN|$PIN_WRONG|$PIN_NEW|$PIN_LONG)(\$|${B})|['\"]${PIN_SHORT}['\"]"
+B_BEFORE='[^0-9A-Za-z.]'
+SECRET_RE="$PAN_RE|$PIN_LETTERS|(^|$B_BEFORE)($PIN|$PIN_WRONG|$PIN_NEW|$PIN_LONG)(\$|${B})|['\"]${PIN_SHORT}['\"]"
 # bytea columns dump as hex: the same secrets in hex.
 HEX_RE="$(hex $BIN)(3[0-9]){8}|$(hex $PIN)|$(hex $PIN_WRONG)|$(hex $PIN_NEW)|$(hex $PIN_LETTERS)|$(hex $PIN_LONG)"
 # The issued one-time tokens of every hosted page: activation, reveal, PIN reset.

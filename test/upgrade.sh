@@ -9,7 +9,8 @@ old=card_upgrade_old
 new=card_upgrade_new
 work=$(mktemp -d)
 # KEEP=1 keeps the two descriptions for a look.
-trap '[ -n "${KEEP:-}" ] || rm -rf "$work"; dropdb --if-exists $old; dropdb --if-exists $new' EXIT
+mid=card_upgrade_11
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"; dropdb --if-exists $old; dropdb --if-exists $new; dropdb --if-exists $mid' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 dropdb --if-exists $old 2>/dev/null
@@ -126,6 +127,76 @@ if [ "$out" = "$expected" ]; then
     echo "ok: 1.0's rows survive the update and a new card is ordered on an old account"
 else
     printf 'FAILED: after the update\n%s\nexpected\n%s\n' "$out" "$expected"
+    status=1
+fi
+
+# Version 1.1 accepted PAN lengths that the brand does not issue; 1.2 does
+# not (issue 16).  A 1.1 database holding such programmes, one with a card
+# (written as 1.1's C code would, placeholder secrets), is updated: the
+# update names each with a WARNING, the card keeps working, card_order
+# refuses a new card under it until the owner changes its length, and the
+# catalog equals a fresh install's.
+dropdb --if-exists $mid 2>/dev/null
+createdb $mid
+ids=$(q -d $mid <<'SQL'
+\o /dev/null
+CREATE EXTENSION card VERSION '1.1';
+SELECT card.programme_create('Legacy Mastercard 19', '51234567', 'mastercard', pan_length => 19) AS prog \gset
+SELECT card.programme_create('Legacy Visa 13', '45671234', pan_length => 13) AS visa13 \gset
+SELECT card.programme_create('Visa 19', '45671235', pan_length => 19) AS visa19 \gset
+SELECT card.individual_create(:'prog', 'Legacy holder') AS ind \gset
+SELECT card.account_open(:'prog', :'ind') AS acc \gset
+INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name, type,
+                       exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version, pan_fingerprint)
+VALUES (gen_random_uuid(), :'prog', :'acc', :'ind', 'Card of 1.1', 'virtual', '12', '2030', '0000',
+        'ct_legacy', '\x00', 1, '\x01');
+\o
+SELECT :'prog' || ' ' || :'visa13';
+SQL
+)
+read -r legacy_mc legacy_visa <<<"$ids"
+q -d $mid -c "ALTER EXTENSION card UPDATE" 2>"$work/update-1.1.err"
+warnings=$(grep '^WARNING:' "$work/update-1.1.err" || true)
+expected_warnings="WARNING:  programme \"Legacy Mastercard 19\" ($legacy_mc) has pan_length 19, which mastercard does not issue
+WARNING:  programme \"Legacy Visa 13\" ($legacy_visa) has pan_length 13, which visa does not issue"
+if [ "$warnings" = "$expected_warnings" ]; then
+    echo "ok: updating 1.1 warns of each programme whose PAN length its brand does not issue, by name and id"
+else
+    printf 'FAILED: the update from 1.1 warned\n%s\nexpected\n%s\n' "$(cat "$work/update-1.1.err")" "$expected_warnings"
+    status=1
+fi
+out=$(q -d $mid <<'SQL'
+CREATE FUNCTION pg_temp.state(statement text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN 'ran';
+EXCEPTION WHEN OTHERS THEN
+    RETURN sqlstate;
+END $$;
+SELECT a.id AS acc, a.individual_id AS ind FROM card.account a \gset
+SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'card';
+SELECT 'cards ' || count(*) FROM card.card;
+SELECT 'old card ' || (card.card_set_status(c.id, 'active')).status FROM card.card c WHERE c.display_name = 'Card of 1.1';
+SELECT 'order ' || pg_temp.state(format('SELECT card.card_order(%L, %L, %L)', :'ind', :'acc', 'Refused'));
+SELECT 'refused length ' || pg_temp.state($$UPDATE card.programme SET pan_length = 13 WHERE name = 'Legacy Mastercard 19'$$);
+UPDATE card.programme SET pan_length = 16 WHERE name = 'Legacy Mastercard 19';
+SELECT 'ordered ' || (k).pan_length || ' ' || (k).luhn_valid
+  FROM (SELECT card.pan_check(c.id) AS k FROM card.card_order(:'ind', :'acc', 'After the fix') c) s;
+SELECT 'cards ' || count(*) FROM card.card;
+SQL
+)
+expected=$'version 1.2\ncards 1\nold card active\norder 55000\nrefused length 22023\nordered 16 true\ncards 2'
+if [ "$out" = "$expected" ]; then
+    echo "ok: the 1.1 programme keeps its card, which works; card_order under it is refused (55000) until the owner sets an allowed length"
+else
+    printf 'FAILED: after the update from 1.1\n%s\nexpected\n%s\n' "$out" "$expected"
+    status=1
+fi
+describe $mid >"$work/updated-1.1"
+if diff -u "$work/fresh" "$work/updated-1.1"; then
+    echo "ok: the catalog updated from 1.1 equals a fresh install"
+else
+    echo "FAILED: ALTER EXTENSION card UPDATE from 1.1 gives a catalog other than a fresh install's"
     status=1
 fi
 exit $status
