@@ -98,6 +98,7 @@ extern void card_audit_ordered(Datum card_id, Datum account_id, Datum programme_
 
 /* ---- replacement chains (chain.c) ---- */
 extern int	card_chain_lock(Datum card_id);
+extern int	card_chain_row(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);

@@ -26,34 +26,50 @@
 #include "card.h"
 
 /*
- * Lock every card of card_id's chain, in the chain's order; returns how
- * many (0: no such card among the caller's programmes).  The caller is
- * connected to SPI; the result table is overwritten.
+ * Lock the account and every card of card_id's chain, in the chain's
+ * order; returns how many cards (0: no such card among the caller's
+ * programmes).  The caller is connected to SPI; the result table holds a
+ * row per card (id, stored status, effective status), as locked.
  */
 int
 card_chain_lock(Datum card_id)
 {
-	static CardPlan lock_account = {
-		NULL,
-		"SELECT 1 FROM card.account a"
-		" WHERE a.id = (SELECT x.account_id FROM card.card x WHERE x.id = $1)"
-		" FOR NO KEY UPDATE OF a",
-		1, {UUIDOID}
-	};
+	/*
+	 * One statement: the account's lock is an InitPlan, which runs when the
+	 * scan below the sort first needs it, before the sort hands the first
+	 * card to the row locks above it.
+	 */
 	static CardPlan lock_chain = {
 		NULL,
 		"WITH target AS ("
-		"  SELECT card.chain_of(x.id, x.chain_id) AS chain FROM card.card x"
+		"  SELECT card.chain_of(x.id, x.chain_id) AS chain, x.account_id FROM card.card x"
 		"   WHERE x.id = $1 AND card.programme_visible(x.programme_id))"
-		" SELECT c.id FROM card.card c, target t"
-		"  WHERE c.id = t.chain OR c.chain_id = t.chain"
+		" SELECT c.id, c.status::text, card.effective_status(c.status, c.expires_on)::text"
+		"  FROM card.card c, target t"
+		"  WHERE (c.id = t.chain OR c.chain_id = t.chain)"
+		"    AND EXISTS (SELECT FROM card.account a WHERE a.id = (SELECT account_id FROM target)"
+		"                FOR NO KEY UPDATE OF a)"
 		"  ORDER BY c.id <> t.chain, c.id <> $1, c.id"
 		"  FOR NO KEY UPDATE OF c",
 		1, {UUIDOID}
 	};
 
-	card_exec(&lock_account, &card_id, NULL, false, 1);
 	return card_exec(&lock_chain, &card_id, NULL, false, 0);
+}
+
+/* The row of card_id in the result of card_chain_lock(), or -1. */
+int
+card_chain_row(Datum card_id)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (memcmp(DatumGetUUIDP(id), DatumGetUUIDP(card_id), UUID_LEN) == 0)
+			return (int) i;
+	}
+	return -1;
 }
 
 /*

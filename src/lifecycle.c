@@ -16,14 +16,6 @@
 
 #define REASON_MAX 500
 
-/* The stored status and the effective one (expired once the month ended). */
-static CardPlan status_lookup = {
-	NULL,
-	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text"
-	" FROM card.card c WHERE c.id = $1 AND card.programme_visible(c.programme_id)",
-	1, {UUIDOID}
-};
-
 static CardPlan status_update = {
 	NULL,
 	"UPDATE card.card SET status = $2::card.card_status WHERE id = $1",
@@ -74,6 +66,7 @@ CARD_ENTRY_POINT(card_set_status)
 	char	   *channel = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *stored;
 	char	   *effective;
+	int			row;
 
 	card_require(!PG_ARGISNULL(0), "card_id");
 	card_require(!PG_ARGISNULL(1), "status");
@@ -87,14 +80,18 @@ CARD_ENTRY_POINT(card_set_status)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* Ending a card ends the cards of its PAN: the chain's lock order first. */
+	/*
+	 * Ending a card ends the cards of its PAN: the chain's lock order first,
+	 * which also reads the card's status, as locked.
+	 */
 	card_chain_lock(card_id);
-	if (card_exec(&status_lookup, &card_id, NULL, false, 1) != 1)
+	row = card_chain_row(card_id);
+	if (row < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("card %s does not exist", card_uuid_string(card_id))));
-	stored = card_spi_text(0, 1);
-	effective = card_spi_text(0, 2);
+	stored = card_spi_text(row, 2);
+	effective = card_spi_text(row, 3);
 
 	if (strcmp(stored, status) == 0)
 	{
