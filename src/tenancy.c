@@ -6,8 +6,8 @@
  * The entry points are SECURITY INVOKER and switch to the extension's
  * owner themselves (card_entry_call): on entry they take the caller from
  * GetUserId(), the role PostgreSQL says is acting (the session's role, or
- * the owner of a SECURITY DEFINER function that calls them, or a table's
- * owner whose index expression calls them), and keep it for the call.  A
+ * the owner of a SECURITY DEFINER function that calls them), and keep it
+ * for the call.  A
  * SECURITY DEFINER entry point could not: PostgreSQL switches to the owner
  * before the function runs and keeps the caller to itself, so another
  * role's definer code calling it would act with the session's programmes
