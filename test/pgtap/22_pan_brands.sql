@@ -10,7 +10,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- leaves one): it keeps its cards, takes no new one (55000) until its
 -- length is changed, and still answers a retried order.
 BEGIN;
-SELECT plan(47);
+SELECT plan(49);
 
 \ir include/run_as.sql
 
@@ -109,6 +109,10 @@ SELECT is((card.card_order(:'legacy_ind', :'legacy_acc', 'Before', idempotency_k
     'a retried order whose key already made its card still returns that card');
 SELECT is((card.card_set_status(:'legacy_card', 'active')).status, 'active'::card.card_status,
     'the programme''s card keeps working (activated)');
+SELECT is(pg_temp.tap_state(format($$SELECT card.card_replace(%L, 'lost')$$, :'legacy_card')), '55000',
+    'a lost card''s replacement, which needs a new PAN, is refused too');
+SELECT is((SELECT status FROM card.card WHERE id = :'legacy_card'), 'active'::card.card_status,
+    'and the card is not ended by the refused replacement');
 SELECT is(pg_temp.tap_state(format($$UPDATE card.programme SET name = 'TAP brands legacy renamed' WHERE id = %L$$, :'legacy')),
     'ran', 'a change that leaves its length alone is allowed');
 SELECT is(pg_temp.tap_state(format($$UPDATE card.programme SET pan_length = 13 WHERE id = %L$$, :'legacy')),
