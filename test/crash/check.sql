@@ -44,14 +44,8 @@ SELECT 'every table of schema card is sound (amcheck verify_heapam)',
 
 -- Money: the invariants of test/pgtap/40_money.sql, on every account --------------
 
-CREATE TEMP VIEW crash_accounts AS
-SELECT a.id, a.balance, a.held,
-       (SELECT coalesce(sum(h.held), 0) FROM card."authorization" h
-         WHERE h.account_id = a.id AND h.status = 'pending') AS pending_holds,
-       (SELECT coalesce(sum(c.amount), 0) FROM card.account_credit c WHERE c.account_id = a.id)
-     - (SELECT coalesce(sum(h.captured), 0) FROM card."authorization" h WHERE h.account_id = a.id)
-         AS credits_minus_captures
-  FROM card.account a;
+\set money_view pg_temp.crash_accounts
+\ir ../include/money_accounts.sql
 
 INSERT INTO result (name, checked, bad, detail)
 SELECT 'held = sum of pending holds, on every account', count(*), count(*) FILTER (WHERE held <> pending_holds),

@@ -136,16 +136,11 @@ END $$;
 
 -- The money invariants of the README (Money model), on every account: each
 -- row returned is a broken invariant.
+\set money_view fuzz.money_accounts
+\ir ../include/money_accounts.sql
 CREATE FUNCTION fuzz.money_invariants() RETURNS TABLE(account_id uuid, problem text)
 LANGUAGE sql AS $$
-    WITH a AS (
-        SELECT a.id, a.balance, a.held,
-               (SELECT coalesce(sum(h.held), 0) FROM card."authorization" h
-                 WHERE h.account_id = a.id AND h.status = 'pending') AS pending_holds,
-               (SELECT coalesce(sum(c.amount), 0) FROM card.account_credit c WHERE c.account_id = a.id)
-             - (SELECT coalesce(sum(h.captured), 0) FROM card."authorization" h WHERE h.account_id = a.id)
-                 AS credits_minus_captures
-          FROM card.account a)
+    WITH a AS (SELECT * FROM fuzz.money_accounts)
     SELECT id, format('held %s <> pending holds %s', held, pending_holds) FROM a WHERE held <> pending_holds
     UNION ALL
     SELECT id, format('balance %s <> credits - captures %s', balance, credits_minus_captures)

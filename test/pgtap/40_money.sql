@@ -53,14 +53,10 @@ SELECT count(*) AS done FROM generate_series(601, 800) g
   CROSS JOIN LATERAL card.card_authorize(t.token, 40 + (g * 53) % 1000, 'EUR', '5812', 'SE', 'chip',
                                          'tap-money-' || g) a \gset
 
+\set money_view pg_temp.tap_money
+\ir ../include/money_accounts.sql
 CREATE TEMP VIEW tap_accounts AS
-SELECT a.id, a.balance, a.held,
-       (SELECT coalesce(sum(h.held), 0) FROM card."authorization" h
-         WHERE h.account_id = a.id AND h.status = 'pending') AS pending_holds,
-       (SELECT sum(c.amount) FROM card.account_credit c WHERE c.account_id = a.id)
-     - (SELECT coalesce(sum(h.captured), 0) FROM card."authorization" h WHERE h.account_id = a.id)
-         AS credits_minus_captures
-  FROM card.account a WHERE a.id IN (SELECT account_id FROM tap_card);
+SELECT * FROM pg_temp.tap_money WHERE id IN (SELECT account_id FROM tap_card);
 
 SELECT is((SELECT count(*)::int FROM tap_accounts WHERE held <> pending_holds), 0,
     'held = sum of pending holds, on every account');
