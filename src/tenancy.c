@@ -239,6 +239,64 @@ role_reaches_shared(Oid role)
 }
 
 /*
+ * Whether the member of a membership agreed to it: the grantor was a
+ * superuser, or could act as the member (has its privileges or ADMIN
+ * OPTION on it).  A tenant with ADMIN OPTION on its own role can make
+ * another tenant's login a member of it without asking (GRANT role TO
+ * b_login); such a membership carries no programme.
+ */
+static bool
+membership_consented(Oid member, Oid grantor)
+{
+	return superuser_arg(grantor) || has_privs_of_role(grantor, member) ||
+		is_admin_of_role(grantor, member);
+}
+
+/*
+ * Whether the caller has the privileges of role (as has_privs_of_role:
+ * through memberships of roles that inherit) by memberships its members
+ * agreed to.
+ */
+static bool
+caller_reaches(Oid caller, Oid role)
+{
+	List	   *todo = list_make1_oid(caller);
+	List	   *seen = NIL;
+
+	while (todo != NIL)
+	{
+		Oid			current = linitial_oid(todo);
+		HeapTuple	authid;
+		bool		inherits;
+		CatCList   *memberships;
+
+		todo = list_delete_first(todo);
+		if (current == role)
+			return true;
+		if (list_member_oid(seen, current))
+			continue;
+		seen = lappend_oid(seen, current);
+		authid = SearchSysCache1(AUTHOID, ObjectIdGetDatum(current));
+		if (!HeapTupleIsValid(authid))
+			continue;
+		inherits = ((Form_pg_authid) GETSTRUCT(authid))->rolinherit;
+		ReleaseSysCache(authid);
+		if (!inherits)
+			continue;
+		memberships = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(current));
+		for (int i = 0; i < memberships->n_members; i++)
+		{
+			Form_pg_auth_members m = (Form_pg_auth_members) GETSTRUCT(&memberships->members[i]->tuple);
+
+			if (membership_consented(m->member, m->grantor))
+				todo = lappend_oid(todo, m->roleid);
+		}
+		ReleaseSysCacheList(memberships);
+	}
+	return false;
+}
+
+/*
  * card.role_is_shared(role_name name) RETURNS boolean
  *
  * Whether a role is one every tenant's roles may hold (a capability role
@@ -264,7 +322,8 @@ card_role_is_shared(PG_FUNCTION_ARGS)
  * inherits from it).  A role dropped since it was granted a programme
  * counts as held by nobody.  A tenant's role that a shared role holds
  * counts as held by nobody either: a tenant may not reach every tenant by
- * making a shared role a member of a role it was granted to.
+ * making a shared role a member of a role it was granted to.  Nor does a
+ * membership the member did not agree to count (caller_reaches).
  */
 PG_FUNCTION_INFO_V1(card_caller_has_role);
 Datum
@@ -274,6 +333,6 @@ card_caller_has_role(PG_FUNCTION_ARGS)
 	Oid			role = get_role_oid(NameStr(*role_name), true);
 	Oid			caller = card_caller_role();
 
-	PG_RETURN_BOOL(OidIsValid(role) && has_privs_of_role(caller, role) &&
+	PG_RETURN_BOOL(OidIsValid(role) && caller_reaches(caller, role) &&
 				   (role_is_shared(role) || !role_reaches_shared(role)));
 }
