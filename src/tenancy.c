@@ -263,6 +263,8 @@ caller_reaches(Oid caller, Oid role)
 	List	   *todo = list_make1_oid(caller);
 	List	   *seen = NIL;
 
+	if (superuser_arg(caller))
+		return true;			/* as has_privs_of_role: every role's privileges */
 	while (todo != NIL)
 	{
 		Oid			current = linitial_oid(todo);
