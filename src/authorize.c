@@ -33,6 +33,16 @@
  * through this one lock, and so do changes to the card's or the account's
  * controls: under it, counters and limits hold still.
  */
+enum LockAccountColumn
+{
+	ACCOUNT_STATUS = 1,
+	ACCOUNT_CURRENCY_MATCHES,
+	ACCOUNT_AVAILABLE,
+	ACCOUNT_CATEGORY_OK,
+	ACCOUNT_COUNTRY_OK,
+	ACCOUNT_CHANNEL_OK
+};
+
 static CardPlan lock_account = {
 	NULL,
 	"SELECT a.status, a.currency = $2, a.balance - a.held,"
@@ -55,6 +65,25 @@ static CardPlan lock_account = {
  * share-locked: a status change in flight (a freeze) is waited for and
  * then judged, and one that comes later waits for this payment.
  */
+enum JudgeColumn
+{
+	JUDGE_CARD_ID = 1,
+	JUDGE_ACCOUNT_ID,
+	JUDGE_PROGRAMME_ID,
+	JUDGE_EFFECTIVE_STATUS,
+	JUDGE_CATEGORY_OK,
+	JUDGE_COUNTRY_OK,
+	JUDGE_CHANNEL_OK,
+	JUDGE_HOLD_LIFETIME,
+	JUDGE_LIMITS_OK,
+	JUDGE_EARLIER_ID,			/* the earlier answer to this external_id: */
+	JUDGE_EARLIER_APPROVED,		/* its four result columns, in the order of */
+	JUDGE_EARLIER_REASON,		/* card_authorize's result */
+	JUDGE_EARLIER_AVAILABLE,
+	JUDGE_EARLIER_SAME_CARD,
+	JUDGE_CHAIN_ID
+};
+
 static CardPlan judge = {
 	NULL,
 	"SELECT c.id, c.account_id, c.programme_id,"
@@ -96,6 +125,12 @@ static CardPlan judge = {
  * available), the counters of every applicable limit, the record.  If the
  * guard fails, nothing is written and no row comes back.
  */
+enum ApproveColumn
+{
+	APPROVED_AVAILABLE = 1,
+	APPROVED_SEQ				/* NULL when card.events is off */
+};
+
 static CardPlan approve = {
 	NULL,
 	"WITH hold AS ("
@@ -254,12 +289,12 @@ CARD_ENTRY_POINT(card_authorize)
 					 errmsg("no card has this token"),
 					 errhint("Processors refer to cards by the token of card.card_token().")));
 	}
-	account_active = strcmp(card_spi_text(0, 1), "active") == 0;
-	currency_matches = column_bool(2);
-	available = DatumGetInt64(card_spi_datum(0, 3, &isnull));
-	category_ok = column_bool(4);
-	country_ok = column_bool(5);
-	channel_ok = column_bool(6);
+	account_active = strcmp(card_spi_text(0, ACCOUNT_STATUS), "active") == 0;
+	currency_matches = column_bool(ACCOUNT_CURRENCY_MATCHES);
+	available = DatumGetInt64(card_spi_datum(0, ACCOUNT_AVAILABLE, &isnull));
+	category_ok = column_bool(ACCOUNT_CATEGORY_OK);
+	country_ok = column_bool(ACCOUNT_COUNTRY_OK);
+	channel_ok = column_bool(ACCOUNT_CHANNEL_OK);
 
 	/* 2. The card, the earlier answer if any, the limits. */
 	{
@@ -272,20 +307,20 @@ CARD_ENTRY_POINT(card_authorize)
 		if (card_exec(&judge, args, NULL, false, 1) != 1)
 			elog(ERROR, "card with this token vanished");
 	}
-	card_id = card_spi_datum(0, 1, &isnull);
-	account_id = card_spi_datum(0, 2, &isnull);
-	programme_id = card_spi_datum(0, 3, &isnull);
+	card_id = card_spi_datum(0, JUDGE_CARD_ID, &isnull);
+	account_id = card_spi_datum(0, JUDGE_ACCOUNT_ID, &isnull);
+	programme_id = card_spi_datum(0, JUDGE_PROGRAMME_ID, &isnull);
 
 	/* The same external_id again: the first answer, nothing new held. */
-	(void) card_spi_datum(0, 10, &isnull);
+	(void) card_spi_datum(0, JUDGE_EARLIER_ID, &isnull);
 	if (!isnull)
 	{
-		if (!column_bool(14))
+		if (!column_bool(JUDGE_EARLIER_SAME_CARD))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("external_id \"%s\" was already used for another card", external_id)));
 		for (int i = 0; i < 4; i++)
-			result[i] = card_spi_datum(0, 10 + i, &result_nulls[i]);
+			result[i] = card_spi_datum(0, JUDGE_EARLIER_ID + i, &result_nulls[i]);
 		row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls));
 		row = SPI_datumTransfer(row, false, -1);
 		SPI_finish();
@@ -296,7 +331,7 @@ CARD_ENTRY_POINT(card_authorize)
 	 * The card, the account, the currency, then each control (a block on
 	 * the card or on the account declines), the limits, the funds.
 	 */
-	card_status = card_spi_text(0, 4);	/* effective: expired once its month ended */
+	card_status = card_spi_text(0, JUDGE_EFFECTIVE_STATUS);	/* expired once its month ended */
 	if (strcmp(card_status, "expired") == 0)
 		reason = "card_expired";
 	else if (strcmp(card_status, "active") != 0)
@@ -305,13 +340,13 @@ CARD_ENTRY_POINT(card_authorize)
 		reason = "account_not_active";
 	else if (!currency_matches)
 		reason = "currency_mismatch";
-	else if (!channel_ok || !column_bool(7))
+	else if (!channel_ok || !column_bool(JUDGE_CHANNEL_OK))
 		reason = "channel_blocked";
-	else if (!country_ok || !column_bool(6))
+	else if (!country_ok || !column_bool(JUDGE_COUNTRY_OK))
 		reason = "country_blocked";
-	else if (!category_ok || !column_bool(5))
+	else if (!category_ok || !column_bool(JUDGE_CATEGORY_OK))
 		reason = "category_blocked";
-	else if (!column_bool(9))
+	else if (!column_bool(JUDGE_LIMITS_OK))
 		reason = "spending_limit";
 	else if (available < amount)
 		reason = "insufficient_funds";
@@ -335,15 +370,15 @@ CARD_ENTRY_POINT(card_authorize)
 	if (reason == NULL)
 	{
 		values[11] = mcc_code;
-		values[12] = card_spi_datum(0, 8, &isnull);	/* hold lifetime */
+		values[12] = card_spi_datum(0, JUDGE_HOLD_LIFETIME, &isnull);
 		values[13] = BoolGetDatum(card_events_enabled);
-		values[14] = card_spi_datum(0, 15, &isnull);	/* the chain's limits */
+		values[14] = card_spi_datum(0, JUDGE_CHAIN_ID, &isnull);	/* the chain's limits */
 		if (card_exec(&approve, values, nulls, false, 1) == 1)
 		{
 			bool		no_event;
-			Datum		seq = card_spi_datum(0, 2, &no_event);
+			Datum		seq = card_spi_datum(0, APPROVED_SEQ, &no_event);
 
-			available = DatumGetInt64(card_spi_datum(0, 1, &isnull));
+			available = DatumGetInt64(card_spi_datum(0, APPROVED_AVAILABLE, &isnull));
 			if (!no_event)
 				card_event_notify(DatumGetInt64(seq), "authorization.approved");
 		}

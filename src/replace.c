@@ -20,6 +20,24 @@
 
 #define REPLACE_ATTEMPTS 16
 
+enum OldCardColumn
+{
+	OLD_STATUS = 1,
+	OLD_EFFECTIVE_STATUS,
+	OLD_PROGRAMME_ID,
+	OLD_ACCOUNT_ID,
+	OLD_ACCOUNT_STATUS,
+	OLD_BIN,
+	OLD_PAN_LENGTH,
+	OLD_VALIDITY_YEARS,
+	OLD_PAN_CIPHERTEXT,
+	OLD_PAN_KEY_VERSION,
+	OLD_PAN_FINGERPRINT,
+	OLD_LAST4,
+	OLD_TYPE,
+	OLD_DISPLAY_NAME
+};
+
 static CardPlan lock_old = {
 	NULL,
 	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
@@ -164,20 +182,20 @@ CARD_ENTRY_POINT(card_replace)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("card %s does not exist", card_uuid_string(old_id))));
-	stored = card_spi_text(0, 1);
-	effective = card_spi_text(0, 2);
-	programme_id = card_spi_datum(0, 3, &isnull);
-	account_id = card_spi_datum(0, 4, &isnull);
-	account_status = card_spi_text(0, 5);
-	bin = card_spi_text(0, 6);
-	pan_length = DatumGetInt16(card_spi_datum(0, 7, &isnull));
-	validity_years = DatumGetInt16(card_spi_datum(0, 8, &isnull));
-	old_sealed = DatumGetByteaPCopy(card_spi_datum(0, 9, &isnull));
-	old_version = DatumGetInt16(card_spi_datum(0, 10, &isnull));
-	fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, 11, &isnull)));
-	last4 = card_spi_text(0, 12);
-	type = card_spi_text(0, 13);
-	display_name = card_spi_text(0, 14);
+	stored = card_spi_text(0, OLD_STATUS);
+	effective = card_spi_text(0, OLD_EFFECTIVE_STATUS);
+	programme_id = card_spi_datum(0, OLD_PROGRAMME_ID, &isnull);
+	account_id = card_spi_datum(0, OLD_ACCOUNT_ID, &isnull);
+	account_status = card_spi_text(0, OLD_ACCOUNT_STATUS);
+	bin = card_spi_text(0, OLD_BIN);
+	pan_length = DatumGetInt16(card_spi_datum(0, OLD_PAN_LENGTH, &isnull));
+	validity_years = DatumGetInt16(card_spi_datum(0, OLD_VALIDITY_YEARS, &isnull));
+	old_sealed = DatumGetByteaPCopy(card_spi_datum(0, OLD_PAN_CIPHERTEXT, &isnull));
+	old_version = DatumGetInt16(card_spi_datum(0, OLD_PAN_KEY_VERSION, &isnull));
+	fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, OLD_PAN_FINGERPRINT, &isnull)));
+	last4 = card_spi_text(0, OLD_LAST4);
+	type = card_spi_text(0, OLD_TYPE);
+	display_name = card_spi_text(0, OLD_DISPLAY_NAME);
 
 	/*
 	 * The same request again returns the first replacement, as it is now.
