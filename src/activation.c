@@ -22,6 +22,17 @@
  * itself (a join to the card.cards view would rescan the row without the
  * lock and could see the status from before a concurrent change committed).
  */
+enum ActivationCardColumn
+{
+	CARD_STATUS = 1,
+	CARD_EFFECTIVE_STATUS,
+	CARD_ACTIVATION_TTL,
+	CARD_PIN_HASH,
+	CARD_CHAIN_ID,
+	CARD_ACCOUNT_ID,
+	CARD_PROGRAMME_ID
+};
+
 static CardPlan lock_card = {
 	NULL,
 	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
@@ -44,8 +55,8 @@ static CardPlan activate = {
 static void
 check_activatable(Datum card_id)
 {
-	char	   *stored = card_spi_text(0, 1);
-	char	   *effective = card_spi_text(0, 2);
+	char	   *stored = card_spi_text(0, CARD_STATUS);
+	char	   *effective = card_spi_text(0, CARD_EFFECTIVE_STATUS);
 
 	if (strcmp(effective, "not_activated") != 0)
 		ereport(ERROR,
@@ -63,13 +74,23 @@ check_activatable(Datum card_id)
 CARD_ENTRY_POINT(card_activation_start)
 {
 	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_ACTIVATION, &lock_card,
-									check_activatable, 3));
+									check_activatable, CARD_ACTIVATION_TTL));
 }
 
 /*
  * The card an activation token opened, read without a lock: whether it
  * carries a PIN, and what a try of that PIN is counted against.
  */
+enum PeekColumn
+{
+	PEEK_STATUS = 1,
+	PEEK_EFFECTIVE_STATUS,
+	PEEK_CARRIES_PIN,
+	PEEK_CHAIN_ID,
+	PEEK_ACCOUNT_ID,
+	PEEK_PROGRAMME_ID
+};
+
 static CardPlan peek_card = {
 	NULL,
 	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
@@ -124,9 +145,10 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 
 	if (card_exec(&peek_card, &card_id, NULL, true, 1) != 1)
 		elog(ERROR, "card of activation token vanished");
-	refuse_not_activatable(card_id, card_spi_text(0, 1), card_spi_text(0, 2));
-	carries_pin = DatumGetBool(card_spi_datum(0, 3, &isnull));
-	chain_id = card_spi_datum(0, 4, &isnull);
+	refuse_not_activatable(card_id, card_spi_text(0, PEEK_STATUS),
+						   card_spi_text(0, PEEK_EFFECTIVE_STATUS));
+	carries_pin = DatumGetBool(card_spi_datum(0, PEEK_CARRIES_PIN, &isnull));
+	chain_id = card_spi_datum(0, PEEK_CHAIN_ID, &isnull);
 	if (carries_pin)
 	{
 		/* The count commits elsewhere: this transaction must see it. */
@@ -135,8 +157,9 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("activating a reissued card needs READ COMMITTED isolation"),
 					 errdetail("Its PIN try is counted in a transaction of its own, which this transaction must see.")));
-		tries = card_pin_try_count(chain_id, card_id, card_spi_datum(0, 5, &isnull),
-								   card_spi_datum(0, 6, &isnull),
+		tries = card_pin_try_count(chain_id, card_id,
+								   card_spi_datum(0, PEEK_ACCOUNT_ID, &isnull),
+								   card_spi_datum(0, PEEK_PROGRAMME_ID, &isnull),
 								   card_pin_hash(chain_id, pin));
 	}
 
@@ -144,8 +167,9 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	card_chain_lock(card_id);
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of activation token vanished");
-	refuse_not_activatable(card_id, card_spi_text(0, 1), card_spi_text(0, 2));
-	carried = card_spi_datum(0, 4, &isnull);
+	refuse_not_activatable(card_id, card_spi_text(0, CARD_STATUS),
+						   card_spi_text(0, CARD_EFFECTIVE_STATUS));
+	carried = card_spi_datum(0, CARD_PIN_HASH, &isnull);
 	if (isnull == carries_pin)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

@@ -23,6 +23,17 @@
 #define IDEMPOTENCY_KEY_MAX 200
 #define EXPIRY_YEARS_AHEAD_MAX 20
 
+enum AccountColumn
+{
+	ACCOUNT_PROGRAMME_ID = 1,
+	ACCOUNT_STATUS,
+	PROGRAMME_BIN,
+	PROGRAMME_PAN_LENGTH,
+	PROGRAMME_VALIDITY_YEARS,
+	INDIVIDUAL_PROGRAMME_ID,	/* NULL: no such individual for the caller */
+	INDIVIDUAL_IS_MEMBER
+};
+
 static CardPlan account_lookup = {
 	NULL,
 	"SELECT a.programme_id, a.status, p.bin, p.pan_length, p.validity_years,"
@@ -285,13 +296,13 @@ CARD_ENTRY_POINT(card_order)
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("account %s does not exist", card_uuid_string(account_id))));
 	}
-	programme_id = card_spi_datum(0, 1, &isnull);
-	account_status = card_spi_text(0, 2);
-	bin = card_spi_text(0, 3);
-	pan_length = DatumGetInt16(card_spi_datum(0, 4, &isnull));
-	validity_years = DatumGetInt16(card_spi_datum(0, 5, &isnull));
-	individual_programme = card_spi_datum(0, 6, &individual_missing);
-	is_member = DatumGetBool(card_spi_datum(0, 7, &isnull));
+	programme_id = card_spi_datum(0, ACCOUNT_PROGRAMME_ID, &isnull);
+	account_status = card_spi_text(0, ACCOUNT_STATUS);
+	bin = card_spi_text(0, PROGRAMME_BIN);
+	pan_length = DatumGetInt16(card_spi_datum(0, PROGRAMME_PAN_LENGTH, &isnull));
+	validity_years = DatumGetInt16(card_spi_datum(0, PROGRAMME_VALIDITY_YEARS, &isnull));
+	individual_programme = card_spi_datum(0, INDIVIDUAL_PROGRAMME_ID, &individual_missing);
+	is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
 	expiry_requested = parse_expiry(exp_month, exp_year, month, year);
 
 	/* A known key returns its card as it is now, before any state check. */

@@ -98,6 +98,15 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 		" WHERE c.token = $1 AND card.programme_visible(c.programme_id)",
 		1, {TEXTOID}
 	};
+	enum TokenCardColumn
+	{
+		TOKEN_CARD_ID = 1,
+		TOKEN_ACCOUNT_ID,
+		TOKEN_PROGRAMME_ID,
+		TOKEN_CHAIN_ID,
+		TOKEN_PIN_HASH,
+		TOKEN_EFFECTIVE_STATUS
+	};
 	static CardPlan lock_by_token = {
 		NULL,
 		"SELECT c.id, c.account_id, c.programme_id, card.chain_of(c.id, c.chain_id),"
@@ -157,21 +166,21 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no card has this token"),
 				 errhint("Processors refer to cards by the token of card.card_token().")));
-	card_id = card_spi_datum(0, 1, &isnull);
-	stored = card_spi_datum(0, 5, &isnull);
+	card_id = card_spi_datum(0, TOKEN_CARD_ID, &isnull);
+	stored = card_spi_datum(0, TOKEN_PIN_HASH, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s has no PIN yet", card_uuid_string(card_id)),
 				 errhint("The holder sets the PIN when activating the card.")));
 	/* An ended card's PIN is no one's concern: never compared nor counted. */
-	effective = card_spi_text(0, 6);
+	effective = card_spi_text(0, TOKEN_EFFECTIVE_STATUS);
 	if (!card_status_name_live(effective))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s is %s and its PIN cannot be checked",
 						card_uuid_string(card_id), effective)));
-	chain_id = card_spi_datum(0, 4, &isnull);
+	chain_id = card_spi_datum(0, TOKEN_CHAIN_ID, &isnull);
 	stored_pin = DatumGetByteaPCopy(stored);
 
 	/* Count this try whatever it turns out to be (the UPDATE takes turns). */
@@ -222,6 +231,17 @@ CARD_ENTRY_POINT(card_pin_check)
  */
 CARD_ENTRY_POINT(card_pin_result)
 {
+	enum CheckColumn
+	{
+		CHECK_VERIFIED = 1,
+		CHECK_TRIES_LEFT,
+		CHECK_XMIN,
+		CHECK_CARD_ID,
+		CHECK_ACCOUNT_ID,
+		CHECK_PROGRAMME_ID,
+		CHECK_CHAIN_ID,
+		CHECK_USED_LAST_TRY
+	};
 	static CardPlan take = {
 		NULL,
 		"SELECT p.verified, p.tries_left, p.xmin, p.card_id, c.account_id, c.programme_id,"
@@ -258,18 +278,18 @@ CARD_ENTRY_POINT(card_pin_result)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("PIN check %s does not exist", card_uuid_string(check_id)),
 				 errhint("A verdict is given once.")));
-	if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(card_spi_datum(0, 3, &isnull))))
+	if (TransactionIdIsCurrentTransactionId(DatumGetTransactionId(card_spi_datum(0, CHECK_XMIN, &isnull))))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("PIN check %s is not committed yet", card_uuid_string(check_id)),
 				 errhint("Commit card.card_pin_check() first, then ask for its result in a new transaction.")));
-	result[0] = card_spi_datum(0, 1, &isnull);
-	result[1] = Int32GetDatum(DatumGetInt16(card_spi_datum(0, 2, &isnull)));
+	result[0] = card_spi_datum(0, CHECK_VERIFIED, &isnull);
+	result[1] = Int32GetDatum(DatumGetInt16(card_spi_datum(0, CHECK_TRIES_LEFT, &isnull)));
 	{
-		Datum		card_id = card_spi_datum(0, 4, &isnull);
-		Datum		account_id = card_spi_datum(0, 5, &isnull);
-		Datum		programme_id = card_spi_datum(0, 6, &isnull);
-		Datum		chain_id = card_spi_datum(0, 7, &isnull);
+		Datum		card_id = card_spi_datum(0, CHECK_CARD_ID, &isnull);
+		Datum		account_id = card_spi_datum(0, CHECK_ACCOUNT_ID, &isnull);
+		Datum		programme_id = card_spi_datum(0, CHECK_PROGRAMME_ID, &isnull);
+		Datum		chain_id = card_spi_datum(0, CHECK_CHAIN_ID, &isnull);
 
 		/* Now that the try is committed: a right PIN clears the count... */
 		if (DatumGetBool(result[0]))
@@ -278,7 +298,7 @@ CARD_ENTRY_POINT(card_pin_result)
 			result[1] = Int32GetDatum(CARD_PIN_TRIES);
 		}
 		/* ...and the wrong one that used the last try is reported. */
-		else if (DatumGetBool(card_spi_datum(0, 8, &isnull)))
+		else if (DatumGetBool(card_spi_datum(0, CHECK_USED_LAST_TRY, &isnull)))
 			pin_event("card.pin_blocked", card_id, account_id, programme_id,
 					  psprintf("{\"tries\": %d}", CARD_PIN_TRIES));
 		card_exec(&forget, &check_id, NULL, false, 0);
@@ -291,6 +311,16 @@ CARD_ENTRY_POINT(card_pin_result)
 }
 
 /* A card's row, locked, for the reset flow. */
+enum ResetCardColumn
+{
+	RESET_EFFECTIVE_STATUS = 1,
+	RESET_HAS_PIN,
+	RESET_LINK_TTL,
+	RESET_CHAIN_ID,
+	RESET_ACCOUNT_ID,
+	RESET_PROGRAMME_ID
+};
+
 static CardPlan lock_for_reset = {
 	NULL,
 	"SELECT card.effective_status(c.status, c.expires_on)::text, c.pin_hash IS NOT NULL,"
@@ -306,14 +336,14 @@ static void
 check_resettable(Datum card_id)
 {
 	bool		isnull;
-	char	   *effective = card_spi_text(0, 1);
+	char	   *effective = card_spi_text(0, RESET_EFFECTIVE_STATUS);
 
 	if (!card_status_name_live(effective))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s is %s and its PIN cannot be reset",
 						card_uuid_string(card_id), effective)));
-	if (!DatumGetBool(card_spi_datum(0, 2, &isnull)))
+	if (!DatumGetBool(card_spi_datum(0, RESET_HAS_PIN, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card %s has no PIN yet", card_uuid_string(card_id)),
@@ -327,7 +357,7 @@ check_resettable(Datum card_id)
 CARD_ENTRY_POINT(card_pin_reset_start)
 {
 	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_PIN_RESET, &lock_for_reset,
-									check_resettable, 3));
+									check_resettable, RESET_LINK_TTL));
 }
 
 /* The work of card_pin_reset, on our copies of the token and PIN. */
@@ -361,11 +391,11 @@ reset_pin(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	if (card_exec(&lock_for_reset, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of PIN reset token vanished");
 	check_resettable(card_id);
-	chain_id = card_spi_datum(0, 4, &isnull);
+	chain_id = card_spi_datum(0, RESET_CHAIN_ID, &isnull);
 	values[0] = chain_id;
 	values[1] = PointerGetDatum(card_pin_hash(chain_id, pin));
-	pin_event("card.pin_reset", card_id, card_spi_datum(0, 5, &isnull),
-			  card_spi_datum(0, 6, &isnull), "{}");
+	pin_event("card.pin_reset", card_id, card_spi_datum(0, RESET_ACCOUNT_ID, &isnull),
+			  card_spi_datum(0, RESET_PROGRAMME_ID, &isnull), "{}");
 	return_url = card_link_consume(CARD_LINK_PIN_RESET, hash, card_id);
 	card_exec(&set_pin, values, NULL, false, 0);
 

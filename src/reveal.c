@@ -86,6 +86,16 @@ derive_cvv(const char *pan, size_t pan_len, const char *exp_month,
 static Datum
 reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 {
+	enum RevealCardColumn
+	{
+		REVEAL_EFFECTIVE_STATUS = 1,
+		REVEAL_PAN_CIPHERTEXT,
+		REVEAL_PAN_KEY_VERSION,
+		REVEAL_EXP_MONTH,
+		REVEAL_EXP_YEAR,
+		REVEAL_ACCOUNT_ID,
+		REVEAL_PROGRAMME_ID
+	};
 	static CardPlan lock_card = {
 		NULL,
 		"SELECT card.effective_status(c.status, c.expires_on)::text,"
@@ -125,16 +135,16 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 	card_chain_lock(card_id);
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of reveal token vanished");
-	effective = card_spi_text(0, 1);
+	effective = card_spi_text(0, REVEAL_EFFECTIVE_STATUS);
 	if (!card_status_name_live(effective))
 		refuse_ended(card_id, effective);
-	sealed = DatumGetByteaPCopy(card_spi_datum(0, 2, &isnull));
-	key_version = DatumGetInt16(card_spi_datum(0, 3, &isnull));
-	exp_month = card_spi_text(0, 4);
-	exp_year = card_spi_text(0, 5);
+	sealed = DatumGetByteaPCopy(card_spi_datum(0, REVEAL_PAN_CIPHERTEXT, &isnull));
+	key_version = DatumGetInt16(card_spi_datum(0, REVEAL_PAN_KEY_VERSION, &isnull));
+	exp_month = card_spi_text(0, REVEAL_EXP_MONTH);
+	exp_year = card_spi_text(0, REVEAL_EXP_YEAR);
 	event[0] = card_id;
-	event[1] = card_spi_datum(0, 6, &isnull);
-	event[2] = card_spi_datum(0, 7, &isnull);
+	event[1] = card_spi_datum(0, REVEAL_ACCOUNT_ID, &isnull);
+	event[2] = card_spi_datum(0, REVEAL_PROGRAMME_ID, &isnull);
 
 	(void) card_link_consume(CARD_LINK_REVEAL, hash, card_id);
 	card_exec(&revealed, event, NULL, false, 1);
