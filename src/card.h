@@ -97,6 +97,14 @@ extern void card_audit_ordered(Datum card_id, Datum account_id, Datum programme_
 							   const char *replacement_reason);
 
 /* ---- replacement chains (chain.c) ---- */
+/* The columns of card_chain_lock()'s rows, one per card of the chain. */
+enum CardChainColumn
+{
+	CHAIN_CARD_ID = 1,
+	CHAIN_STATUS,
+	CHAIN_EFFECTIVE_STATUS
+};
+
 extern int	card_chain_lock(Datum card_id);
 extern int	card_chain_row(Datum card_id);
 

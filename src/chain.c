@@ -64,7 +64,7 @@ card_chain_row(Datum card_id)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
-		Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		id = card_spi_datum((int) i, CHAIN_CARD_ID, &isnull);
 
 		if (memcmp(DatumGetUUIDP(id), DatumGetUUIDP(card_id), UUID_LEN) == 0)
 			return (int) i;

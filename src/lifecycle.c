@@ -90,8 +90,8 @@ CARD_ENTRY_POINT(card_set_status)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("card %s does not exist", card_uuid_string(card_id))));
-	stored = card_spi_text(row, 2);
-	effective = card_spi_text(row, 3);
+	stored = card_spi_text(row, CHAIN_STATUS);
+	effective = card_spi_text(row, CHAIN_EFFECTIVE_STATUS);
 
 	if (strcmp(stored, status) == 0)
 	{
