@@ -27,6 +27,14 @@ card_require(bool present, const char *field)
 				 errmsg("%s is required", field)));
 }
 
+/* Wipe a secret copy, if there is one. */
+static void
+wipe(char *secret)
+{
+	if (secret)
+		explicit_bzero(secret, strlen(secret));
+}
+
 /*
  * Run work on our copies of a function's secret arguments (a token, and a
  * PIN if the function takes one), wiping both however the call ends.  The
@@ -49,25 +57,19 @@ card_with_secrets(FunctionCallInfo fcinfo, const char *first_field, CardSecretWo
 	}
 	PG_CATCH();
 	{
+		wipe(first);
+		wipe(second);
 		/*
 		 * The statement may carry the secrets as literals: keep it out of
 		 * the server log (log_min_error_statement logs a failing
-		 * statement's text by default).
+		 * statement's text by default).  The error is still on the stack.
 		 */
-		MemoryContext caller_context = MemoryContextSwitchTo(ErrorContext);
-
-		if (first)
-			explicit_bzero(first, strlen(first));
-		if (second)
-			explicit_bzero(second, strlen(second));
 		errhidestmt(true);
-		MemoryContextSwitchTo(caller_context);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	explicit_bzero(first, strlen(first));
-	if (second)
-		explicit_bzero(second, strlen(second));
+	wipe(first);
+	wipe(second);
 	return result;
 }
 
