@@ -166,19 +166,13 @@ else
     status=1
 fi
 out=$(q -d $mid <<'SQL'
-CREATE FUNCTION pg_temp.state(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN 'ran';
-EXCEPTION WHEN OTHERS THEN
-    RETURN sqlstate;
-END $$;
+\i test/pgtap/include/run_as.sql
 SELECT a.id AS acc, a.individual_id AS ind FROM card.account a \gset
 SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'card';
 SELECT 'cards ' || count(*) FROM card.card;
 SELECT 'old card ' || (card.card_set_status(c.id, 'active')).status FROM card.card c WHERE c.display_name = 'Card of 1.1';
-SELECT 'order ' || pg_temp.state(format('SELECT card.card_order(%L, %L, %L)', :'ind', :'acc', 'Refused'));
-SELECT 'refused length ' || pg_temp.state($$UPDATE card.programme SET pan_length = 13 WHERE name = 'Legacy Mastercard 19'$$);
+SELECT 'order ' || pg_temp.tap_state(format('SELECT card.card_order(%L, %L, %L)', :'ind', :'acc', 'Refused'));
+SELECT 'refused length ' || pg_temp.tap_state($$UPDATE card.programme SET pan_length = 13 WHERE name = 'Legacy Mastercard 19'$$);
 UPDATE card.programme SET pan_length = 16 WHERE name = 'Legacy Mastercard 19';
 SELECT 'ordered ' || (k).pan_length || ' ' || (k).luhn_valid
   FROM (SELECT card.pan_check(c.id) AS k FROM card.card_order(:'ind', :'acc', 'After the fix') c) s;
