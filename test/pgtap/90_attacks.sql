@@ -12,7 +12,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- authorisation; events-tenancy) and test/leak.sh (literal secrets in a
 -- failing statement).
 BEGIN;
-SELECT plan(5);
+SELECT plan(7);
 \ir include/run_as.sql
 
 CREATE ROLE tap_atk_a LOGIN IN ROLE card_admin, card_api, card_processor, card_hosted_pages, card_reader;
@@ -90,6 +90,30 @@ RESET ROLE;
 SET LOCAL ROLE tap_atk_b;
 SELECT ok(NOT card.programme_visible(:'prog_a'),
     'a programme granted to a role A administers does not reach another tenant through a shared role A made a member');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- Memberships must be agreed to (second review).  A tenant holding its team
+-- role WITH ADMIN OPTION can push that role onto another tenant's login
+-- (GRANT team TO b_login) without asking: B would see A's programme, A's
+-- events would reach B's feed, and B's events_after would wait for A's
+-- writers.  Such a membership carries no programme; one granted by a
+-- superuser (as a DBA sets a tenant's roles up) does.
+-- ---------------------------------------------------------------------------
+CREATE ROLE tap_atk_push NOLOGIN;
+GRANT tap_atk_push TO tap_atk_a WITH ADMIN OPTION;
+SET LOCAL ROLE tap_atk_a;
+SELECT card.programme_grant(:'prog_a', 'tap_atk_push') AS pushed_grant \gset
+GRANT tap_atk_push TO tap_atk_b;   -- A pushes its role onto B's login
+RESET ROLE;
+SET LOCAL ROLE tap_atk_b;
+SELECT ok(NOT card.programme_visible(:'prog_a'),
+    'a programme does not reach another tenant''s login that the granting tenant made a member of its role');
+RESET ROLE;
+CREATE ROLE tap_atk_a_proc LOGIN IN ROLE card_processor;
+GRANT tap_atk_push TO tap_atk_a_proc;
+SET LOCAL ROLE tap_atk_a_proc;
+SELECT ok(card.programme_visible(:'prog_a'), 'a membership granted by a superuser carries the programme');
 RESET ROLE;
 
 SELECT * FROM finish();
