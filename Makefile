@@ -8,9 +8,20 @@ OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
        src/replace.o src/rotate.o src/pin_try.o src/chain.o
 
-# Version 1.0's script and the delta to each later version; a fresh install
-# of the default version runs the same path (CREATE EXTENSION finds it).
-DATA = card--1.0.sql card--1.0--1.1.sql card--1.1--1.2.sql
+# The install script of the default version is built from one SQL source
+# per concept, beside its C file, in this order (each file's objects need
+# only those of the files before it).  A source holds its concept's types,
+# tables, functions, privileges and comments.
+SQL_SOURCES = src/card.sql src/programme.sql src/tenancy.sql src/account.sql \
+              src/status.sql src/validate.sql src/order.sql src/pan.sql \
+              src/lifecycle.sql src/chain.sql src/link.sql src/activation.sql \
+              src/reveal.sql src/replace.sql src/pin.sql src/controls.sql \
+              src/authorize.sql src/event.sql src/rotate.sql
+DATA_built = card--$(EXTVERSION).sql
+
+# Updates stay hand-written: 1.0's install script (kept so that the upgrade
+# test can start from it) and the delta to each later version.
+DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
@@ -31,7 +42,20 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/card.h
+$(OBJS): src/card.h src/facts.h
+
+card--$(EXTVERSION).sql: $(SQL_SOURCES) src/facts.sed card.control Makefile
+	{ printf '%s\n\n' '/* card--$(EXTVERSION).sql: built by make from the SQL_SOURCES in src/; edit those */'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION card" to load this file. \quit'; \
+	  for f in $(SQL_SOURCES); do printf '\n-- ==== %s ====\n\n' "$$f"; cat "$$f"; done; } \
+	  | sed -f src/facts.sed > $@.tmp
+	@if grep -n '@CARD_[A-Z_]*@' $@.tmp; then echo "$@: a fact above is not in src/facts.h" >&2; rm -f $@.tmp; exit 1; fi
+	mv $@.tmp $@
+
+# The facts of src/facts.h as sed substitutions for the SQL sources.
+src/facts.sed: src/facts.c src/facts.h
+	$(CC) -Wall -Wextra -Werror -o src/facts src/facts.c
+	src/facts > $@
 
 # The feed consumer, a libpq client (not part of the server module).
 PG_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir)
@@ -45,4 +69,4 @@ $(CONSUMER): consumer/card_consumer.c
 
 clean: clean-consumer
 clean-consumer:
-	rm -f $(CONSUMER)
+	rm -f $(CONSUMER) src/facts src/facts.sed

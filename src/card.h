@@ -29,6 +29,8 @@
 #include "utils/date.h"
 #include "utils/uuid.h"
 
+#include "facts.h"
+
 /* A kept SPI plan (plans.c). */
 typedef struct CardPlan CardPlan;
 
@@ -144,9 +146,7 @@ extern Datum card_link_issue(CardLinkPurpose purpose, Datum card_id,
 extern Datum card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash);
 extern char *card_link_consume(CardLinkPurpose purpose, Datum hash, Datum card_id);
 
-/* ---- PINs (pin.c) ---- */
-#define CARD_PIN_TRIES 3
-
+/* ---- PINs (pin.c); the try limit is CARD_PIN_TRIES (facts.h) ---- */
 extern bytea *card_pin_hash(Datum chain_id, const char *pin);
 extern bool card_pin_matches(Datum chain_id, const bytea *stored, const char *pin);
 extern void card_pin_tries_clear(Datum chain_id);
@@ -176,6 +176,7 @@ extern CardChangeContext card_change_begin(const char *reason,
 										   const pg_uuid_t *activating);
 extern void card_change_end(CardChangeContext previous);
 extern bool card_status_name_live(const char *status);
+extern const char *card_live_statuses_sql(void);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
 									const char *reason, const char *channel,
 									const pg_uuid_t *activating);

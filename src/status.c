@@ -122,12 +122,40 @@ card_status_name(CardStatus status)
 	return status_names[status];
 }
 
-/* A status from which the card can still be used or change. */
+static const char *const live_status_names[] = {CARD_LIVE_STATUSES};
+
+/* A status from which the card can still be used or change (facts.h). */
 static bool
 card_status_live(CardStatus status)
 {
-	return status == CARD_NOT_ACTIVATED || status == CARD_ACTIVE ||
-		status == CARD_FROZEN;
+	for (size_t i = 0; i < lengthof(live_status_names); i++)
+		if (strcmp(live_status_names[i], status_names[status]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The live statuses as SQL literals ("'not_activated', ..."), for the
+ * statements C builds (the SQL sources get the same list from the build).
+ */
+const char *
+card_live_statuses_sql(void)
+{
+	static char *list = NULL;
+
+	if (list == NULL)
+	{
+		StringInfoData buf;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&buf);
+		for (size_t i = 0; i < lengthof(live_status_names); i++)
+			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+							 quote_literal_cstr(live_status_names[i]));
+		MemoryContextSwitchTo(old);
+		list = buf.data;
+	}
+	return list;
 }
 
 /* The same, for a status by name (as the entry points read it from SQL). */

@@ -44,6 +44,14 @@ q -d $new -c "CREATE EXTENSION card"
 # Everything the extension owns, described by name (never by OID).
 describe() {
     q -d "$1" <<'SQL'
+-- Privileges as sets of (grantee, privilege, grantable), so that an ACL
+-- left at its default and the same ACL written out compare equal.
+CREATE FUNCTION pg_temp.acl(a aclitem[], kind "char", owner oid) RETURNS text
+    LANGUAGE sql STABLE
+RETURN (SELECT coalesce(string_agg(item, ',' ORDER BY item), '-')
+          FROM (SELECT format('%s:%s%s', CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE e.grantee::regrole::text END,
+                              e.privilege_type, CASE WHEN e.is_grantable THEN '*' ELSE '' END) AS item
+                  FROM aclexplode(coalesce(a, acldefault(kind, owner))) e) AS items);
 SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'card';
 SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
   FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
@@ -51,18 +59,23 @@ SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
 SELECT 'dumped ' || c::regclass::text || coalesce(' ' || w, '')
   FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS t(c, w)
  WHERE e.extname = 'card' ORDER BY 1;
-SELECT 'schema acl ' || coalesce(nspacl::text, '-') FROM pg_namespace WHERE nspname = 'card';
-SELECT 'function ' || p.oid::regprocedure || ' acl=' || coalesce(p.proacl::text, '-')
+SELECT format('schema %s acl=%s comment=%s', nspname, pg_temp.acl(nspacl, 'n', nspowner),
+              coalesce(obj_description(oid, 'pg_namespace'), '-'))
+  FROM pg_namespace WHERE nspname IN ('card', 'card_internal') ORDER BY 1;
+SELECT 'function ' || p.oid::regprocedure || ' acl=' || pg_temp.acl(p.proacl, 'f', p.proowner)
+       || coalesce(' comment=' || obj_description(p.oid, 'pg_proc'), '')
        || E'\n' || pg_get_functiondef(p.oid)
-  FROM pg_proc p WHERE p.pronamespace = 'card'::regnamespace AND p.prokind <> 'a' ORDER BY 1;
-SELECT format('relation %s kind=%s acl=%s rls=%s force=%s options=%s', c.oid::regclass, c.relkind,
-              coalesce(c.relacl::text, '-'), c.relrowsecurity, c.relforcerowsecurity,
-              coalesce(c.reloptions::text, '-'))
+  FROM pg_proc p WHERE p.pronamespace IN ('card'::regnamespace, 'card_internal'::regnamespace)
+   AND p.prokind <> 'a' ORDER BY 1;
+SELECT format('relation %s kind=%s acl=%s rls=%s force=%s options=%s comment=%s', c.oid::regclass, c.relkind,
+              pg_temp.acl(c.relacl, (CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner),
+              c.relrowsecurity, c.relforcerowsecurity,
+              coalesce(c.reloptions::text, '-'), coalesce(obj_description(c.oid, 'pg_class'), '-'))
   FROM pg_class c WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
-SELECT format('column %s.%s #%s %s notnull=%s default=%s identity=%s generated=%s acl=%s',
+SELECT format('column %s.%s #%s %s notnull=%s default=%s identity=%s generated=%s acl=%s comment=%s',
               a.attrelid::regclass, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
               a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-              coalesce(a.attacl::text, '-'))
+              coalesce(a.attacl::text, '-'), coalesce(col_description(a.attrelid, a.attnum), '-'))
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE c.relnamespace = 'card'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1;
@@ -80,8 +93,9 @@ SELECT format('policy %s.%s cmd=%s roles=%s using=%s check=%s', polrelid::regcla
  WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
 SELECT format('view %s %s', c.oid::regclass, pg_get_viewdef(c.oid))
   FROM pg_class c WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'v' ORDER BY 1;
-SELECT format('type %s %s', t.oid::regtype,
-              (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid))
+SELECT format('type %s %s comment=%s', t.oid::regtype,
+              (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid),
+              coalesce(obj_description(t.oid, 'pg_type'), '-'))
   FROM pg_type t WHERE t.typnamespace = 'card'::regnamespace AND t.typtype IN ('e', 'c', 'd') ORDER BY 1;
 SELECT format('sequence %s %s', seqrelid::regclass, row(seqtypid::regtype, seqstart, seqincrement, seqmax, seqmin, seqcache, seqcycle))
   FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid

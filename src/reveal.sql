@@ -1,0 +1,20 @@
+-- reveal.sql: showing a card's details once (DESIGN.md section 6).
+
+-- Reveal through the hosted page (C: src/reveal.c): a one-time link for
+-- the API, the details once for the page.  The CVV is derived at reveal
+-- time from the MAC key, never stored.
+CREATE FUNCTION card.card_reveal_start(card_id uuid, return_url text)
+    RETURNS TABLE (redirect_url text, expires_at timestamptz)
+    AS 'MODULE_PATHNAME', 'card_reveal_start'
+    LANGUAGE C VOLATILE ROWS 1
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION card.card_reveal_start(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.card_reveal_start(uuid, text) TO card_api;
+
+CREATE FUNCTION card.card_reveal(reveal_token text)
+    RETURNS TABLE (pan text, exp_month text, exp_year text, cvv text)
+    AS 'MODULE_PATHNAME', 'card_reveal'
+    LANGUAGE C VOLATILE ROWS 1
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION card.card_reveal(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.card_reveal(text) TO card_hosted_pages;
