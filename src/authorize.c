@@ -110,6 +110,26 @@ static CardPlan judge = {
 	6, {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
 };
 
+/*
+ * The parameters approve and decline share, as indexes of their values[]
+ * ($1 is index 0): the authorisation's record.  Each plan's own follow.
+ */
+enum RecordParam
+{
+	RECORD_ID,
+	RECORD_PROGRAMME_ID,
+	RECORD_CARD_ID,
+	RECORD_ACCOUNT_ID,
+	RECORD_EXTERNAL_ID,
+	RECORD_AMOUNT,
+	RECORD_CURRENCY,
+	RECORD_MCC,
+	RECORD_MERCHANT_COUNTRY,
+	RECORD_CHANNEL,
+	RECORD_MERCHANT_NAME,
+	RECORD_PARAMS
+};
+
 /* The event's data: what a consumer acts on, nothing secret. */
 #define EVENT_DATA \
 	"jsonb_build_object('authorization_id', $1, 'amount', $6, 'currency', $7," \
@@ -125,6 +145,15 @@ static CardPlan judge = {
  * available), the counters of every applicable limit, the record.  If the
  * guard fails, nothing is written and no row comes back.
  */
+enum ApproveParam
+{
+	APPROVE_MCC_CODE = RECORD_PARAMS,	/* $12 */
+	APPROVE_HOLD_LIFETIME,
+	APPROVE_EVENTS,
+	APPROVE_CHAIN_ID,			/* whose limits count the amount */
+	APPROVE_PARAMS
+};
+
 enum ApproveColumn
 {
 	APPROVED_AVAILABLE = 1,
@@ -154,11 +183,24 @@ static CardPlan approve = {
 	" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, NULL, 'pending', $6,"
 	"        hold.available, pg_catalog.now() + $13"
 	"   FROM hold RETURNING available_after, (SELECT seq FROM fed)",
-	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+	APPROVE_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID, BOOLOID, UUIDOID}
 };
 
 /* 3b. A decline: recorded with its reason; no balance or counter moves. */
+enum DeclineParam
+{
+	DECLINE_REASON = RECORD_PARAMS, /* $12 */
+	DECLINE_AVAILABLE,
+	DECLINE_EVENTS,
+	DECLINE_PARAMS
+};
+
+enum DeclineColumn
+{
+	DECLINED_SEQ = 1			/* no row when card.events is off */
+};
+
 static CardPlan decline = {
 	NULL,
 	"WITH recorded AS ("
@@ -170,9 +212,14 @@ static CardPlan decline = {
 	" SELECT 'authorization.declined', $3, $4, $2, " EVENT_DATA ","
 	"        'decline_reason', $12, 'available', $13)"
 	"  WHERE $14 RETURNING seq",
-	14, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+	DECLINE_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLOID}
 };
+
+/* One values[] serves approve and then, if its guard refuses, decline. */
+#define RECORD_VALUES_MAX APPROVE_PARAMS
+StaticAssertDecl((int) DECLINE_PARAMS <= (int) RECORD_VALUES_MAX,
+				 "values[] of approve must hold decline's parameters");
 
 static void
 check_code(const char *field, const char *value, int len, bool digits)
@@ -236,8 +283,8 @@ CARD_ENTRY_POINT(card_authorize)
 	bool		channel_ok;
 	int64		available;
 	const char *reason = NULL;
-	Datum		values[15];
-	char		nulls[15];
+	Datum		values[RECORD_VALUES_MAX];
+	char		nulls[RECORD_VALUES_MAX];
 	Datum		result[4];
 	bool		result_nulls[4] = {false, false, false, false};
 	Datum		row;
@@ -352,27 +399,27 @@ CARD_ENTRY_POINT(card_authorize)
 		reason = "insufficient_funds";
 
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = card_time_uuid();
-	values[1] = programme_id;
-	values[2] = card_id;
-	values[3] = account_id;
-	values[4] = CStringGetTextDatum(external_id);
-	values[5] = Int64GetDatum(amount);
-	values[6] = CStringGetTextDatum(currency);
-	values[7] = CStringGetTextDatum(mcc);
-	values[8] = CStringGetTextDatum(country);
-	values[9] = CStringGetTextDatum(channel);
-	values[10] = merchant_name ? CStringGetTextDatum(merchant_name) : (Datum) 0;
-	nulls[10] = merchant_name ? ' ' : 'n';
+	values[RECORD_ID] = card_time_uuid();
+	values[RECORD_PROGRAMME_ID] = programme_id;
+	values[RECORD_CARD_ID] = card_id;
+	values[RECORD_ACCOUNT_ID] = account_id;
+	values[RECORD_EXTERNAL_ID] = CStringGetTextDatum(external_id);
+	values[RECORD_AMOUNT] = Int64GetDatum(amount);
+	values[RECORD_CURRENCY] = CStringGetTextDatum(currency);
+	values[RECORD_MCC] = CStringGetTextDatum(mcc);
+	values[RECORD_MERCHANT_COUNTRY] = CStringGetTextDatum(country);
+	values[RECORD_CHANNEL] = CStringGetTextDatum(channel);
+	values[RECORD_MERCHANT_NAME] = merchant_name ? CStringGetTextDatum(merchant_name) : (Datum) 0;
+	nulls[RECORD_MERCHANT_NAME] = merchant_name ? ' ' : 'n';
 
 	/* 3. Approve in one statement, or record the decline. */
 	card_event_writer_lock(programme_id);
 	if (reason == NULL)
 	{
-		values[11] = mcc_code;
-		values[12] = card_spi_datum(0, JUDGE_HOLD_LIFETIME, &isnull);
-		values[13] = BoolGetDatum(card_events_enabled);
-		values[14] = card_spi_datum(0, JUDGE_CHAIN_ID, &isnull);	/* the chain's limits */
+		values[APPROVE_MCC_CODE] = mcc_code;
+		values[APPROVE_HOLD_LIFETIME] = card_spi_datum(0, JUDGE_HOLD_LIFETIME, &isnull);
+		values[APPROVE_EVENTS] = BoolGetDatum(card_events_enabled);
+		values[APPROVE_CHAIN_ID] = card_spi_datum(0, JUDGE_CHAIN_ID, &isnull);	/* the chain's limits */
 		if (card_exec(&approve, values, nulls, false, 1) == 1)
 		{
 			bool		no_event;
@@ -387,15 +434,15 @@ CARD_ENTRY_POINT(card_authorize)
 	}
 	if (reason != NULL)
 	{
-		values[11] = CStringGetTextDatum(reason);
-		values[12] = Int64GetDatum(available);
-		values[13] = BoolGetDatum(card_events_enabled);
+		values[DECLINE_REASON] = CStringGetTextDatum(reason);
+		values[DECLINE_AVAILABLE] = Int64GetDatum(available);
+		values[DECLINE_EVENTS] = BoolGetDatum(card_events_enabled);
 		if (card_exec(&decline, values, nulls, false, 0) == 1)
-			card_event_notify(DatumGetInt64(card_spi_datum(0, 1, &isnull)),
+			card_event_notify(DatumGetInt64(card_spi_datum(0, DECLINED_SEQ, &isnull)),
 							  "authorization.declined");
 	}
 
-	result[0] = values[0];
+	result[0] = values[RECORD_ID];
 	result[1] = BoolGetDatum(reason == NULL);
 	result[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
 	result_nulls[2] = reason == NULL;
