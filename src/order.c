@@ -49,6 +49,13 @@ static CardPlan account_lookup = {
 	2, {UUIDOID, UUIDOID}
 };
 
+/* The card an idempotency key ordered, and the request it was ordered with. */
+enum KeyColumn
+{
+	KEY_CARD_ID = 1,
+	KEY_REQUEST_HASH
+};
+
 static CardPlan find_by_key = {
 	NULL,
 	"SELECT id, order_request_hash FROM card.card"
@@ -60,7 +67,28 @@ static CardPlan find_by_key = {
  * The programme's id passes through card.programme_for_new_card(), which
  * refuses (55000) a programme whose PAN length its brand does not issue
  * (one of 1.1): here, after the idempotent replay, not in account_lookup.
+ * Its parameters, as indexes of values[] ($1 is index 0):
  */
+enum InsertParam
+{
+	INSERT_ID,
+	INSERT_PROGRAMME_ID,
+	INSERT_ACCOUNT_ID,
+	INSERT_INDIVIDUAL_ID,
+	INSERT_DISPLAY_NAME,
+	INSERT_TYPE,
+	INSERT_EXP_MONTH,
+	INSERT_EXP_YEAR,
+	INSERT_LAST4,
+	INSERT_TOKEN,
+	INSERT_PAN_CIPHERTEXT,
+	INSERT_PAN_KEY_VERSION,
+	INSERT_PAN_FINGERPRINT,
+	INSERT_IDEMPOTENCY_KEY,
+	INSERT_REQUEST_HASH,
+	INSERT_PARAMS
+};
+
 static CardPlan insert_card = {
 	NULL,
 	"INSERT INTO card.card (id, programme_id, account_id, individual_id,"
@@ -71,7 +99,7 @@ static CardPlan insert_card = {
 	" $7, $8, $9, $10,"
 	" $11, $12, $13, $14, $15)"
 	" ON CONFLICT DO NOTHING RETURNING id",
-	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
+	INSERT_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID, BYTEAOID, TEXTOID,
 	BYTEAOID}
 };
@@ -233,8 +261,8 @@ card_for_key(Datum programme_id, const char *key, bytea *request_hash,
 	*found = card_exec(&find_by_key, values, NULL, false, 1) == 1;
 	if (!*found)
 		return (Datum) 0;
-	card_id = card_spi_datum(0, 1, &isnull);
-	first_hash = DatumGetByteaPP(card_spi_datum(0, 2, &isnull));
+	card_id = card_spi_datum(0, KEY_CARD_ID, &isnull);
+	first_hash = DatumGetByteaPP(card_spi_datum(0, KEY_REQUEST_HASH, &isnull));
 	if (VARSIZE_ANY_EXHDR(first_hash) != VARSIZE_ANY_EXHDR(request_hash) ||
 		memcmp(VARDATA_ANY(first_hash), VARDATA_ANY(request_hash),
 			   VARSIZE_ANY_EXHDR(request_hash)) != 0)
@@ -354,30 +382,30 @@ CARD_ENTRY_POINT(card_order)
 		int			key_version = card_enc_key_newest();
 		Datum		card_id = card_random_uuid();
 		CardStoredPan pan;
-		Datum		values[15];
-		char		nulls[15];
+		Datum		values[INSERT_PARAMS];
+		char		nulls[INSERT_PARAMS];
 		bool		found;
 		Datum		existing;
 
 		memset(nulls, ' ', sizeof(nulls));
 		card_pan_issue(bin, pan_length, key_version, DatumGetUUIDP(card_id), &pan);
-		values[0] = card_id;
-		values[1] = programme_id;
-		values[2] = account_id;
-		values[3] = individual_id;
-		values[4] = CStringGetTextDatum(display_name);
-		values[5] = CStringGetTextDatum(type);
-		values[6] = CStringGetTextDatum(month);
-		values[7] = CStringGetTextDatum(year);
-		values[8] = CStringGetTextDatum(pan.last4);
-		values[9] = CStringGetTextDatum(card_random_token("ct_", 18));
-		values[10] = PointerGetDatum(pan.sealed);
-		values[11] = Int16GetDatum((int16) key_version);
-		values[12] = PointerGetDatum(pan.fingerprint);
-		values[13] = key ? CStringGetTextDatum(key) : (Datum) 0;
-		nulls[13] = key ? ' ' : 'n';
-		values[14] = PointerGetDatum(request_hash);
-		nulls[14] = key ? ' ' : 'n';
+		values[INSERT_ID] = card_id;
+		values[INSERT_PROGRAMME_ID] = programme_id;
+		values[INSERT_ACCOUNT_ID] = account_id;
+		values[INSERT_INDIVIDUAL_ID] = individual_id;
+		values[INSERT_DISPLAY_NAME] = CStringGetTextDatum(display_name);
+		values[INSERT_TYPE] = CStringGetTextDatum(type);
+		values[INSERT_EXP_MONTH] = CStringGetTextDatum(month);
+		values[INSERT_EXP_YEAR] = CStringGetTextDatum(year);
+		values[INSERT_LAST4] = CStringGetTextDatum(pan.last4);
+		values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token("ct_", 18));
+		values[INSERT_PAN_CIPHERTEXT] = PointerGetDatum(pan.sealed);
+		values[INSERT_PAN_KEY_VERSION] = Int16GetDatum((int16) key_version);
+		values[INSERT_PAN_FINGERPRINT] = PointerGetDatum(pan.fingerprint);
+		values[INSERT_IDEMPOTENCY_KEY] = key ? CStringGetTextDatum(key) : (Datum) 0;
+		nulls[INSERT_IDEMPOTENCY_KEY] = key ? ' ' : 'n';
+		values[INSERT_REQUEST_HASH] = PointerGetDatum(request_hash);
+		nulls[INSERT_REQUEST_HASH] = key ? ' ' : 'n';
 
 		if (card_exec(&insert_card, values, nulls, false, 0) == 1)
 		{
