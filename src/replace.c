@@ -53,6 +53,12 @@ static CardPlan lock_old = {
 };
 
 /* The card's replacements so far, the one for this reason first. */
+enum ReplacementColumn
+{
+	REPLACEMENT_ID = 1,
+	REPLACEMENT_REASON
+};
+
 static CardPlan find_replacements = {
 	NULL,
 	"SELECT id, replacement_reason::text FROM card.card WHERE replacement_for = $1"
@@ -60,6 +66,11 @@ static CardPlan find_replacements = {
 	2, {UUIDOID, TEXTOID}
 };
 
+/* A reissue's number among the cards of its PAN. */
+enum SequenceColumn
+{
+	NEXT_SEQUENCE = 1
+};
 
 static CardPlan next_sequence = {
 	NULL,
@@ -72,8 +83,26 @@ static CardPlan next_sequence = {
  * The new card, copied from the old one but for what is new about it.  A
  * new PAN (lost, stolen) passes the programme through
  * card.programme_for_new_card(), which refuses a PAN length the brand
- * does not issue (a programme of 1.1); a reissue keeps its PAN.
+ * does not issue (a programme of 1.1); a reissue keeps its PAN.  Its
+ * parameters, as indexes of values[] ($1 is index 0):
  */
+enum InsertParam
+{
+	INSERT_ID,
+	INSERT_OLD_ID,
+	INSERT_EXP_MONTH,
+	INSERT_EXP_YEAR,
+	INSERT_LAST4,
+	INSERT_TOKEN,
+	INSERT_PAN_CIPHERTEXT,
+	INSERT_PAN_KEY_VERSION,
+	INSERT_PAN_FINGERPRINT,
+	INSERT_PAN_SEQUENCE,
+	INSERT_SAME_PAN,			/* a reissue: the old card's programme and PIN */
+	INSERT_REASON,
+	INSERT_PARAMS
+};
+
 static CardPlan insert_replacement = {
 	NULL,
 	"INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name,"
@@ -90,7 +119,7 @@ static CardPlan insert_replacement = {
 	" o.countries_blocked, o.channels_blocked"
 	" FROM card.card o WHERE o.id = $2"
 	" ON CONFLICT DO NOTHING RETURNING id",
-	12, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID,
+	INSERT_PARAMS, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID,
 	BYTEAOID, INT2OID, BOOLOID, TEXTOID}
 };
 
@@ -208,21 +237,21 @@ CARD_ENTRY_POINT(card_replace)
 
 		if (card_exec(&find_replacements, args, NULL, false, 0) > 0)
 		{
-			Datum		first = card_spi_datum(0, 1, &isnull);
-			char	   *first_reason = card_spi_text(0, 2);
+			Datum		first = card_spi_datum(0, REPLACEMENT_ID, &isnull);
+			char	   *first_reason = card_spi_text(0, REPLACEMENT_REASON);
 
 			if (strcmp(first_reason, reason) == 0)
 				return card_return_card(fcinfo, first);
 			for (uint64 i = 0; i < SPI_processed; i++)
 			{
-				char	   *earlier = card_spi_text(i, 2);
+				char	   *earlier = card_spi_text(i, REPLACEMENT_REASON);
 
 				if (same_pan || strcmp(earlier, "lost") == 0 || strcmp(earlier, "stolen") == 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							 errmsg("card %s was already replaced (%s) by card %s",
 									card_uuid_string(old_id), earlier,
-									card_uuid_string(card_spi_datum(i, 1, &isnull)))));
+									card_uuid_string(card_spi_datum(i, REPLACEMENT_ID, &isnull)))));
 			}
 		}
 	}
@@ -238,7 +267,7 @@ CARD_ENTRY_POINT(card_replace)
 		Datum		args[2] = {programme_id, fingerprint};
 
 		card_exec(&next_sequence, args, NULL, false, 1);
-		sequence = DatumGetInt32(card_spi_datum(0, 1, &isnull));
+		sequence = DatumGetInt32(card_spi_datum(0, NEXT_SEQUENCE, &isnull));
 	}
 
 	for (int attempt = 0; attempt < REPLACE_ATTEMPTS; attempt++)
@@ -246,32 +275,33 @@ CARD_ENTRY_POINT(card_replace)
 		int			key_version = card_enc_key_newest();
 		Datum		new_id = card_random_uuid();
 		pg_uuid_t  *new_uuid = DatumGetUUIDP(new_id);
-		Datum		values[12];
+		Datum		values[INSERT_PARAMS];
 
-		values[0] = new_id;
-		values[1] = old_id;
-		values[2] = CStringGetTextDatum(month);
-		values[3] = CStringGetTextDatum(year);
-		values[5] = CStringGetTextDatum(card_random_token("ct_", 18));
-		values[7] = Int16GetDatum((int16) key_version);
-		values[9] = Int16GetDatum((int16) sequence);
-		values[10] = BoolGetDatum(same_pan);
-		values[11] = CStringGetTextDatum(reason);
+		values[INSERT_ID] = new_id;
+		values[INSERT_OLD_ID] = old_id;
+		values[INSERT_EXP_MONTH] = CStringGetTextDatum(month);
+		values[INSERT_EXP_YEAR] = CStringGetTextDatum(year);
+		values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token("ct_", 18));
+		values[INSERT_PAN_KEY_VERSION] = Int16GetDatum((int16) key_version);
+		values[INSERT_PAN_SEQUENCE] = Int16GetDatum((int16) sequence);
+		values[INSERT_SAME_PAN] = BoolGetDatum(same_pan);
+		values[INSERT_REASON] = CStringGetTextDatum(reason);
 		if (same_pan)
 		{
-			values[4] = CStringGetTextDatum(last4);
-			values[6] = PointerGetDatum(card_pan_reseal(old_version, DatumGetUUIDP(old_id),
-														old_sealed, key_version, new_uuid));
-			values[8] = fingerprint;
+			values[INSERT_LAST4] = CStringGetTextDatum(last4);
+			values[INSERT_PAN_CIPHERTEXT] =
+				PointerGetDatum(card_pan_reseal(old_version, DatumGetUUIDP(old_id),
+												old_sealed, key_version, new_uuid));
+			values[INSERT_PAN_FINGERPRINT] = fingerprint;
 		}
 		else
 		{
 			CardStoredPan pan;
 
 			card_pan_issue(bin, pan_length, key_version, new_uuid, &pan);
-			values[4] = CStringGetTextDatum(pan.last4);
-			values[6] = PointerGetDatum(pan.sealed);
-			values[8] = PointerGetDatum(pan.fingerprint);
+			values[INSERT_LAST4] = CStringGetTextDatum(pan.last4);
+			values[INSERT_PAN_CIPHERTEXT] = PointerGetDatum(pan.sealed);
+			values[INSERT_PAN_FINGERPRINT] = PointerGetDatum(pan.fingerprint);
 		}
 		if (card_exec(&insert_replacement, values, NULL, false, 0) != 1)
 		{
@@ -284,7 +314,7 @@ CARD_ENTRY_POINT(card_replace)
 
 		card_audit_ordered(new_id, account_id, programme_id,
 						   psprintf("replacement (%s)", reason), type, display_name,
-						   month, year, TextDatumGetCString(values[4]),
+						   month, year, TextDatumGetCString(values[INSERT_LAST4]),
 						   card_uuid_string(old_id), reason);
 		{
 			Datum		event[5] = {old_id, account_id, programme_id, new_id,
