@@ -110,6 +110,26 @@ static CardPlan judge = {
 	6, {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
 };
 
+/*
+ * The parameters approve and decline share, as indexes of their values[]
+ * ($1 is index 0): the authorisation's record.  Each plan's own follow.
+ */
+enum RecordParam
+{
+	RECORD_ID,
+	RECORD_PROGRAMME_ID,
+	RECORD_CARD_ID,
+	RECORD_ACCOUNT_ID,
+	RECORD_EXTERNAL_ID,
+	RECORD_AMOUNT,
+	RECORD_CURRENCY,
+	RECORD_MCC,
+	RECORD_MERCHANT_COUNTRY,
+	RECORD_CHANNEL,
+	RECORD_MERCHANT_NAME,
+	RECORD_PARAMS
+};
+
 /* The event's data: what a consumer acts on, nothing secret. */
 #define EVENT_DATA \
 	"jsonb_build_object('authorization_id', $1, 'amount', $6, 'currency', $7," \
@@ -125,6 +145,15 @@ static CardPlan judge = {
  * available), the counters of every applicable limit, the record.  If the
  * guard fails, nothing is written and no row comes back.
  */
+enum ApproveParam
+{
+	APPROVE_MCC_CODE = RECORD_PARAMS,	/* $12 */
+	APPROVE_HOLD_LIFETIME,
+	APPROVE_EVENTS,
+	APPROVE_CHAIN_ID,			/* whose limits count the amount */
+	APPROVE_PARAMS
+};
+
 enum ApproveColumn
 {
 	APPROVED_AVAILABLE = 1,
@@ -154,11 +183,24 @@ static CardPlan approve = {
 	" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, true, NULL, 'pending', $6,"
 	"        hold.available, pg_catalog.now() + $13"
 	"   FROM hold RETURNING available_after, (SELECT seq FROM fed)",
-	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+	APPROVE_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, INT4OID, INTERVALOID, BOOLOID, UUIDOID}
 };
 
 /* 3b. A decline: recorded with its reason; no balance or counter moves. */
+enum DeclineParam
+{
+	DECLINE_REASON = RECORD_PARAMS, /* $12 */
+	DECLINE_AVAILABLE,
+	DECLINE_EVENTS,
+	DECLINE_PARAMS
+};
+
+enum DeclineColumn
+{
+	DECLINED_SEQ = 1			/* no row when card.events is off */
+};
+
 static CardPlan decline = {
 	NULL,
 	"WITH recorded AS ("
@@ -170,9 +212,56 @@ static CardPlan decline = {
 	" SELECT 'authorization.declined', $3, $4, $2, " EVENT_DATA ","
 	"        'decline_reason', $12, 'available', $13)"
 	"  WHERE $14 RETURNING seq",
-	14, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+	DECLINE_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, BOOLOID}
 };
+
+/* One values[] serves approve and then, if its guard refuses, decline. */
+#define RECORD_VALUES_MAX APPROVE_PARAMS
+StaticAssertDecl((int) DECLINE_PARAMS <= (int) RECORD_VALUES_MAX,
+				 "values[] of approve must hold decline's parameters");
+
+/* The columns of card_authorize's result, as heap_form_tuple takes them. */
+enum ResultColumn
+{
+	RESULT_AUTHORIZATION_ID,
+	RESULT_APPROVED,
+	RESULT_DECLINE_REASON,
+	RESULT_AVAILABLE,
+	RESULT_COLUMNS
+};
+
+/* The arguments of one authorisation, checked. */
+typedef struct AuthorizeRequest
+{
+	char	   *token;
+	int64		amount;
+	char	   *currency;
+	char	   *mcc;
+	Datum		mcc_code;		/* mcc as the integer the plans compare */
+	char	   *country;
+	char	   *channel;
+	char	   *external_id;
+	char	   *merchant_name;	/* NULL if none was given */
+} AuthorizeRequest;
+
+/* The account's side of the judgement, read under its lock. */
+typedef struct AuthorizeAccount
+{
+	bool		active;
+	bool		currency_matches;
+	int64		available;
+	bool		category_ok;
+	bool		country_ok;
+	bool		channel_ok;
+} AuthorizeAccount;
+
+/* card_authorize's answer: one result row. */
+typedef struct AuthorizeAnswer
+{
+	Datum		values[RESULT_COLUMNS];
+	bool		nulls[RESULT_COLUMNS];
+} AuthorizeAnswer;
 
 static void
 check_code(const char *field, const char *value, int len, bool digits)
@@ -202,6 +291,245 @@ column_bool(int col)
 	return !isnull && DatumGetBool(d);
 }
 
+/* Read and check the arguments (23502 if one is missing, 22023 if one is bad). */
+static void
+authorize_read_request(FunctionCallInfo fcinfo, AuthorizeRequest *req)
+{
+	static const char *const channels[] = {
+		"ecommerce", "atm", "contactless", "chip", "magstripe"
+	};
+	bool		channel_known = false;
+
+	req->token = required_text(fcinfo, 0, "card_token");
+	req->currency = required_text(fcinfo, 2, "currency");
+	req->mcc = required_text(fcinfo, 3, "mcc");
+	req->country = required_text(fcinfo, 4, "merchant_country");
+	req->channel = required_text(fcinfo, 5, "channel");
+	req->external_id = required_text(fcinfo, 6, "external_id");
+	req->merchant_name = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
+
+	card_require(!PG_ARGISNULL(1), "amount");
+	req->amount = PG_GETARG_INT64(1);
+	if (req->amount <= 0 || req->amount > AMOUNT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("authorization amount " INT64_FORMAT " is out of range", req->amount),
+				 errhint("Amounts are positive, in minor units, at most " INT64_FORMAT ".", AMOUNT_MAX)));
+	check_code("currency", req->currency, 3, false);
+	check_code("mcc", req->mcc, 4, true);
+	check_code("merchant_country", req->country, 2, false);
+	for (size_t i = 0; i < lengthof(channels); i++)
+		if (strcmp(req->channel, channels[i]) == 0)
+			channel_known = true;
+	if (!channel_known)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid channel \"%s\"", req->channel),
+				 errhint("Use ecommerce, atm, contactless, chip or magstripe.")));
+	if (strlen(req->external_id) == 0 || strlen(req->external_id) > EXTERNAL_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("external_id must have 1 to %d bytes", EXTERNAL_ID_MAX)));
+	if (req->merchant_name && strlen(req->merchant_name) > MERCHANT_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("merchant_name is longer than %d bytes", MERCHANT_NAME_MAX)));
+	req->mcc_code = Int32GetDatum(atoi(req->mcc));
+}
+
+/*
+ * 1. Lock the card's account, the one lock every authorisation of the card
+ * takes (P0002 if no card has the token), and read its side of the verdict.
+ */
+static void
+authorize_lock_account(const AuthorizeRequest *req, AuthorizeAccount *account)
+{
+	Datum		args[5] = {
+		CStringGetTextDatum(req->token), CStringGetTextDatum(req->currency),
+		req->mcc_code, CStringGetTextDatum(req->country),
+		CStringGetTextDatum(req->channel)
+	};
+	bool		isnull;
+
+	if (card_exec(&lock_account, args, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no card has this token"),
+				 errhint("Processors refer to cards by the token of card.card_token().")));
+	account->active = strcmp(card_spi_text(0, ACCOUNT_STATUS), "active") == 0;
+	account->currency_matches = column_bool(ACCOUNT_CURRENCY_MATCHES);
+	account->available = DatumGetInt64(card_spi_datum(0, ACCOUNT_AVAILABLE, &isnull));
+	account->category_ok = column_bool(ACCOUNT_CATEGORY_OK);
+	account->country_ok = column_bool(ACCOUNT_COUNTRY_OK);
+	account->channel_ok = column_bool(ACCOUNT_CHANNEL_OK);
+}
+
+/*
+ * 2. Read the card (share-locked), its controls, the earlier answer to the
+ * external_id if any, and the limits' verdict: the row the next steps use.
+ */
+static void
+authorize_read_card(const AuthorizeRequest *req)
+{
+	Datum		args[6] = {
+		CStringGetTextDatum(req->token), req->mcc_code,
+		CStringGetTextDatum(req->country), CStringGetTextDatum(req->channel),
+		CStringGetTextDatum(req->external_id), Int64GetDatum(req->amount)
+	};
+
+	if (card_exec(&judge, args, NULL, false, 1) != 1)
+		elog(ERROR, "card with this token vanished");
+}
+
+/*
+ * The same external_id again (from the row judge read): the first answer,
+ * nothing new held; 23505 if it was the answer for another card.  Returns
+ * false for a new external_id.
+ */
+static bool
+authorize_earlier_answer(const AuthorizeRequest *req, AuthorizeAnswer *answer)
+{
+	bool		isnull;
+
+	(void) card_spi_datum(0, JUDGE_EARLIER_ID, &isnull);
+	if (isnull)
+		return false;
+	if (!column_bool(JUDGE_EARLIER_SAME_CARD))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("external_id \"%s\" was already used for another card",
+						req->external_id)));
+	for (int i = 0; i < RESULT_COLUMNS; i++)
+		answer->values[i] = card_spi_datum(0, JUDGE_EARLIER_ID + i, &answer->nulls[i]);
+	return true;
+}
+
+/*
+ * The reason to decline, or NULL to approve, from the account's row and
+ * the card's (the row judge read): the card, the account, the currency,
+ * then each control (a block on the card or on the account declines), the
+ * limits, the funds.
+ */
+static const char *
+authorize_judge(const AuthorizeAccount *account, int64 amount)
+{
+	char	   *card_status = card_spi_text(0, JUDGE_EFFECTIVE_STATUS);	/* expired once its month ended */
+
+	if (strcmp(card_status, "expired") == 0)
+		return "card_expired";
+	if (strcmp(card_status, "active") != 0)
+		return "card_not_active";
+	if (!account->active)
+		return "account_not_active";
+	if (!account->currency_matches)
+		return "currency_mismatch";
+	if (!account->channel_ok || !column_bool(JUDGE_CHANNEL_OK))
+		return "channel_blocked";
+	if (!account->country_ok || !column_bool(JUDGE_COUNTRY_OK))
+		return "country_blocked";
+	if (!account->category_ok || !column_bool(JUDGE_CATEGORY_OK))
+		return "category_blocked";
+	if (!column_bool(JUDGE_LIMITS_OK))
+		return "spending_limit";
+	if (account->available < amount)
+		return "insufficient_funds";
+	return NULL;
+}
+
+/*
+ * Fill the parameters approve and decline share: a new authorisation id,
+ * the card's ids (from the row judge read), the request.
+ */
+static void
+authorize_fill_record(const AuthorizeRequest *req, Datum *values, char *nulls)
+{
+	bool		isnull;
+
+	memset(nulls, ' ', RECORD_VALUES_MAX);
+	values[RECORD_ID] = card_time_uuid();
+	values[RECORD_PROGRAMME_ID] = card_spi_datum(0, JUDGE_PROGRAMME_ID, &isnull);
+	values[RECORD_CARD_ID] = card_spi_datum(0, JUDGE_CARD_ID, &isnull);
+	values[RECORD_ACCOUNT_ID] = card_spi_datum(0, JUDGE_ACCOUNT_ID, &isnull);
+	values[RECORD_EXTERNAL_ID] = CStringGetTextDatum(req->external_id);
+	values[RECORD_AMOUNT] = Int64GetDatum(req->amount);
+	values[RECORD_CURRENCY] = CStringGetTextDatum(req->currency);
+	values[RECORD_MCC] = CStringGetTextDatum(req->mcc);
+	values[RECORD_MERCHANT_COUNTRY] = CStringGetTextDatum(req->country);
+	values[RECORD_CHANNEL] = CStringGetTextDatum(req->channel);
+	values[RECORD_MERCHANT_NAME] = req->merchant_name ?
+		CStringGetTextDatum(req->merchant_name) : (Datum) 0;
+	nulls[RECORD_MERCHANT_NAME] = req->merchant_name ? ' ' : 'n';
+}
+
+/*
+ * 3a. Hold the amount and count it, in one statement (the row judge read
+ * gives the hold's lifetime and the chain); false if the guard refused.
+ * Sets *available to what is left.
+ */
+static bool
+authorize_approve(const AuthorizeRequest *req, Datum *values, const char *nulls,
+				  int64 *available)
+{
+	bool		isnull;
+	bool		no_event;
+	Datum		seq;
+
+	values[APPROVE_MCC_CODE] = req->mcc_code;
+	values[APPROVE_HOLD_LIFETIME] = card_spi_datum(0, JUDGE_HOLD_LIFETIME, &isnull);
+	values[APPROVE_EVENTS] = BoolGetDatum(card_events_enabled);
+	values[APPROVE_CHAIN_ID] = card_spi_datum(0, JUDGE_CHAIN_ID, &isnull);
+	if (card_exec(&approve, values, nulls, false, 1) != 1)
+		return false;
+	seq = card_spi_datum(0, APPROVED_SEQ, &no_event);
+	*available = DatumGetInt64(card_spi_datum(0, APPROVED_AVAILABLE, &isnull));
+	if (!no_event)
+		card_event_notify(DatumGetInt64(seq), "authorization.approved");
+	return true;
+}
+
+/* 3b. Record the decline and its reason; nothing is held. */
+static void
+authorize_decline(Datum *values, const char *nulls, const char *reason,
+				  int64 available)
+{
+	bool		isnull;
+
+	values[DECLINE_REASON] = CStringGetTextDatum(reason);
+	values[DECLINE_AVAILABLE] = Int64GetDatum(available);
+	values[DECLINE_EVENTS] = BoolGetDatum(card_events_enabled);
+	if (card_exec(&decline, values, nulls, false, 0) == 1)
+		card_event_notify(DatumGetInt64(card_spi_datum(0, DECLINED_SEQ, &isnull)),
+						  "authorization.declined");
+}
+
+/*
+ * 3. Approve, or record the decline (of the judgement, or of the hold's
+ * guard), under the feed's writer lock; the answer is the new record.
+ */
+static void
+authorize_record(const AuthorizeRequest *req, const char *reason, int64 available,
+				 AuthorizeAnswer *answer)
+{
+	Datum		values[RECORD_VALUES_MAX];
+	char		nulls[RECORD_VALUES_MAX];
+
+	authorize_fill_record(req, values, nulls);
+	card_event_writer_lock(values[RECORD_PROGRAMME_ID]);
+	if (reason == NULL && !authorize_approve(req, values, nulls, &available))
+		reason = "insufficient_funds";	/* the guard refused */
+	if (reason != NULL)
+		authorize_decline(values, nulls, reason, available);
+
+	answer->values[RESULT_AUTHORIZATION_ID] = values[RECORD_ID];
+	answer->nulls[RESULT_AUTHORIZATION_ID] = false;
+	answer->values[RESULT_APPROVED] = BoolGetDatum(reason == NULL);
+	answer->nulls[RESULT_APPROVED] = false;
+	answer->values[RESULT_DECLINE_REASON] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	answer->nulls[RESULT_DECLINE_REASON] = reason == NULL;
+	answer->values[RESULT_AVAILABLE] = Int64GetDatum(available);
+	answer->nulls[RESULT_AVAILABLE] = false;
+}
+
 /*
  * card.card_authorize(card_token text, amount bigint, currency text,
  *	 mcc text, merchant_country text, channel text, external_id text,
@@ -210,197 +538,27 @@ column_bool(int col)
  */
 CARD_ENTRY_POINT(card_authorize)
 {
-	char	   *token = required_text(fcinfo, 0, "card_token");
-	int64		amount;
-	char	   *currency = required_text(fcinfo, 2, "currency");
-	char	   *mcc = required_text(fcinfo, 3, "mcc");
-	char	   *country = required_text(fcinfo, 4, "merchant_country");
-	char	   *channel = required_text(fcinfo, 5, "channel");
-	char	   *external_id = required_text(fcinfo, 6, "external_id");
-	char	   *merchant_name = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
-	static const char *const channels[] = {
-		"ecommerce", "atm", "contactless", "chip", "magstripe"
-	};
-	bool		channel_known = false;
+	AuthorizeRequest req;
+	AuthorizeAccount account;
+	AuthorizeAnswer answer;
 	TupleDesc	tupdesc;
-	bool		isnull;
-	Datum		mcc_code;
-	Datum		card_id;
-	Datum		account_id;
-	Datum		programme_id;
-	char	   *card_status;
-	bool		account_active;
-	bool		currency_matches;
-	bool		category_ok;
-	bool		country_ok;
-	bool		channel_ok;
-	int64		available;
-	const char *reason = NULL;
-	Datum		values[15];
-	char		nulls[15];
-	Datum		result[4];
-	bool		result_nulls[4] = {false, false, false, false};
 	Datum		row;
 
-	card_require(!PG_ARGISNULL(1), "amount");
-	amount = PG_GETARG_INT64(1);
-	if (amount <= 0 || amount > AMOUNT_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("authorization amount " INT64_FORMAT " is out of range", amount),
-				 errhint("Amounts are positive, in minor units, at most " INT64_FORMAT ".", AMOUNT_MAX)));
-	check_code("currency", currency, 3, false);
-	check_code("mcc", mcc, 4, true);
-	check_code("merchant_country", country, 2, false);
-	for (size_t i = 0; i < lengthof(channels); i++)
-		if (strcmp(channel, channels[i]) == 0)
-			channel_known = true;
-	if (!channel_known)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid channel \"%s\"", channel),
-				 errhint("Use ecommerce, atm, contactless, chip or magstripe.")));
-	if (strlen(external_id) == 0 || strlen(external_id) > EXTERNAL_ID_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("external_id must have 1 to %d bytes", EXTERNAL_ID_MAX)));
-	if (merchant_name && strlen(merchant_name) > MERCHANT_NAME_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("merchant_name is longer than %d bytes", MERCHANT_NAME_MAX)));
+	authorize_read_request(fcinfo, &req);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	mcc_code = Int32GetDatum(atoi(mcc));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	authorize_lock_account(&req, &account);
+	authorize_read_card(&req);
+	if (!authorize_earlier_answer(&req, &answer))
+		authorize_record(&req, authorize_judge(&account, req.amount),
+						 account.available, &answer);
 
-	/* 1. Lock the account: the one lock every authorisation of the card takes. */
-	{
-		Datum		args[5] = {
-			CStringGetTextDatum(token), CStringGetTextDatum(currency), mcc_code,
-			CStringGetTextDatum(country), CStringGetTextDatum(channel)
-		};
-
-		if (card_exec(&lock_account, args, NULL, false, 1) != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("no card has this token"),
-					 errhint("Processors refer to cards by the token of card.card_token().")));
-	}
-	account_active = strcmp(card_spi_text(0, ACCOUNT_STATUS), "active") == 0;
-	currency_matches = column_bool(ACCOUNT_CURRENCY_MATCHES);
-	available = DatumGetInt64(card_spi_datum(0, ACCOUNT_AVAILABLE, &isnull));
-	category_ok = column_bool(ACCOUNT_CATEGORY_OK);
-	country_ok = column_bool(ACCOUNT_COUNTRY_OK);
-	channel_ok = column_bool(ACCOUNT_CHANNEL_OK);
-
-	/* 2. The card, the earlier answer if any, the limits. */
-	{
-		Datum		args[6] = {
-			CStringGetTextDatum(token), mcc_code, CStringGetTextDatum(country),
-			CStringGetTextDatum(channel), CStringGetTextDatum(external_id),
-			Int64GetDatum(amount)
-		};
-
-		if (card_exec(&judge, args, NULL, false, 1) != 1)
-			elog(ERROR, "card with this token vanished");
-	}
-	card_id = card_spi_datum(0, JUDGE_CARD_ID, &isnull);
-	account_id = card_spi_datum(0, JUDGE_ACCOUNT_ID, &isnull);
-	programme_id = card_spi_datum(0, JUDGE_PROGRAMME_ID, &isnull);
-
-	/* The same external_id again: the first answer, nothing new held. */
-	(void) card_spi_datum(0, JUDGE_EARLIER_ID, &isnull);
-	if (!isnull)
-	{
-		if (!column_bool(JUDGE_EARLIER_SAME_CARD))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("external_id \"%s\" was already used for another card", external_id)));
-		for (int i = 0; i < 4; i++)
-			result[i] = card_spi_datum(0, JUDGE_EARLIER_ID + i, &result_nulls[i]);
-		row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls));
-		row = SPI_datumTransfer(row, false, -1);
-		SPI_finish();
-		PG_RETURN_DATUM(row);
-	}
-
-	/*
-	 * The card, the account, the currency, then each control (a block on
-	 * the card or on the account declines), the limits, the funds.
-	 */
-	card_status = card_spi_text(0, JUDGE_EFFECTIVE_STATUS);	/* expired once its month ended */
-	if (strcmp(card_status, "expired") == 0)
-		reason = "card_expired";
-	else if (strcmp(card_status, "active") != 0)
-		reason = "card_not_active";
-	else if (!account_active)
-		reason = "account_not_active";
-	else if (!currency_matches)
-		reason = "currency_mismatch";
-	else if (!channel_ok || !column_bool(JUDGE_CHANNEL_OK))
-		reason = "channel_blocked";
-	else if (!country_ok || !column_bool(JUDGE_COUNTRY_OK))
-		reason = "country_blocked";
-	else if (!category_ok || !column_bool(JUDGE_CATEGORY_OK))
-		reason = "category_blocked";
-	else if (!column_bool(JUDGE_LIMITS_OK))
-		reason = "spending_limit";
-	else if (available < amount)
-		reason = "insufficient_funds";
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = card_time_uuid();
-	values[1] = programme_id;
-	values[2] = card_id;
-	values[3] = account_id;
-	values[4] = CStringGetTextDatum(external_id);
-	values[5] = Int64GetDatum(amount);
-	values[6] = CStringGetTextDatum(currency);
-	values[7] = CStringGetTextDatum(mcc);
-	values[8] = CStringGetTextDatum(country);
-	values[9] = CStringGetTextDatum(channel);
-	values[10] = merchant_name ? CStringGetTextDatum(merchant_name) : (Datum) 0;
-	nulls[10] = merchant_name ? ' ' : 'n';
-
-	/* 3. Approve in one statement, or record the decline. */
-	card_event_writer_lock(programme_id);
-	if (reason == NULL)
-	{
-		values[11] = mcc_code;
-		values[12] = card_spi_datum(0, JUDGE_HOLD_LIFETIME, &isnull);
-		values[13] = BoolGetDatum(card_events_enabled);
-		values[14] = card_spi_datum(0, JUDGE_CHAIN_ID, &isnull);	/* the chain's limits */
-		if (card_exec(&approve, values, nulls, false, 1) == 1)
-		{
-			bool		no_event;
-			Datum		seq = card_spi_datum(0, APPROVED_SEQ, &no_event);
-
-			available = DatumGetInt64(card_spi_datum(0, APPROVED_AVAILABLE, &isnull));
-			if (!no_event)
-				card_event_notify(DatumGetInt64(seq), "authorization.approved");
-		}
-		else
-			reason = "insufficient_funds";	/* the guard refused */
-	}
-	if (reason != NULL)
-	{
-		values[11] = CStringGetTextDatum(reason);
-		values[12] = Int64GetDatum(available);
-		values[13] = BoolGetDatum(card_events_enabled);
-		if (card_exec(&decline, values, nulls, false, 0) == 1)
-			card_event_notify(DatumGetInt64(card_spi_datum(0, 1, &isnull)),
-							  "authorization.declined");
-	}
-
-	result[0] = values[0];
-	result[1] = BoolGetDatum(reason == NULL);
-	result[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	result_nulls[2] = reason == NULL;
-	result[3] = Int64GetDatum(available);
-	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, result, result_nulls));
+	/* The row leaves SPI's memory before SPI_finish frees it. */
+	row = HeapTupleGetDatum(heap_form_tuple(tupdesc, answer.values, answer.nulls));
 	row = SPI_datumTransfer(row, false, -1);
 	SPI_finish();
 	PG_RETURN_DATUM(row);

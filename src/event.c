@@ -77,11 +77,27 @@ card_event_writer_lock(Datum programme_id)
 static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
 static SubTransactionId notified_subxid = InvalidSubTransactionId;
 
+/* The event's parameters, as indexes of values[] ($1 is index 0). */
+enum InsertEventParam
+{
+	EVENT_TYPE,
+	EVENT_CARD_ID,
+	EVENT_ACCOUNT_ID,
+	EVENT_PROGRAMME_ID,
+	EVENT_DATA,
+	EVENT_PARAMS
+};
+
+enum InsertEventColumn
+{
+	INSERTED_SEQ = 1
+};
+
 static CardPlan insert_event = {
 	NULL,
 	"INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
 	" VALUES ($1::card.event_type, $2, $3, $4, $5::jsonb) RETURNING seq",
-	5, {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
+	EVENT_PARAMS, {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
 };
 
 /*
@@ -131,24 +147,24 @@ static int64
 card_event_write(const char *type, Datum card_id, Datum account_id,
 				 Datum programme_id, const char *data)
 {
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		values[EVENT_PARAMS];
+	char		nulls[EVENT_PARAMS] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		seq;
 
 	if (!card_events_enabled)
 		return 0;
-	values[0] = CStringGetTextDatum(type);
-	values[1] = card_id;
-	nulls[1] = card_id ? ' ' : 'n';
-	values[2] = account_id;
-	nulls[2] = account_id ? ' ' : 'n';
-	values[3] = programme_id;
-	nulls[3] = programme_id ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(data ? data : "{}");
+	values[EVENT_TYPE] = CStringGetTextDatum(type);
+	values[EVENT_CARD_ID] = card_id;
+	nulls[EVENT_CARD_ID] = card_id ? ' ' : 'n';
+	values[EVENT_ACCOUNT_ID] = account_id;
+	nulls[EVENT_ACCOUNT_ID] = account_id ? ' ' : 'n';
+	values[EVENT_PROGRAMME_ID] = programme_id;
+	nulls[EVENT_PROGRAMME_ID] = programme_id ? ' ' : 'n';
+	values[EVENT_DATA] = CStringGetTextDatum(data ? data : "{}");
 	card_event_writer_lock(programme_id);
 	card_exec(&insert_event, values, nulls, false, 1);
-	seq = DatumGetInt64(card_spi_datum(0, 1, &isnull));
+	seq = DatumGetInt64(card_spi_datum(0, INSERTED_SEQ, &isnull));
 	card_event_notify(seq, type);
 	return seq;
 }
@@ -225,10 +241,19 @@ CARD_ENTRY_POINT(card_events_after)
 	 * made a second call in one transaction look like a writer's and made
 	 * other readers wait for this one.
 	 */
+	enum LastSeqColumn
+	{
+		LAST_SEQ = 1			/* 0 before the first event */
+	};
 	static CardPlan last_seq = {
 		NULL,
 		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card.event_seq",
 		0, {InvalidOid}
+	};
+	enum CallerColumn
+	{
+		CALLER_SEES_ALL = 1,
+		CALLER_PROGRAMMES		/* the ids of the programmes it sees */
 	};
 	static CardPlan caller_programmes = {
 		NULL,
@@ -288,7 +313,7 @@ CARD_ENTRY_POINT(card_events_after)
 
 	/* 1. Every seq up to the horizon has been drawn by now. */
 	card_exec(&last_seq, NULL, NULL, false, 1);
-	horizon = DatumGetInt64(card_spi_datum(0, 1, &isnull));
+	horizon = DatumGetInt64(card_spi_datum(0, LAST_SEQ, &isnull));
 	if (horizon > cursor)
 	{
 		/*
@@ -296,8 +321,8 @@ CARD_ENTRY_POINT(card_events_after)
 		 * (new writers draw higher seqs).
 		 */
 		card_exec(&caller_programmes, NULL, NULL, true, 1);
-		sees_all = card_spi_datum(0, 1, &isnull);
-		visible_ids = card_spi_datum(0, 2, &isnull);
+		sees_all = card_spi_datum(0, CALLER_SEES_ALL, &isnull);
+		visible_ids = card_spi_datum(0, CALLER_PROGRAMMES, &isnull);
 		if (DatumGetBool(sees_all))
 			WaitForLockers(tag, ShareLock, false);
 		else

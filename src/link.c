@@ -43,11 +43,36 @@ static CardPlan supersede = {
 	2, {UUIDOID, TEXTOID}
 };
 
+/* The new link's parameters, as indexes of values[] ($1 is index 0). */
+enum InsertLinkParam
+{
+	INSERT_TOKEN_HASH,
+	INSERT_CARD_ID,
+	INSERT_PURPOSE,
+	INSERT_RETURN_URL,
+	INSERT_TTL,
+	INSERT_PARAMS
+};
+
+enum InsertLinkColumn
+{
+	INSERTED_EXPIRES_AT = 1
+};
+
 static CardPlan insert_link = {
 	NULL,
 	"INSERT INTO card.hosted_link (token_hash, card_id, purpose, return_url, expires_at)"
 	" VALUES ($1, $2, $3::card.link_purpose, $4, now() + $5) RETURNING expires_at",
-	5, {BYTEAOID, UUIDOID, TEXTOID, TEXTOID, INTERVALOID}
+	INSERT_PARAMS, {BYTEAOID, UUIDOID, TEXTOID, TEXTOID, INTERVALOID}
+};
+
+/* A presented token's link, if its card is the caller's to see. */
+enum FindLinkColumn
+{
+	FOUND_CARD_ID = 1,
+	FOUND_OUTCOME,				/* NULL while unused */
+	FOUND_EXPIRES_AT,
+	FOUND_UNEXPIRED
 };
 
 static CardPlan find_link = {
@@ -57,6 +82,11 @@ static CardPlan find_link = {
 	" WHERE l.token_hash = $1 AND l.purpose = $2::card.link_purpose"
 	" AND card.programme_visible(c.programme_id)",
 	2, {BYTEAOID, TEXTOID}
+};
+
+enum ConsumeColumn
+{
+	CONSUMED_RETURN_URL = 1
 };
 
 static CardPlan consume = {
@@ -79,7 +109,7 @@ card_link_issue(CardLinkPurpose purpose, Datum card_id, const char *return_url,
 	const CardLinkKind *kind = &link_kinds[purpose];
 	Datum		purpose_label = CStringGetTextDatum(kind->purpose);
 	Datum		old[2] = {card_id, purpose_label};
-	Datum		values[5];
+	Datum		values[INSERT_PARAMS];
 	char	   *token;
 	char	   *url;
 	Datum		result;
@@ -88,14 +118,15 @@ card_link_issue(CardLinkPurpose purpose, Datum card_id, const char *return_url,
 	card_exec(&supersede, old, NULL, false, 0);
 
 	token = card_random_token(kind->prefix, LINK_TOKEN_BYTES);
-	values[0] = PointerGetDatum(card_hmac_bytea(CARD_LABEL_ONE_TIME_TOKEN,
-												(uint8 *) token, strlen(token)));
-	values[1] = card_id;
-	values[2] = purpose_label;
-	values[3] = CStringGetTextDatum(return_url);
-	values[4] = ttl;
+	values[INSERT_TOKEN_HASH] =
+		PointerGetDatum(card_hmac_bytea(CARD_LABEL_ONE_TIME_TOKEN,
+										(uint8 *) token, strlen(token)));
+	values[INSERT_CARD_ID] = card_id;
+	values[INSERT_PURPOSE] = purpose_label;
+	values[INSERT_RETURN_URL] = CStringGetTextDatum(return_url);
+	values[INSERT_TTL] = ttl;
 	card_exec(&insert_link, values, NULL, false, 1);
-	*expires_at = card_spi_datum(0, 1, &isnull);
+	*expires_at = card_spi_datum(0, INSERTED_EXPIRES_AT, &isnull);
 
 	url = psprintf("%s/%s?token=%s", card_hosted_pages_url, kind->page, token);
 	result = CStringGetTextDatum(url);
@@ -170,7 +201,7 @@ static void
 link_check_usable(const CardLinkKind *kind, Datum card_id)
 {
 	bool		isnull;
-	char	   *outcome = card_spi_text(0, 2);
+	char	   *outcome = card_spi_text(0, FOUND_OUTCOME);
 
 	if (outcome != NULL)
 		ereport(ERROR,
@@ -179,11 +210,11 @@ link_check_usable(const CardLinkKind *kind, Datum card_id)
 						card_uuid_string(card_id),
 						strcmp(outcome, "completed") == 0 ? "used" : "replaced by a newer one"),
 				 errhint("Start the %s again with %s.", kind->noun, kind->start)));
-	if (!DatumGetBool(card_spi_datum(0, 4, &isnull)))
+	if (!DatumGetBool(card_spi_datum(0, FOUND_UNEXPIRED, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s token of card %s expired at %s", kind->noun,
-						card_uuid_string(card_id), card_spi_text(0, 3)),
+						card_uuid_string(card_id), card_spi_text(0, FOUND_EXPIRES_AT)),
 				 errhint("Start the %s again with %s.", kind->noun, kind->start)));
 }
 
@@ -207,7 +238,7 @@ card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("%s token does not exist", kind->noun)));
-	card_id = card_spi_datum(0, 1, &isnull);
+	card_id = card_spi_datum(0, FOUND_CARD_ID, &isnull);
 	link_check_usable(kind, card_id);
 	return card_id;
 }
@@ -223,7 +254,7 @@ card_link_consume(CardLinkPurpose purpose, Datum hash, Datum card_id)
 	Datum		args[2];
 
 	if (card_exec(&consume, &hash, NULL, false, 1) == 1)
-		return card_spi_text(0, 1);
+		return card_spi_text(0, CONSUMED_RETURN_URL);
 	args[0] = hash;
 	args[1] = CStringGetTextDatum(kind->purpose);
 	if (card_exec(&find_link, args, NULL, false, 1) == 1)

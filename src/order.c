@@ -49,6 +49,13 @@ static CardPlan account_lookup = {
 	2, {UUIDOID, UUIDOID}
 };
 
+/* The card an idempotency key ordered, and the request it was ordered with. */
+enum KeyColumn
+{
+	KEY_CARD_ID = 1,
+	KEY_REQUEST_HASH
+};
+
 static CardPlan find_by_key = {
 	NULL,
 	"SELECT id, order_request_hash FROM card.card"
@@ -60,7 +67,28 @@ static CardPlan find_by_key = {
  * The programme's id passes through card.programme_for_new_card(), which
  * refuses (55000) a programme whose PAN length its brand does not issue
  * (one of 1.1): here, after the idempotent replay, not in account_lookup.
+ * Its parameters, as indexes of values[] ($1 is index 0):
  */
+enum InsertParam
+{
+	INSERT_ID,
+	INSERT_PROGRAMME_ID,
+	INSERT_ACCOUNT_ID,
+	INSERT_INDIVIDUAL_ID,
+	INSERT_DISPLAY_NAME,
+	INSERT_TYPE,
+	INSERT_EXP_MONTH,
+	INSERT_EXP_YEAR,
+	INSERT_LAST4,
+	INSERT_TOKEN,
+	INSERT_PAN_CIPHERTEXT,
+	INSERT_PAN_KEY_VERSION,
+	INSERT_PAN_FINGERPRINT,
+	INSERT_IDEMPOTENCY_KEY,
+	INSERT_REQUEST_HASH,
+	INSERT_PARAMS
+};
+
 static CardPlan insert_card = {
 	NULL,
 	"INSERT INTO card.card (id, programme_id, account_id, individual_id,"
@@ -71,10 +99,39 @@ static CardPlan insert_card = {
 	" $7, $8, $9, $10,"
 	" $11, $12, $13, $14, $15)"
 	" ON CONFLICT DO NOTHING RETURNING id",
-	15, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
+	INSERT_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID, BYTEAOID, TEXTOID,
 	BYTEAOID}
 };
+
+/* The arguments of one order, checked, and what follows from them. */
+typedef struct OrderRequest
+{
+	Datum		individual_id;
+	Datum		account_id;
+	char	   *display_name;
+	char	   *exp_month;		/* as given; NULL if not */
+	char	   *exp_year;
+	char	   *type;
+	char	   *key;			/* the idempotency key; NULL if none */
+	bool		expiry_requested;
+	char		month[3];		/* the new card's expiry */
+	char		year[5];
+	bytea	   *request_hash;	/* what the key was given for; NULL if no key */
+} OrderRequest;
+
+/* The account's row, share-locked: its programme, and the individual's. */
+typedef struct OrderAccount
+{
+	Datum		programme_id;
+	char	   *status;
+	char	   *bin;
+	int			pan_length;
+	int			validity_years;
+	Datum		individual_programme;
+	bool		individual_missing; /* no such individual for the caller */
+	bool		is_member;
+} OrderAccount;
 
 /*
  * The first audit row of a new card and its card.ordered event: the card
@@ -218,32 +275,203 @@ append_field(StringInfo buf, const char *value)
 }
 
 /*
- * If a card with this idempotency key exists, return its id (and set
- * *found); refuse the key if it was used for a different request.
+ * If a card with this idempotency key exists, set *card_id to it and
+ * return true; refuse the key if it was used for a different request.
  */
-static Datum
+static bool
 card_for_key(Datum programme_id, const char *key, bytea *request_hash,
-			 bool *found)
+			 Datum *card_id)
 {
 	Datum		values[2] = {programme_id, CStringGetTextDatum(key)};
 	bool		isnull;
-	Datum		card_id;
 	bytea	   *first_hash;
 
-	*found = card_exec(&find_by_key, values, NULL, false, 1) == 1;
-	if (!*found)
-		return (Datum) 0;
-	card_id = card_spi_datum(0, 1, &isnull);
-	first_hash = DatumGetByteaPP(card_spi_datum(0, 2, &isnull));
+	if (card_exec(&find_by_key, values, NULL, false, 1) != 1)
+		return false;
+	*card_id = card_spi_datum(0, KEY_CARD_ID, &isnull);
+	first_hash = DatumGetByteaPP(card_spi_datum(0, KEY_REQUEST_HASH, &isnull));
 	if (VARSIZE_ANY_EXHDR(first_hash) != VARSIZE_ANY_EXHDR(request_hash) ||
 		memcmp(VARDATA_ANY(first_hash), VARDATA_ANY(request_hash),
 			   VARSIZE_ANY_EXHDR(request_hash)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("idempotency_key \"%s\" was already used for a different order", key),
-				 errdetail("It ordered card %s.", card_uuid_string(card_id)),
+				 errdetail("It ordered card %s.", card_uuid_string(*card_id)),
 				 errhint("Use a new idempotency key for a new order.")));
-	return card_id;
+	return true;
+}
+
+/* Read and check the arguments (23502 if one is missing, 22023 if one is bad). */
+static void
+order_read_request(FunctionCallInfo fcinfo, OrderRequest *req)
+{
+	req->exp_month = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	req->exp_year = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	req->key = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
+	req->request_hash = NULL;
+
+	card_require(!PG_ARGISNULL(0), "individual_id");
+	card_require(!PG_ARGISNULL(1), "account_id");
+	card_require(!PG_ARGISNULL(2), "display_name");
+	card_require(!PG_ARGISNULL(5), "type");
+	req->individual_id = PG_GETARG_DATUM(0);
+	req->account_id = PG_GETARG_DATUM(1);
+	req->display_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	req->type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
+	check_display_name(req->display_name);
+	if (req->key)
+		check_idempotency_key(req->key);
+}
+
+/*
+ * Share-lock the account (P0002 if the caller sees no such account) and
+ * read it with its programme and the individual's.
+ */
+static void
+order_lock_account(const OrderRequest *req, OrderAccount *account)
+{
+	Datum		values[2] = {req->account_id, req->individual_id};
+	bool		isnull;
+
+	if (card_exec(&account_lookup, values, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("account %s does not exist", card_uuid_string(req->account_id))));
+	account->programme_id = card_spi_datum(0, ACCOUNT_PROGRAMME_ID, &isnull);
+	account->status = card_spi_text(0, ACCOUNT_STATUS);
+	account->bin = card_spi_text(0, PROGRAMME_BIN);
+	account->pan_length = DatumGetInt16(card_spi_datum(0, PROGRAMME_PAN_LENGTH, &isnull));
+	account->validity_years = DatumGetInt16(card_spi_datum(0, PROGRAMME_VALIDITY_YEARS, &isnull));
+	account->individual_programme = card_spi_datum(0, INDIVIDUAL_PROGRAMME_ID,
+												   &account->individual_missing);
+	account->is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
+}
+
+/*
+ * The keyed hash of the request as the caller sent it (a NULL expiry stays
+ * NULL): a key's retry must be the same request.
+ */
+static bytea *
+order_request_hash(const OrderRequest *req)
+{
+	StringInfoData request;
+
+	initStringInfo(&request);
+	append_field(&request, card_uuid_string(req->individual_id));
+	append_field(&request, card_uuid_string(req->account_id));
+	append_field(&request, req->display_name);
+	append_field(&request, req->expiry_requested ? req->month : NULL);
+	append_field(&request, req->expiry_requested ? req->year : NULL);
+	append_field(&request, req->type);
+	return card_hmac_bytea(CARD_LABEL_ORDER_REQUEST,
+						   (uint8 *) request.data, request.len);
+}
+
+/*
+ * Refuse a new card: for an individual the caller does not see (P0002),
+ * of another programme or not on the account (22023), or on an account
+ * that is not active (55000).
+ */
+static void
+order_check_allowed(const OrderRequest *req, const OrderAccount *account)
+{
+	if (account->individual_missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("individual %s does not exist", card_uuid_string(req->individual_id))));
+	if (!DatumGetBool(DirectFunctionCall2(uuid_eq, account->individual_programme,
+										  account->programme_id)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("individual %s and account %s belong to different programmes",
+						card_uuid_string(req->individual_id),
+						card_uuid_string(req->account_id))));
+	if (!account->is_member)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("individual %s is not a holder or authorised user of account %s",
+						card_uuid_string(req->individual_id),
+						card_uuid_string(req->account_id)),
+				 errhint("Add the individual with card.account_member_add().")));
+	if (strcmp(account->status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("account %s is %s", card_uuid_string(req->account_id),
+						account->status),
+				 errhint("Cards can be ordered only on an active account.")));
+}
+
+/*
+ * One try at inserting the card, with a new id, PAN (under the newest key)
+ * and token; false if nothing was inserted (the key is taken, or the PAN
+ * or token collided).  Sets *card_id and *last4.
+ */
+static bool
+order_insert(const OrderRequest *req, const OrderAccount *account,
+			 Datum *card_id, char **last4)
+{
+	int			key_version = card_enc_key_newest();
+	CardStoredPan pan;
+	Datum		values[INSERT_PARAMS];
+	char		nulls[INSERT_PARAMS];
+
+	*card_id = card_random_uuid();
+	memset(nulls, ' ', sizeof(nulls));
+	card_pan_issue(account->bin, account->pan_length, key_version,
+				   DatumGetUUIDP(*card_id), &pan);
+	values[INSERT_ID] = *card_id;
+	values[INSERT_PROGRAMME_ID] = account->programme_id;
+	values[INSERT_ACCOUNT_ID] = req->account_id;
+	values[INSERT_INDIVIDUAL_ID] = req->individual_id;
+	values[INSERT_DISPLAY_NAME] = CStringGetTextDatum(req->display_name);
+	values[INSERT_TYPE] = CStringGetTextDatum(req->type);
+	values[INSERT_EXP_MONTH] = CStringGetTextDatum(req->month);
+	values[INSERT_EXP_YEAR] = CStringGetTextDatum(req->year);
+	values[INSERT_LAST4] = CStringGetTextDatum(pan.last4);
+	values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token("ct_", 18));
+	values[INSERT_PAN_CIPHERTEXT] = PointerGetDatum(pan.sealed);
+	values[INSERT_PAN_KEY_VERSION] = Int16GetDatum((int16) key_version);
+	values[INSERT_PAN_FINGERPRINT] = PointerGetDatum(pan.fingerprint);
+	values[INSERT_IDEMPOTENCY_KEY] = req->key ? CStringGetTextDatum(req->key) : (Datum) 0;
+	nulls[INSERT_IDEMPOTENCY_KEY] = req->key ? ' ' : 'n';
+	values[INSERT_REQUEST_HASH] = PointerGetDatum(req->request_hash);
+	nulls[INSERT_REQUEST_HASH] = req->key ? ' ' : 'n';
+	*last4 = pan.last4;
+	return card_exec(&insert_card, values, nulls, false, 0) == 1;
+}
+
+/*
+ * Insert the new card, drawing again when its PAN or token collides, and
+ * write its first audit row; returns its id, or that of the card a
+ * concurrent order with the same key made first.  54000 once
+ * ORDER_ATTEMPTS draws collided.
+ */
+static Datum
+order_issue(const OrderRequest *req, const OrderAccount *account)
+{
+	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
+	{
+		Datum		card_id;
+		char	   *last4;
+
+		if (order_insert(req, account, &card_id, &last4))
+		{
+			card_audit_ordered(card_id, req->account_id, account->programme_id,
+							   "ordered", req->type, req->display_name,
+							   req->month, req->year, last4, NULL, NULL);
+			return card_id;
+		}
+		/* Nothing inserted: the key is taken, or the PAN or token collided. */
+		if (req->key &&
+			card_for_key(account->programme_id, req->key, req->request_hash, &card_id))
+			return card_id;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("could not find an unused PAN in the programme of account %s after %d attempts",
+					card_uuid_string(req->account_id), ORDER_ATTEMPTS),
+			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
+	pg_unreachable();
 }
 
 /*
@@ -253,150 +481,27 @@ card_for_key(Datum programme_id, const char *key, bytea *request_hash,
  */
 CARD_ENTRY_POINT(card_order)
 {
-	Datum		individual_id;
-	Datum		account_id;
-	char	   *display_name;
-	char	   *exp_month = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	char	   *exp_year = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
-	char	   *type;
-	char	   *key = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
-	Datum		programme_id;
-	char	   *account_status;
-	char	   *bin;
-	int			pan_length;
-	int			validity_years;
-	Datum		individual_programme;
-	bool		individual_missing;
-	bool		is_member;
-	bool		expiry_requested;
-	bool		isnull;
-	char		month[3];
-	char		year[5];
-	bytea	   *request_hash = NULL;
+	OrderRequest req;
+	OrderAccount account;
+	Datum		card_id;
 
-	card_require(!PG_ARGISNULL(0), "individual_id");
-	card_require(!PG_ARGISNULL(1), "account_id");
-	card_require(!PG_ARGISNULL(2), "display_name");
-	card_require(!PG_ARGISNULL(5), "type");
-	individual_id = PG_GETARG_DATUM(0);
-	account_id = PG_GETARG_DATUM(1);
-	display_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
-	check_display_name(display_name);
-	if (key)
-		check_idempotency_key(key);
-
+	order_read_request(fcinfo, &req);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	{
-		Datum		values[2] = {account_id, individual_id};
-
-		if (card_exec(&account_lookup, values, NULL, false, 1) != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("account %s does not exist", card_uuid_string(account_id))));
-	}
-	programme_id = card_spi_datum(0, ACCOUNT_PROGRAMME_ID, &isnull);
-	account_status = card_spi_text(0, ACCOUNT_STATUS);
-	bin = card_spi_text(0, PROGRAMME_BIN);
-	pan_length = DatumGetInt16(card_spi_datum(0, PROGRAMME_PAN_LENGTH, &isnull));
-	validity_years = DatumGetInt16(card_spi_datum(0, PROGRAMME_VALIDITY_YEARS, &isnull));
-	individual_programme = card_spi_datum(0, INDIVIDUAL_PROGRAMME_ID, &individual_missing);
-	is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
-	expiry_requested = parse_expiry(exp_month, exp_year, month, year);
+	order_lock_account(&req, &account);
+	req.expiry_requested = parse_expiry(req.exp_month, req.exp_year,
+										req.month, req.year);
 
 	/* A known key returns its card as it is now, before any state check. */
-	if (key)
+	if (req.key)
 	{
-		StringInfoData request;
-		bool		found;
-		Datum		existing;
-
-		/* The request as the caller sent it: NULL expiry stays NULL. */
-		initStringInfo(&request);
-		append_field(&request, card_uuid_string(individual_id));
-		append_field(&request, card_uuid_string(account_id));
-		append_field(&request, display_name);
-		append_field(&request, expiry_requested ? month : NULL);
-		append_field(&request, expiry_requested ? year : NULL);
-		append_field(&request, type);
-		request_hash = card_hmac_bytea(CARD_LABEL_ORDER_REQUEST,
-									   (uint8 *) request.data, request.len);
-		existing = card_for_key(programme_id, key, request_hash, &found);
-		if (found)
-			return card_return_card(fcinfo, existing);
-	}
-
-	if (individual_missing)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("individual %s does not exist", card_uuid_string(individual_id))));
-	if (!DatumGetBool(DirectFunctionCall2(uuid_eq, individual_programme, programme_id)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("individual %s and account %s belong to different programmes",
-						card_uuid_string(individual_id), card_uuid_string(account_id))));
-	if (!is_member)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("individual %s is not a holder or authorised user of account %s",
-						card_uuid_string(individual_id), card_uuid_string(account_id)),
-				 errhint("Add the individual with card.account_member_add().")));
-	if (strcmp(account_status, "active") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
-				 errhint("Cards can be ordered only on an active account.")));
-	card_new_expiry(expiry_requested, validity_years, month, year);
-
-	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
-	{
-		int			key_version = card_enc_key_newest();
-		Datum		card_id = card_random_uuid();
-		CardStoredPan pan;
-		Datum		values[15];
-		char		nulls[15];
-		bool		found;
-		Datum		existing;
-
-		memset(nulls, ' ', sizeof(nulls));
-		card_pan_issue(bin, pan_length, key_version, DatumGetUUIDP(card_id), &pan);
-		values[0] = card_id;
-		values[1] = programme_id;
-		values[2] = account_id;
-		values[3] = individual_id;
-		values[4] = CStringGetTextDatum(display_name);
-		values[5] = CStringGetTextDatum(type);
-		values[6] = CStringGetTextDatum(month);
-		values[7] = CStringGetTextDatum(year);
-		values[8] = CStringGetTextDatum(pan.last4);
-		values[9] = CStringGetTextDatum(card_random_token("ct_", 18));
-		values[10] = PointerGetDatum(pan.sealed);
-		values[11] = Int16GetDatum((int16) key_version);
-		values[12] = PointerGetDatum(pan.fingerprint);
-		values[13] = key ? CStringGetTextDatum(key) : (Datum) 0;
-		nulls[13] = key ? ' ' : 'n';
-		values[14] = PointerGetDatum(request_hash);
-		nulls[14] = key ? ' ' : 'n';
-
-		if (card_exec(&insert_card, values, nulls, false, 0) == 1)
-		{
-			card_audit_ordered(card_id, account_id, programme_id, "ordered", type,
-							   display_name, month, year, pan.last4, NULL, NULL);
+		req.request_hash = order_request_hash(&req);
+		if (card_for_key(account.programme_id, req.key, req.request_hash, &card_id))
 			return card_return_card(fcinfo, card_id);
-		}
-		/* Nothing inserted: the key is taken, or the PAN or token collided. */
-		if (key)
-		{
-			existing = card_for_key(programme_id, key, request_hash, &found);
-			if (found)
-				return card_return_card(fcinfo, existing);
-		}
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("could not find an unused PAN in the programme of account %s after %d attempts",
-					card_uuid_string(account_id), ORDER_ATTEMPTS),
-			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
-	PG_RETURN_NULL();			/* keep compiler quiet */
+
+	order_check_allowed(&req, &account);
+	card_new_expiry(req.expiry_requested, account.validity_years, req.month, req.year);
+	card_id = order_issue(&req, &account);
+	return card_return_card(fcinfo, card_id);
 }

@@ -134,6 +134,14 @@ card_pan_reseal(int from_version, const pg_uuid_t *from_card, const bytea *seale
  */
 CARD_ENTRY_POINT(card_pan_check)
 {
+	enum PanColumn
+	{
+		PAN_CIPHERTEXT = 1,
+		PAN_KEY_VERSION,
+		PAN_FINGERPRINT,
+		PAN_LAST4,
+		PAN_BIN
+	};
 	static CardPlan lookup = {
 		NULL,
 		"SELECT c.pan_ciphertext, c.pan_key_version, c.pan_fingerprint,"
@@ -168,11 +176,11 @@ CARD_ENTRY_POINT(card_pan_check)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("card %s does not exist",
 						DatumGetCString(DirectFunctionCall1(uuid_out, card_id)))));
-	sealed = DatumGetByteaPP(card_spi_datum(0, 1, &isnull));
-	key_version = DatumGetInt16(card_spi_datum(0, 2, &isnull));
-	fingerprint = DatumGetByteaPP(card_spi_datum(0, 3, &isnull));
-	last4 = card_spi_text(0, 4);
-	bin = card_spi_text(0, 5);
+	sealed = DatumGetByteaPP(card_spi_datum(0, PAN_CIPHERTEXT, &isnull));
+	key_version = DatumGetInt16(card_spi_datum(0, PAN_KEY_VERSION, &isnull));
+	fingerprint = DatumGetByteaPP(card_spi_datum(0, PAN_FINGERPRINT, &isnull));
+	last4 = card_spi_text(0, PAN_LAST4);
+	bin = card_spi_text(0, PAN_BIN);
 
 	(void) card_mac_key();		/* fail before anything is decrypted */
 	pan = card_decrypt(key_version, DatumGetUUIDP(card_id), sealed, &len);

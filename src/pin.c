@@ -92,6 +92,10 @@ card_pin_matches(Datum chain_id, const bytea *stored, const char *pin)
 static Datum
 check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 {
+	enum CardOfTokenColumn
+	{
+		OF_TOKEN_CARD_ID = 1
+	};
 	static CardPlan card_of_token = {
 		NULL,
 		"SELECT c.id FROM card.card c"
@@ -116,13 +120,27 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 		" FOR NO KEY UPDATE",
 		1, {TEXTOID}
 	};
+	/* The verdict's parameters, as indexes of values[] ($1 is index 0). */
+	enum RecordParam
+	{
+		RECORD_CHECK_ID,
+		RECORD_CARD_ID,
+		RECORD_VERIFIED,
+		RECORD_TRIES_LEFT,
+		RECORD_USED_LAST_TRY,
+		RECORD_PARAMS
+	};
 	static CardPlan record = {
 		NULL,
 		"INSERT INTO card.pin_check (id, card_id, verified, tries_left, used_last_try)"
 		" VALUES ($1, $2, $3, $4, $5)",
-		5, {UUIDOID, UUIDOID, BOOLOID, INT2OID, BOOLOID}
+		RECORD_PARAMS, {UUIDOID, UUIDOID, BOOLOID, INT2OID, BOOLOID}
 	};
 	/* One statement, the same for every verdict; no row once blocked. */
+	enum CountTryColumn
+	{
+		COUNTED_TRIES = 1
+	};
 	static CardPlan count_try = {
 		NULL,
 		"UPDATE card.card SET pin_tries = pin_tries + 1 WHERE id = $1 AND pin_tries < $2"
@@ -147,7 +165,7 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	int			tries_left;
 	bool		verified;
 	bool		counted;
-	Datum		values[5];
+	Datum		values[RECORD_PARAMS];
 
 	card_check_pin(pin);
 	/* The id outlives the SPI session: made in the caller's memory context. */
@@ -159,7 +177,7 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	{
 		bool		no_card;
 
-		card_chain_lock(card_spi_datum(0, 1, &no_card));
+		card_chain_lock(card_spi_datum(0, OF_TOKEN_CARD_ID, &no_card));
 	}
 	if (card_exec(&lock_by_token, &token, NULL, false, 1) != 1)
 		ereport(ERROR,
@@ -191,7 +209,7 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	}
 	if (counted)
 	{
-		tries_left = CARD_PIN_TRIES - DatumGetInt16(card_spi_datum(0, 1, &isnull));
+		tries_left = CARD_PIN_TRIES - DatumGetInt16(card_spi_datum(0, COUNTED_TRIES, &isnull));
 		verified = card_pin_matches(chain_id, stored_pin, pin);
 	}
 	else
@@ -200,11 +218,11 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 		verified = false;
 	}
 	card_exec(&forget_stale, &card_id, NULL, false, 0);
-	values[0] = check_id;
-	values[1] = card_id;
-	values[2] = BoolGetDatum(verified);
-	values[3] = Int16GetDatum((int16) tries_left);	/* if wrong; a right one clears */
-	values[4] = BoolGetDatum(counted && tries_left == 0);
+	values[RECORD_CHECK_ID] = check_id;
+	values[RECORD_CARD_ID] = card_id;
+	values[RECORD_VERIFIED] = BoolGetDatum(verified);
+	values[RECORD_TRIES_LEFT] = Int16GetDatum((int16) tries_left);	/* if wrong; a right one clears */
+	values[RECORD_USED_LAST_TRY] = BoolGetDatum(counted && tries_left == 0);
 	card_exec(&record, values, NULL, false, 0);
 	SPI_finish();
 	return check_id;
@@ -254,6 +272,10 @@ CARD_ENTRY_POINT(card_pin_result)
 	static CardPlan forget = {
 		NULL, "DELETE FROM card.pin_check WHERE id = $1", 1, {UUIDOID}
 	};
+	enum CardOfCheckColumn
+	{
+		OF_CHECK_CARD_ID = 1
+	};
 	static CardPlan card_of_check = {
 		NULL, "SELECT card_id FROM card.pin_check WHERE id = $1", 1, {UUIDOID}
 	};
@@ -272,7 +294,7 @@ CARD_ENTRY_POINT(card_pin_result)
 		elog(ERROR, "SPI_connect failed");
 	/* The chain's lock order first (the count is on its first card). */
 	if (card_exec(&card_of_check, &check_id, NULL, true, 1) == 1)
-		card_chain_lock(card_spi_datum(0, 1, &isnull));
+		card_chain_lock(card_spi_datum(0, OF_CHECK_CARD_ID, &isnull));
 	if (card_exec(&take, &check_id, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),

@@ -115,6 +115,23 @@ card_pin_try_count(Datum chain_id, Datum card_id, Datum account_id,
 void
 card_pin_try_worker(Datum main_arg)
 {
+	/* The parameters, as indexes of values[] ($1 is index 0). */
+	enum CountParam
+	{
+		COUNT_CHAIN_ID,			/* the chain's first card keeps the count */
+		COUNT_LIMIT,
+		COUNT_CARD_ID,
+		COUNT_ACCOUNT_ID,
+		COUNT_PROGRAMME_ID,
+		COUNT_GIVEN_HASH,
+		COUNT_PARAMS
+	};
+	enum CountColumn
+	{
+		COUNT_TRIES = 1,
+		COUNT_BLOCKED_SEQ		/* the block's event, on the try that reaches it */
+	};
+
 	/* Counts only below the limit; the try that reaches it reports the block. */
 	static const char *count_sql =
 	"WITH first AS ("
@@ -129,8 +146,8 @@ card_pin_try_worker(Datum main_arg)
 	"   THEN card.event_emit('card.pin_blocked', $3, $4, $5,"
 	"    pg_catalog.jsonb_build_object('tries', pin_tries)) END"
 	" FROM counted";
-	Oid			argtypes[6] = {UUIDOID, INT2OID, UUIDOID, UUIDOID, UUIDOID, BYTEAOID};
-	Datum		values[6];
+	Oid			argtypes[COUNT_PARAMS] = {UUIDOID, INT2OID, UUIDOID, UUIDOID, UUIDOID, BYTEAOID};
+	Datum		values[COUNT_PARAMS];
 	bytea	   *given;
 	dsm_segment *segment;
 	PinTryShared *shared;
@@ -155,23 +172,23 @@ card_pin_try_worker(Datum main_arg)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "counting a PIN try");
-	values[0] = UUIDPGetDatum(&shared->chain_id);
-	values[1] = Int16GetDatum(CARD_PIN_TRIES);
-	values[2] = UUIDPGetDatum(&shared->card_id);
-	values[3] = UUIDPGetDatum(&shared->account_id);
-	values[4] = UUIDPGetDatum(&shared->programme_id);
+	values[COUNT_CHAIN_ID] = UUIDPGetDatum(&shared->chain_id);
+	values[COUNT_LIMIT] = Int16GetDatum(CARD_PIN_TRIES);
+	values[COUNT_CARD_ID] = UUIDPGetDatum(&shared->card_id);
+	values[COUNT_ACCOUNT_ID] = UUIDPGetDatum(&shared->account_id);
+	values[COUNT_PROGRAMME_ID] = UUIDPGetDatum(&shared->programme_id);
 	given = palloc(VARHDRSZ + CARD_MAC_LEN);
 	SET_VARSIZE(given, VARHDRSZ + CARD_MAC_LEN);
 	memcpy(VARDATA(given), shared->given_hash, CARD_MAC_LEN);
-	values[5] = PointerGetDatum(given);
-	if (SPI_execute_with_args(count_sql, 6, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+	values[COUNT_GIVEN_HASH] = PointerGetDatum(given);
+	if (SPI_execute_with_args(count_sql, COUNT_PARAMS, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "counting a PIN try failed");
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
 
 		tries = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
+											SPI_tuptable->tupdesc, COUNT_TRIES, &isnull));
 	}
 	explicit_bzero(VARDATA(given), CARD_MAC_LEN);
 	SPI_finish();

@@ -53,6 +53,12 @@ static CardPlan lock_old = {
 };
 
 /* The card's replacements so far, the one for this reason first. */
+enum ReplacementColumn
+{
+	REPLACEMENT_ID = 1,
+	REPLACEMENT_REASON
+};
+
 static CardPlan find_replacements = {
 	NULL,
 	"SELECT id, replacement_reason::text FROM card.card WHERE replacement_for = $1"
@@ -60,6 +66,11 @@ static CardPlan find_replacements = {
 	2, {UUIDOID, TEXTOID}
 };
 
+/* A reissue's number among the cards of its PAN. */
+enum SequenceColumn
+{
+	NEXT_SEQUENCE = 1
+};
 
 static CardPlan next_sequence = {
 	NULL,
@@ -72,8 +83,26 @@ static CardPlan next_sequence = {
  * The new card, copied from the old one but for what is new about it.  A
  * new PAN (lost, stolen) passes the programme through
  * card.programme_for_new_card(), which refuses a PAN length the brand
- * does not issue (a programme of 1.1); a reissue keeps its PAN.
+ * does not issue (a programme of 1.1); a reissue keeps its PAN.  Its
+ * parameters, as indexes of values[] ($1 is index 0):
  */
+enum InsertParam
+{
+	INSERT_ID,
+	INSERT_OLD_ID,
+	INSERT_EXP_MONTH,
+	INSERT_EXP_YEAR,
+	INSERT_LAST4,
+	INSERT_TOKEN,
+	INSERT_PAN_CIPHERTEXT,
+	INSERT_PAN_KEY_VERSION,
+	INSERT_PAN_FINGERPRINT,
+	INSERT_PAN_SEQUENCE,
+	INSERT_SAME_PAN,			/* a reissue: the old card's programme and PIN */
+	INSERT_REASON,
+	INSERT_PARAMS
+};
+
 static CardPlan insert_replacement = {
 	NULL,
 	"INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name,"
@@ -90,7 +119,7 @@ static CardPlan insert_replacement = {
 	" o.countries_blocked, o.channels_blocked"
 	" FROM card.card o WHERE o.id = $2"
 	" ON CONFLICT DO NOTHING RETURNING id",
-	12, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID,
+	INSERT_PARAMS, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID,
 	BYTEAOID, INT2OID, BOOLOID, TEXTOID}
 };
 
@@ -106,6 +135,36 @@ static CardPlan replaced_event = {
 	" jsonb_build_object('replacement_id', $4, 'reason', $5))",
 	5, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
 };
+
+/* The card being replaced: its locked row, with its account and programme. */
+typedef struct OldCard
+{
+	Datum		id;
+	char	   *stored;			/* its status as stored */
+	char	   *effective;		/* and in effect (expired once its month ended) */
+	Datum		programme_id;
+	Datum		account_id;
+	char	   *account_status;
+	char	   *bin;
+	int			pan_length;
+	int			validity_years;
+	bytea	   *sealed;			/* its PAN, encrypted for it */
+	int			key_version;
+	Datum		fingerprint;
+	char	   *last4;
+	char	   *type;
+	char	   *display_name;
+} OldCard;
+
+/* The replacement asked for. */
+typedef struct Replacement
+{
+	char	   *reason;
+	bool		same_pan;		/* a reissue (damaged, expired): the old PAN */
+	int			sequence;		/* a reissue's number among its PAN's cards */
+	char		month[3];		/* the new card's expiry */
+	char		year[5];
+} Replacement;
 
 /*
  * Which cards each reason may replace: lost and stolen any live card or
@@ -136,180 +195,244 @@ check_replaceable(Datum card_id, const char *reason, const char *stored,
 				 errhint("Replace a lost or stolen card with reason lost or stolen.") : 0));
 }
 
+/* Read and check the arguments (23502 if one is missing, 22023 if bad). */
+static Datum
+replace_read_request(FunctionCallInfo fcinfo, Replacement *repl)
+{
+	card_require(!PG_ARGISNULL(0), "card_id");
+	card_require(!PG_ARGISNULL(1), "reason");
+	repl->reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strcmp(repl->reason, "lost") != 0 && strcmp(repl->reason, "stolen") != 0 &&
+		strcmp(repl->reason, "damaged") != 0 && strcmp(repl->reason, "expired") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid replacement reason \"%s\"", repl->reason),
+				 errhint("Use lost, stolen (new PAN), damaged or expired (same PAN).")));
+	repl->same_pan = strcmp(repl->reason, "damaged") == 0 ||
+		strcmp(repl->reason, "expired") == 0;
+	repl->sequence = 0;
+	return PG_GETARG_DATUM(0);
+}
+
+/*
+ * Lock the old card (P0002 if the caller sees no such card) and read it;
+ * its PAN and fingerprint are copied out of the result row.
+ */
+static void
+replace_lock_old(Datum old_id, OldCard *old)
+{
+	bool		isnull;
+
+	if (card_exec(&lock_old, &old_id, NULL, false, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("card %s does not exist", card_uuid_string(old_id))));
+	old->id = old_id;
+	old->stored = card_spi_text(0, OLD_STATUS);
+	old->effective = card_spi_text(0, OLD_EFFECTIVE_STATUS);
+	old->programme_id = card_spi_datum(0, OLD_PROGRAMME_ID, &isnull);
+	old->account_id = card_spi_datum(0, OLD_ACCOUNT_ID, &isnull);
+	old->account_status = card_spi_text(0, OLD_ACCOUNT_STATUS);
+	old->bin = card_spi_text(0, OLD_BIN);
+	old->pan_length = DatumGetInt16(card_spi_datum(0, OLD_PAN_LENGTH, &isnull));
+	old->validity_years = DatumGetInt16(card_spi_datum(0, OLD_VALIDITY_YEARS, &isnull));
+	old->sealed = DatumGetByteaPCopy(card_spi_datum(0, OLD_PAN_CIPHERTEXT, &isnull));
+	old->key_version = DatumGetInt16(card_spi_datum(0, OLD_PAN_KEY_VERSION, &isnull));
+	old->fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, OLD_PAN_FINGERPRINT, &isnull)));
+	old->last4 = card_spi_text(0, OLD_LAST4);
+	old->type = card_spi_text(0, OLD_TYPE);
+	old->display_name = card_spi_text(0, OLD_DISPLAY_NAME);
+}
+
+/*
+ * The same request again: set *first to the first replacement, as it is
+ * now, and return true.  Otherwise a card is replaced once (55000), but
+ * for a lost or stolen report that follows a reissue still under way (the
+ * old card still works, so it can still be lost).
+ */
+static bool
+replace_earlier(const OldCard *old, const Replacement *repl, Datum *first)
+{
+	Datum		args[2] = {old->id, CStringGetTextDatum(repl->reason)};
+	bool		isnull;
+	char	   *first_reason;
+
+	if (card_exec(&find_replacements, args, NULL, false, 0) == 0)
+		return false;
+	*first = card_spi_datum(0, REPLACEMENT_ID, &isnull);
+	first_reason = card_spi_text(0, REPLACEMENT_REASON);
+	if (strcmp(first_reason, repl->reason) == 0)
+		return true;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *earlier = card_spi_text(i, REPLACEMENT_REASON);
+
+		if (repl->same_pan || strcmp(earlier, "lost") == 0 || strcmp(earlier, "stolen") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("card %s was already replaced (%s) by card %s",
+							card_uuid_string(old->id), earlier,
+							card_uuid_string(card_spi_datum(i, REPLACEMENT_ID, &isnull)))));
+	}
+	return false;
+}
+
+/* Refuse a card the reason cannot replace, or one on an account not active (55000). */
+static void
+replace_check_allowed(const OldCard *old, const Replacement *repl)
+{
+	check_replaceable(old->id, repl->reason, old->stored, old->effective);
+	if (strcmp(old->account_status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("account %s is %s", card_uuid_string(old->account_id),
+						old->account_status),
+				 errhint("Cards can be replaced only on an active account.")));
+}
+
+/* A reissue's number among the cards of its PAN: one past the highest. */
+static int
+replace_pan_sequence(const OldCard *old)
+{
+	Datum		args[2] = {old->programme_id, old->fingerprint};
+	bool		isnull;
+
+	card_exec(&next_sequence, args, NULL, false, 1);
+	return DatumGetInt32(card_spi_datum(0, NEXT_SEQUENCE, &isnull));
+}
+
+/*
+ * One try at inserting the new card, with a new id and token, and the old
+ * PAN sealed for it (a reissue) or a new PAN, under the newest key; false
+ * if nothing was inserted.  Sets *new_id and *last4.
+ */
+static bool
+replace_insert(const OldCard *old, const Replacement *repl, Datum *new_id,
+			   char **last4)
+{
+	int			key_version = card_enc_key_newest();
+	pg_uuid_t  *new_uuid;
+	Datum		values[INSERT_PARAMS];
+
+	*new_id = card_random_uuid();
+	new_uuid = DatumGetUUIDP(*new_id);
+	values[INSERT_ID] = *new_id;
+	values[INSERT_OLD_ID] = old->id;
+	values[INSERT_EXP_MONTH] = CStringGetTextDatum(repl->month);
+	values[INSERT_EXP_YEAR] = CStringGetTextDatum(repl->year);
+	values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token("ct_", 18));
+	values[INSERT_PAN_KEY_VERSION] = Int16GetDatum((int16) key_version);
+	values[INSERT_PAN_SEQUENCE] = Int16GetDatum((int16) repl->sequence);
+	values[INSERT_SAME_PAN] = BoolGetDatum(repl->same_pan);
+	values[INSERT_REASON] = CStringGetTextDatum(repl->reason);
+	if (repl->same_pan)
+	{
+		*last4 = old->last4;
+		values[INSERT_PAN_CIPHERTEXT] =
+			PointerGetDatum(card_pan_reseal(old->key_version, DatumGetUUIDP(old->id),
+											old->sealed, key_version, new_uuid));
+		values[INSERT_PAN_FINGERPRINT] = old->fingerprint;
+	}
+	else
+	{
+		CardStoredPan pan;
+
+		card_pan_issue(old->bin, old->pan_length, key_version, new_uuid, &pan);
+		*last4 = pan.last4;
+		values[INSERT_PAN_CIPHERTEXT] = PointerGetDatum(pan.sealed);
+		values[INSERT_PAN_FINGERPRINT] = PointerGetDatum(pan.fingerprint);
+	}
+	values[INSERT_LAST4] = CStringGetTextDatum(*last4);
+	return card_exec(&insert_replacement, values, NULL, false, 0) == 1;
+}
+
+/*
+ * Insert the new card, drawing again when a new PAN or token collides;
+ * returns its id and sets *last4.  54000 once REPLACE_ATTEMPTS draws
+ * collided.
+ */
+static Datum
+replace_issue(const OldCard *old, const Replacement *repl, char **last4)
+{
+	for (int attempt = 0; attempt < REPLACE_ATTEMPTS; attempt++)
+	{
+		Datum		new_id;
+
+		if (replace_insert(old, repl, &new_id, last4))
+			return new_id;
+		/* The old card's lock holds the PAN's sequence still: no conflict is expected. */
+		if (repl->same_pan)
+			elog(ERROR, "reissue of card %s collided with another card of its PAN",
+				 card_uuid_string(old->id));
+		/* A new PAN or token collided: draw again. */
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("could not find an unused PAN for the replacement of card %s after %d attempts",
+					card_uuid_string(old->id), REPLACE_ATTEMPTS),
+			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
+	pg_unreachable();
+}
+
+/* The new card's first audit row, then the old card's card.replaced event. */
+static void
+replace_audit(const OldCard *old, const Replacement *repl, Datum new_id,
+			  const char *last4)
+{
+	Datum		event[5];
+
+	card_audit_ordered(new_id, old->account_id, old->programme_id,
+					   psprintf("replacement (%s)", repl->reason), old->type,
+					   old->display_name, repl->month, repl->year, last4,
+					   card_uuid_string(old->id), repl->reason);
+	event[0] = old->id;
+	event[1] = old->account_id;
+	event[2] = old->programme_id;
+	event[3] = new_id;
+	event[4] = CStringGetTextDatum(repl->reason);
+	card_exec(&replaced_event, event, NULL, false, 1);
+}
+
+/*
+ * End a lost or stolen card now; the card_status_end_lost_pan trigger then
+ * ends every other live card with its PAN.
+ */
+static void
+replace_end_old(const OldCard *old, const Replacement *repl, Datum new_id)
+{
+	Datum		end[3] = {old->id, CStringGetTextDatum(repl->reason),
+		CStringGetTextDatum(psprintf("replaced by card %s", card_uuid_string(new_id)))};
+
+	card_exec(&end_old, end, NULL, false, 1);
+}
+
 /*
  * card.card_replace(card_id uuid, reason text) RETURNS card.cards
  */
 CARD_ENTRY_POINT(card_replace)
 {
+	Replacement repl;
 	Datum		old_id;
-	char	   *reason;
-	bool		same_pan;
-	char	   *stored;
-	char	   *effective;
-	Datum		programme_id;
-	Datum		account_id;
-	char	   *bin;
-	int			pan_length;
-	int			validity_years;
-	bytea	   *old_sealed;
-	int			old_version;
-	Datum		fingerprint;
+	OldCard		old;
+	Datum		new_id;
 	char	   *last4;
-	char	   *account_status;
-	char	   *type;
-	char	   *display_name;
-	bool		isnull;
-	char		month[3];
-	char		year[5];
-	int			sequence = 0;
 
-	card_require(!PG_ARGISNULL(0), "card_id");
-	card_require(!PG_ARGISNULL(1), "reason");
-	old_id = PG_GETARG_DATUM(0);
-	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (strcmp(reason, "lost") != 0 && strcmp(reason, "stolen") != 0 &&
-		strcmp(reason, "damaged") != 0 && strcmp(reason, "expired") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid replacement reason \"%s\"", reason),
-				 errhint("Use lost, stolen (new PAN), damaged or expired (same PAN).")));
-	same_pan = strcmp(reason, "damaged") == 0 || strcmp(reason, "expired") == 0;
-
+	old_id = replace_read_request(fcinfo, &repl);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	card_chain_lock(old_id);	/* the chain's lock order first */
-	if (card_exec(&lock_old, &old_id, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("card %s does not exist", card_uuid_string(old_id))));
-	stored = card_spi_text(0, OLD_STATUS);
-	effective = card_spi_text(0, OLD_EFFECTIVE_STATUS);
-	programme_id = card_spi_datum(0, OLD_PROGRAMME_ID, &isnull);
-	account_id = card_spi_datum(0, OLD_ACCOUNT_ID, &isnull);
-	account_status = card_spi_text(0, OLD_ACCOUNT_STATUS);
-	bin = card_spi_text(0, OLD_BIN);
-	pan_length = DatumGetInt16(card_spi_datum(0, OLD_PAN_LENGTH, &isnull));
-	validity_years = DatumGetInt16(card_spi_datum(0, OLD_VALIDITY_YEARS, &isnull));
-	old_sealed = DatumGetByteaPCopy(card_spi_datum(0, OLD_PAN_CIPHERTEXT, &isnull));
-	old_version = DatumGetInt16(card_spi_datum(0, OLD_PAN_KEY_VERSION, &isnull));
-	fingerprint = PointerGetDatum(DatumGetByteaPCopy(card_spi_datum(0, OLD_PAN_FINGERPRINT, &isnull)));
-	last4 = card_spi_text(0, OLD_LAST4);
-	type = card_spi_text(0, OLD_TYPE);
-	display_name = card_spi_text(0, OLD_DISPLAY_NAME);
-
-	/*
-	 * The same request again returns the first replacement, as it is now.
-	 * Otherwise a card is replaced once, but for a lost or stolen report
-	 * that follows a reissue still under way (the old card still works, so
-	 * it can still be lost).
-	 */
-	{
-		Datum		args[2] = {old_id, CStringGetTextDatum(reason)};
-
-		if (card_exec(&find_replacements, args, NULL, false, 0) > 0)
-		{
-			Datum		first = card_spi_datum(0, 1, &isnull);
-			char	   *first_reason = card_spi_text(0, 2);
-
-			if (strcmp(first_reason, reason) == 0)
-				return card_return_card(fcinfo, first);
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				char	   *earlier = card_spi_text(i, 2);
-
-				if (same_pan || strcmp(earlier, "lost") == 0 || strcmp(earlier, "stolen") == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("card %s was already replaced (%s) by card %s",
-									card_uuid_string(old_id), earlier,
-									card_uuid_string(card_spi_datum(i, 1, &isnull)))));
-			}
-		}
-	}
-	check_replaceable(old_id, reason, stored, effective);
-	if (strcmp(account_status, "active") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("account %s is %s", card_uuid_string(account_id), account_status),
-				 errhint("Cards can be replaced only on an active account.")));
-	card_new_expiry(false, validity_years, month, year);
-	if (same_pan)
-	{
-		Datum		args[2] = {programme_id, fingerprint};
-
-		card_exec(&next_sequence, args, NULL, false, 1);
-		sequence = DatumGetInt32(card_spi_datum(0, 1, &isnull));
-	}
-
-	for (int attempt = 0; attempt < REPLACE_ATTEMPTS; attempt++)
-	{
-		int			key_version = card_enc_key_newest();
-		Datum		new_id = card_random_uuid();
-		pg_uuid_t  *new_uuid = DatumGetUUIDP(new_id);
-		Datum		values[12];
-
-		values[0] = new_id;
-		values[1] = old_id;
-		values[2] = CStringGetTextDatum(month);
-		values[3] = CStringGetTextDatum(year);
-		values[5] = CStringGetTextDatum(card_random_token("ct_", 18));
-		values[7] = Int16GetDatum((int16) key_version);
-		values[9] = Int16GetDatum((int16) sequence);
-		values[10] = BoolGetDatum(same_pan);
-		values[11] = CStringGetTextDatum(reason);
-		if (same_pan)
-		{
-			values[4] = CStringGetTextDatum(last4);
-			values[6] = PointerGetDatum(card_pan_reseal(old_version, DatumGetUUIDP(old_id),
-														old_sealed, key_version, new_uuid));
-			values[8] = fingerprint;
-		}
-		else
-		{
-			CardStoredPan pan;
-
-			card_pan_issue(bin, pan_length, key_version, new_uuid, &pan);
-			values[4] = CStringGetTextDatum(pan.last4);
-			values[6] = PointerGetDatum(pan.sealed);
-			values[8] = PointerGetDatum(pan.fingerprint);
-		}
-		if (card_exec(&insert_replacement, values, NULL, false, 0) != 1)
-		{
-			/* The old card's lock holds the PAN's sequence still: no conflict is expected. */
-			if (same_pan)
-				elog(ERROR, "reissue of card %s collided with another card of its PAN",
-					 card_uuid_string(old_id));
-			continue;			/* a new PAN or token collided: draw again */
-		}
-
-		card_audit_ordered(new_id, account_id, programme_id,
-						   psprintf("replacement (%s)", reason), type, display_name,
-						   month, year, TextDatumGetCString(values[4]),
-						   card_uuid_string(old_id), reason);
-		{
-			Datum		event[5] = {old_id, account_id, programme_id, new_id,
-			CStringGetTextDatum(reason)};
-
-			card_exec(&replaced_event, event, NULL, false, 1);
-		}
-		/*
-		 * Lost and stolen cards end now (unless already reported); the
-		 * card_status_end_lost_pan trigger then ends every other live card
-		 * with their PAN.
-		 */
-		if (!same_pan && card_status_name_live(effective))
-		{
-			Datum		end[3] = {old_id, CStringGetTextDatum(reason),
-				CStringGetTextDatum(psprintf("replaced by card %s", card_uuid_string(new_id)))};
-
-			card_exec(&end_old, end, NULL, false, 1);
-		}
+	replace_lock_old(old_id, &old);
+	if (replace_earlier(&old, &repl, &new_id))
 		return card_return_card(fcinfo, new_id);
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("could not find an unused PAN for the replacement of card %s after %d attempts",
-					card_uuid_string(old_id), REPLACE_ATTEMPTS),
-			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
-	pg_unreachable();
+	replace_check_allowed(&old, &repl);
+	card_new_expiry(false, old.validity_years, repl.month, repl.year);
+	if (repl.same_pan)
+		repl.sequence = replace_pan_sequence(&old);
+
+	new_id = replace_issue(&old, &repl, &last4);
+	replace_audit(&old, &repl, new_id, last4);
+	/* Lost and stolen cards end now, unless already reported. */
+	if (!repl.same_pan && card_status_name_live(old.effective))
+		replace_end_old(&old, &repl, new_id);
+	return card_return_card(fcinfo, new_id);
 }

@@ -27,11 +27,18 @@ refuse_ended(Datum card_id, const char *effective_status)
 					card_uuid_string(card_id), effective_status)));
 }
 
+/* The card's row as card_reveal_start locks it. */
+enum RevealStartColumn
+{
+	START_EFFECTIVE_STATUS = 1,
+	START_LINK_TTL
+};
+
 /* A link only for a card whose details may be shown: ordered and not ended. */
 static void
 check_revealable(Datum card_id)
 {
-	char	   *effective = card_spi_text(0, 1);
+	char	   *effective = card_spi_text(0, START_EFFECTIVE_STATUS);
 
 	if (!card_status_name_live(effective))
 		refuse_ended(card_id, effective);
@@ -54,7 +61,7 @@ CARD_ENTRY_POINT(card_reveal_start)
 	};
 
 	PG_RETURN_DATUM(card_link_start(fcinfo, CARD_LINK_REVEAL, &lock_card,
-									check_revealable, 2));
+									check_revealable, START_LINK_TTL));
 }
 
 /*

@@ -34,6 +34,12 @@ PG_FUNCTION_INFO_V1(card_rotate_keys_batch);
 Datum
 card_rotate_keys_batch(PG_FUNCTION_ARGS)
 {
+	enum OlderColumn
+	{
+		OLDER_CARD_ID = 1,
+		OLDER_PAN_CIPHERTEXT,
+		OLDER_PAN_KEY_VERSION
+	};
 	static CardPlan older = {
 		NULL,
 		"SELECT id, pan_ciphertext, pan_key_version FROM card.card"
@@ -79,15 +85,18 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	rows = SPI_tuptable;
 	for (int i = 0; i < found; i++)
 	{
-		Datum		card_id = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
-		bytea	   *sealed = DatumGetByteaPP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-		int			version = DatumGetInt16(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+		Datum		card_id = SPI_getbinval(rows->vals[i], rows->tupdesc,
+											OLDER_CARD_ID, &isnull);
+		bytea	   *sealed = DatumGetByteaPP(SPI_getbinval(rows->vals[i], rows->tupdesc,
+														   OLDER_PAN_CIPHERTEXT, &isnull));
+		int			version = DatumGetInt16(SPI_getbinval(rows->vals[i], rows->tupdesc,
+														  OLDER_PAN_KEY_VERSION, &isnull));
 		pg_uuid_t  *uuid = DatumGetUUIDP(card_id);
-		Datum		values[3];
+		Datum		values[3] = {
+			card_id, PointerGetDatum(card_pan_reseal(version, uuid, sealed, newest, uuid)),
+			newest_datum
+		};
 
-		values[0] = card_id;
-		values[1] = PointerGetDatum(card_pan_reseal(version, uuid, sealed, newest, uuid));
-		values[2] = newest_datum;
 		card_exec(&reseal, values, NULL, false, 0);
 	}
 
@@ -96,7 +105,8 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	result[2] = BoolGetDatum(found < batch_size);	/* none older left */
 	if (found > 0)
 	{
-		result[3] = SPI_getbinval(rows->vals[found - 1], rows->tupdesc, 1, &isnull);
+		result[3] = SPI_getbinval(rows->vals[found - 1], rows->tupdesc,
+								  OLDER_CARD_ID, &isnull);
 		nulls[3] = false;
 	}
 	tupdesc = BlessTupleDesc(tupdesc);

@@ -331,6 +331,26 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 				  const char *channel, const char *event_type,
 				  const char *event_data)
 {
+	/* The parameters, as indexes of values[] ($1 is index 0). */
+	enum ChangeParam
+	{
+		CHANGE_CARD_ID,
+		CHANGE_FROM,			/* NULL for a new card */
+		CHANGE_TO,
+		CHANGE_REASON,
+		CHANGE_CHANNEL,
+		CHANGE_ACTOR,
+		CHANGE_EVENT_TYPE,
+		CHANGE_ACCOUNT_ID,
+		CHANGE_PROGRAMME_ID,
+		CHANGE_EVENT_DATA,
+		CHANGE_EVENTS,			/* card.events: whether the event is written */
+		CHANGE_PARAMS
+	};
+	enum ChangeColumn
+	{
+		CHANGE_EVENT_SEQ = 1	/* no row when card.events is off */
+	};
 	static CardPlan insert_change = {
 		NULL,
 		"WITH audit AS ("
@@ -340,32 +360,33 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 		" INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
 		" SELECT $7::card.event_type, $1, $8, $9, $10::jsonb WHERE $11"
 		" RETURNING seq",
-		11, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
+		CHANGE_PARAMS, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
 			UUIDOID, UUIDOID, TEXTOID, BOOLOID}
 	};
-	Datum		values[11];
-	char		nulls[11];
+	Datum		values[CHANGE_PARAMS];
+	char		nulls[CHANGE_PARAMS];
 	NameData	actor;
 	bool		isnull;
 
 	memset(nulls, ' ', sizeof(nulls));
 	namestrcpy(&actor, GetUserNameFromId(card_caller_role(), false));
-	values[0] = card_id;
-	values[1] = from ? CStringGetTextDatum(from) : (Datum) 0;
-	nulls[1] = from ? ' ' : 'n';
-	values[2] = CStringGetTextDatum(to);
-	values[3] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	nulls[3] = reason ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(channel);
-	values[5] = NameGetDatum(&actor);
-	values[6] = CStringGetTextDatum(event_type);
-	values[7] = account_id;
-	values[8] = programme_id;
-	values[9] = CStringGetTextDatum(event_data);
-	values[10] = BoolGetDatum(card_events_enabled);
+	values[CHANGE_CARD_ID] = card_id;
+	values[CHANGE_FROM] = from ? CStringGetTextDatum(from) : (Datum) 0;
+	nulls[CHANGE_FROM] = from ? ' ' : 'n';
+	values[CHANGE_TO] = CStringGetTextDatum(to);
+	values[CHANGE_REASON] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[CHANGE_REASON] = reason ? ' ' : 'n';
+	values[CHANGE_CHANNEL] = CStringGetTextDatum(channel);
+	values[CHANGE_ACTOR] = NameGetDatum(&actor);
+	values[CHANGE_EVENT_TYPE] = CStringGetTextDatum(event_type);
+	values[CHANGE_ACCOUNT_ID] = account_id;
+	values[CHANGE_PROGRAMME_ID] = programme_id;
+	values[CHANGE_EVENT_DATA] = CStringGetTextDatum(event_data);
+	values[CHANGE_EVENTS] = BoolGetDatum(card_events_enabled);
 	card_event_writer_lock(programme_id);
 	if (card_exec(&insert_change, values, nulls, false, 1) == 1)
-		card_event_notify(DatumGetInt64(card_spi_datum(0, 1, &isnull)), event_type);
+		card_event_notify(DatumGetInt64(card_spi_datum(0, CHANGE_EVENT_SEQ, &isnull)),
+						  event_type);
 }
 
 /*
