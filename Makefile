@@ -21,7 +21,8 @@ DATA_built = card--$(EXTVERSION).sql
 
 # Updates stay hand-written: 1.0's install script (kept so that the upgrade
 # test can start from it) and the delta to each later version.
-DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql
+DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql \
+       updates/card--1.2--1.3.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

@@ -90,6 +90,8 @@ SELECT p.brand, p.pan_length, length(test_pan(c.id)) AS revealed_length, k.luhn_
 SELECT programme_id AS old_prog, individual_id AS old_holder, account_id AS old_acct
   FROM test_account('Length legacy') \gset
 SELECT id AS old_card FROM card.card_order(:'old_holder', :'old_acct', 'Before') \gset
+SELECT id AS keyed_card FROM card.card_order(:'old_holder', :'old_acct', 'Keyed',
+                                             idempotency_key => 'legacy-key') \gset
 ALTER TABLE card.programme DISABLE TRIGGER programme_pan_length_guard;
 UPDATE card.programme SET pan_length = 13 WHERE id = :'old_prog';
 ALTER TABLE card.programme ENABLE TRIGGER programme_pan_length_guard;
@@ -97,6 +99,16 @@ SELECT e.state, e.message = format('programme "Length legacy" (%s) orders no new
                                    :'old_prog') AS message_ok, e.hint
   FROM test_error(format('SELECT card.card_order(%L, %L, %L)', :'old_holder', :'old_acct', 'After')) e;
 SELECT status FROM card.card_set_status(:'old_card', 'active');
+-- The same refusal comes after the idempotent replay: an order retried
+-- with its key still gets its card.  A lost card's replacement (a new PAN)
+-- is refused alike; a damaged card's reissue keeps its PAN and is made.
+SELECT id = :'keyed_card' AS retry_answered
+  FROM card.card_order(:'old_holder', :'old_acct', 'Keyed', idempotency_key => 'legacy-key');
+SELECT e.state, e.message = format('programme "Length legacy" (%s) orders no new cards: its pan_length 13 is not one visa issues',
+                                   :'old_prog') AS message_ok
+  FROM test_error(format('SELECT card.card_replace(%L, %L)', :'old_card', 'lost')) e;
+SELECT status FROM card.card WHERE id = :'old_card';
+SELECT status, length(test_pan(id)) AS revealed_length FROM card.card_replace(:'keyed_card', 'damaged');
 UPDATE card.programme SET pan_length = 16 WHERE id = :'old_prog';
 SELECT status, length(test_pan(id)) AS revealed_length
   FROM card.card_order(:'old_holder', :'old_acct', 'After');

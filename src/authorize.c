@@ -295,9 +295,7 @@ column_bool(int col)
 static void
 authorize_read_request(FunctionCallInfo fcinfo, AuthorizeRequest *req)
 {
-	static const char *const channels[] = {
-		"ecommerce", "atm", "contactless", "chip", "magstripe"
-	};
+	static const char *const channels[] = {CARD_CHANNELS};
 	bool		channel_known = false;
 
 	req->token = required_text(fcinfo, 0, "card_token");
@@ -322,10 +320,17 @@ authorize_read_request(FunctionCallInfo fcinfo, AuthorizeRequest *req)
 		if (strcmp(req->channel, channels[i]) == 0)
 			channel_known = true;
 	if (!channel_known)
+	{
+		StringInfoData known;
+
+		initStringInfo(&known);
+		for (size_t i = 0; i < lengthof(channels); i++)
+			appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", channels[i]);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid channel \"%s\"", req->channel),
-				 errhint("Use ecommerce, atm, contactless, chip or magstripe.")));
+				 errhint("Channels: %s.", known.data)));
+	}
 	if (strlen(req->external_id) == 0 || strlen(req->external_id) > EXTERNAL_ID_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -68,6 +68,8 @@ extern bytea *card_encrypt(int key_version, const pg_uuid_t *card_id,
 extern char *card_decrypt(int key_version, const pg_uuid_t *card_id,
 						  const bytea *sealed, size_t *len);
 extern char *card_random_token(const char *prefix, int nbytes);
+/* Characters of nbytes random bytes in a token (unpadded base64url). */
+#define CARD_TOKEN_TEXT_LEN(nbytes) (((nbytes) * 4 + 2) / 3)
 extern Datum card_random_uuid(void);
 extern Datum card_time_uuid(void);
 
@@ -88,7 +90,37 @@ extern bytea *card_pan_reseal(int from_version, const pg_uuid_t *from_card,
 							  const bytea *sealed, int to_version,
 							  const pg_uuid_t *to_card);
 
+/*
+ * Whether a programme's brand issues its PAN length (card.brand_pan_lengths),
+ * read with the row a new PAN is drawn for: a lookup that joins
+ * card.programme p ends with these columns, read by card_pan_length_read
+ * from the first of them.  A programme created under 1.1 may have a length
+ * its brand does not issue; it takes no new PAN (card_pan_length_refuse).
+ */
+#define CARD_PAN_LENGTH_COLUMNS \
+	" p.pan_length = ANY (card.brand_pan_lengths(p.brand)), p.name, p.brand," \
+	" CASE WHEN NOT p.pan_length = ANY (card.brand_pan_lengths(p.brand))" \
+	"      THEN card.brand_pan_lengths_hint(p.brand) END"
+
+typedef struct CardPanLength
+{
+	bool		issued;
+	char	   *programme_name; /* the rest only when not issued */
+	char	   *brand;
+	char	   *hint;
+} CardPanLength;
+
+extern void card_pan_length_read(int first_column, CardPanLength *out);
+extern void card_pan_length_refuse(const CardPanLength *length, Datum programme_id,
+								   int pan_length);
+
 /* ---- ordering (order.c) ---- */
+/* A card's processor token: this prefix and 18 random bytes. */
+#define CARD_TOKEN_PREFIX "ct_"
+#define CARD_TOKEN_BYTES 18
+/* Draws of a new PAN and token before an order or a replacement gives up. */
+#define CARD_ISSUE_ATTEMPTS 16
+
 extern void card_new_expiry(bool requested, int validity_years, char *month,
 							char *year);
 extern void card_audit_ordered(Datum card_id, Datum account_id, Datum programme_id,

@@ -184,7 +184,8 @@ link_token_hash(const CardLinkKind *kind, const char *token)
 	size_t		len = strlen(token);
 	size_t		plen = strlen(kind->prefix);
 
-	if (len < plen + 40 || len > 64 || strncmp(token, kind->prefix, plen) != 0 ||
+	if (len != plen + CARD_TOKEN_TEXT_LEN(LINK_TOKEN_BYTES) ||
+		strncmp(token, kind->prefix, plen) != 0 ||
 		strspn(token + plen,
 			   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 		!= len - plen)

@@ -18,7 +18,6 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
-#define ORDER_ATTEMPTS 16
 #define DISPLAY_NAME_MAX 100
 #define IDEMPOTENCY_KEY_MAX 200
 #define EXPIRY_YEARS_AHEAD_MAX 20
@@ -31,7 +30,8 @@ enum AccountColumn
 	PROGRAMME_PAN_LENGTH,
 	PROGRAMME_VALIDITY_YEARS,
 	INDIVIDUAL_PROGRAMME_ID,	/* NULL: no such individual for the caller */
-	INDIVIDUAL_IS_MEMBER
+	INDIVIDUAL_IS_MEMBER,
+	PROGRAMME_PAN_LENGTH_COLUMNS	/* the first of CARD_PAN_LENGTH_COLUMNS */
 };
 
 static CardPlan account_lookup = {
@@ -39,7 +39,8 @@ static CardPlan account_lookup = {
 	"SELECT a.programme_id, a.status, p.bin, p.pan_length, p.validity_years,"
 	" i.programme_id,"
 	" EXISTS (SELECT 1 FROM card.account_member m"
-	"         WHERE m.account_id = a.id AND m.individual_id = $2)"
+	"         WHERE m.account_id = a.id AND m.individual_id = $2),"
+	CARD_PAN_LENGTH_COLUMNS
 	" FROM card.account a"
 	" JOIN card.programme p ON p.id = a.programme_id"
 	" LEFT JOIN card.individual i"
@@ -63,12 +64,7 @@ static CardPlan find_by_key = {
 	2, {UUIDOID, TEXTOID}
 };
 
-/*
- * The programme's id passes through card.programme_for_new_card(), which
- * refuses (55000) a programme whose PAN length its brand does not issue
- * (one of 1.1): here, after the idempotent replay, not in account_lookup.
- * Its parameters, as indexes of values[] ($1 is index 0):
- */
+/* The new card's row; its parameters, as indexes of values[] ($1 is index 0): */
 enum InsertParam
 {
 	INSERT_ID,
@@ -95,7 +91,7 @@ static CardPlan insert_card = {
 	" display_name, type, exp_month, exp_year, last4, token,"
 	" pan_ciphertext, pan_key_version, pan_fingerprint,"
 	" idempotency_key, order_request_hash)"
-	" VALUES ($1, card.programme_for_new_card($2), $3, $4, $5, $6::card.card_type,"
+	" VALUES ($1, $2, $3, $4, $5, $6::card.card_type,"
 	" $7, $8, $9, $10,"
 	" $11, $12, $13, $14, $15)"
 	" ON CONFLICT DO NOTHING RETURNING id",
@@ -131,6 +127,7 @@ typedef struct OrderAccount
 	Datum		individual_programme;
 	bool		individual_missing; /* no such individual for the caller */
 	bool		is_member;
+	CardPanLength pan_length_rule;	/* whether the brand issues pan_length */
 } OrderAccount;
 
 /*
@@ -345,6 +342,7 @@ order_lock_account(const OrderRequest *req, OrderAccount *account)
 	account->individual_programme = card_spi_datum(0, INDIVIDUAL_PROGRAMME_ID,
 												   &account->individual_missing);
 	account->is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
+	card_pan_length_read(PROGRAMME_PAN_LENGTH_COLUMNS, &account->pan_length_rule);
 }
 
 /*
@@ -369,8 +367,11 @@ order_request_hash(const OrderRequest *req)
 
 /*
  * Refuse a new card: for an individual the caller does not see (P0002),
- * of another programme or not on the account (22023), or on an account
- * that is not active (55000).
+ * of another programme or not on the account (22023), on an account that
+ * is not active (55000), or under a programme whose PAN length its brand
+ * does not issue (55000: one created under 1.1, when any length from 13
+ * to 19 was accepted).  After the idempotent replay, so that a retried
+ * order whose card exists is still answered with that card.
  */
 static void
 order_check_allowed(const OrderRequest *req, const OrderAccount *account)
@@ -399,6 +400,8 @@ order_check_allowed(const OrderRequest *req, const OrderAccount *account)
 				 errmsg("account %s is %s", card_uuid_string(req->account_id),
 						account->status),
 				 errhint("Cards can be ordered only on an active account.")));
+	card_pan_length_refuse(&account->pan_length_rule, account->programme_id,
+						   account->pan_length);
 }
 
 /*
@@ -428,7 +431,7 @@ order_insert(const OrderRequest *req, const OrderAccount *account,
 	values[INSERT_EXP_MONTH] = CStringGetTextDatum(req->month);
 	values[INSERT_EXP_YEAR] = CStringGetTextDatum(req->year);
 	values[INSERT_LAST4] = CStringGetTextDatum(pan.last4);
-	values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token("ct_", 18));
+	values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token(CARD_TOKEN_PREFIX, CARD_TOKEN_BYTES));
 	values[INSERT_PAN_CIPHERTEXT] = PointerGetDatum(pan.sealed);
 	values[INSERT_PAN_KEY_VERSION] = Int16GetDatum((int16) key_version);
 	values[INSERT_PAN_FINGERPRINT] = PointerGetDatum(pan.fingerprint);
@@ -444,12 +447,12 @@ order_insert(const OrderRequest *req, const OrderAccount *account,
  * Insert the new card, drawing again when its PAN or token collides, and
  * write its first audit row; returns its id, or that of the card a
  * concurrent order with the same key made first.  54000 once
- * ORDER_ATTEMPTS draws collided.
+ * CARD_ISSUE_ATTEMPTS draws collided.
  */
 static Datum
 order_issue(const OrderRequest *req, const OrderAccount *account)
 {
-	for (int attempt = 0; attempt < ORDER_ATTEMPTS; attempt++)
+	for (int attempt = 0; attempt < CARD_ISSUE_ATTEMPTS; attempt++)
 	{
 		Datum		card_id;
 		char	   *last4;
@@ -469,7 +472,7 @@ order_issue(const OrderRequest *req, const OrderAccount *account)
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("could not find an unused PAN in the programme of account %s after %d attempts",
-					card_uuid_string(req->account_id), ORDER_ATTEMPTS),
+					card_uuid_string(req->account_id), CARD_ISSUE_ATTEMPTS),
 			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
 	pg_unreachable();
 }

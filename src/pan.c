@@ -14,6 +14,37 @@
 
 #include "utils/builtins.h"
 
+/* Read the CARD_PAN_LENGTH_COLUMNS of the first result row. */
+void
+card_pan_length_read(int first_column, CardPanLength *out)
+{
+	bool		isnull;
+
+	out->issued = DatumGetBool(card_spi_datum(0, first_column, &isnull));
+	out->programme_name = out->brand = out->hint = NULL;
+	if (!out->issued)
+	{
+		out->programme_name = card_spi_text(0, first_column + 1);
+		out->brand = card_spi_text(0, first_column + 2);
+		out->hint = card_spi_text(0, first_column + 3);
+	}
+}
+
+/* 55000 for a new PAN under a programme whose brand does not issue its length. */
+void
+card_pan_length_refuse(const CardPanLength *length, Datum programme_id, int pan_length)
+{
+	if (!length->issued)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("programme \"%s\" (%s) orders no new cards: its pan_length %d is not one %s issues",
+						length->programme_name, card_uuid_string(programme_id),
+						pan_length, length->brand),
+				 errdetail("The programme dates from before version 1.2; the cards it holds keep working."),
+				 errhint("%s Change the programme's pan_length to one of them (as the extension's owner: UPDATE card.programme).",
+						 length->hint)));
+}
+
 /* Luhn check digit for the payload digits[0..len-1]. */
 static int
 luhn_check_digit(const char *digits, size_t len)

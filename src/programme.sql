@@ -134,9 +134,9 @@ GRANT EXECUTE ON FUNCTION card.programme_create(text, text, text, text, integer,
 -- Visa 16 or 19 (13 is a legacy Visa length that checkout forms refuse).
 -- The one statement of the rule, next to the BIN ranges of
 -- programme_create: that function, the trigger on changes of
--- card.programme, card_order (card.programme_for_new_card) and the 1.2
--- update's report of older programmes all read it here.  An unknown brand
--- has none.
+-- card.programme, card_order and card_replace (CARD_PAN_LENGTH_COLUMNS in
+-- src/card.h) and the 1.2 update's report of older programmes all read it
+-- here.  An unknown brand has none.
 CREATE FUNCTION card.brand_pan_lengths(brand text) RETURNS integer[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE brand WHEN 'visa' THEN ARRAY[16, 19] WHEN 'mastercard' THEN ARRAY[16] END;
@@ -180,31 +180,3 @@ CREATE TRIGGER programme_pan_length_guard
     FOR EACH ROW
     WHEN (NEW.brand IS DISTINCT FROM OLD.brand OR NEW.pan_length IS DISTINCT FROM OLD.pan_length)
     EXECUTE FUNCTION card.programme_pan_length_guard();
-
--- The programme a new card is issued under: card_order's INSERT passes the
--- programme's id through this (src/order.c), so a programme of 1.1 whose
--- length its brand does not issue takes no new card (55000) until its
--- length is changed.  The INSERT, not the read of the account and
--- programme, so that a retried order whose idempotency key already made
--- its card still returns that card, as before any other state check.
-CREATE FUNCTION card.programme_for_new_card(programme_id uuid) RETURNS uuid
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    p record;
-BEGIN
-    SELECT g.name, g.brand, g.pan_length INTO p
-      FROM card.programme g WHERE g.id = programme_for_new_card.programme_id;
-    IF FOUND AND NOT p.pan_length = ANY (card.brand_pan_lengths(p.brand)) THEN
-        RAISE EXCEPTION 'programme "%" (%) orders no new cards: its pan_length % is not one % issues',
-                        p.name, programme_id, p.pan_length, p.brand
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'The programme dates from before version 1.2; the cards it holds keep working.',
-                  HINT = card.brand_pan_lengths_hint(p.brand)
-                         || ' Change the programme''s pan_length to one of them (as the extension''s owner: UPDATE card.programme).';
-    END IF;
-    RETURN programme_id;
-END
-$$;
-REVOKE ALL ON FUNCTION card.programme_for_new_card(uuid) FROM PUBLIC;

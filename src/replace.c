@@ -18,7 +18,6 @@
 
 #include "utils/builtins.h"
 
-#define REPLACE_ATTEMPTS 16
 
 enum OldCardColumn
 {
@@ -35,7 +34,8 @@ enum OldCardColumn
 	OLD_PAN_FINGERPRINT,
 	OLD_LAST4,
 	OLD_TYPE,
-	OLD_DISPLAY_NAME
+	OLD_DISPLAY_NAME,
+	OLD_PAN_LENGTH_COLUMNS		/* the first of CARD_PAN_LENGTH_COLUMNS */
 };
 
 static CardPlan lock_old = {
@@ -43,7 +43,8 @@ static CardPlan lock_old = {
 	"SELECT c.status::text, card.effective_status(c.status, c.expires_on)::text,"
 	" c.programme_id, c.account_id, a.status, p.bin, p.pan_length, p.validity_years,"
 	" c.pan_ciphertext, c.pan_key_version, c.pan_fingerprint, c.last4, c.type::text,"
-	" c.display_name"
+	" c.display_name,"
+	CARD_PAN_LENGTH_COLUMNS
 	" FROM card.card c"
 	" JOIN card.programme p ON p.id = c.programme_id"
 	" JOIN card.account a ON a.id = c.account_id"
@@ -80,11 +81,8 @@ static CardPlan next_sequence = {
 };
 
 /*
- * The new card, copied from the old one but for what is new about it.  A
- * new PAN (lost, stolen) passes the programme through
- * card.programme_for_new_card(), which refuses a PAN length the brand
- * does not issue (a programme of 1.1); a reissue keeps its PAN.  Its
- * parameters, as indexes of values[] ($1 is index 0):
+ * The new card, copied from the old one but for what is new about it.
+ * Its parameters, as indexes of values[] ($1 is index 0):
  */
 enum InsertParam
 {
@@ -110,9 +108,7 @@ static CardPlan insert_replacement = {
 	" pan_fingerprint, pan_sequence, pin_hash, replacement_for, replacement_reason,"
 	" chain_id, controls, mcc_allowed, mcc_blocked, countries_allowed,"
 	" countries_blocked, channels_blocked)"
-	" SELECT $1, CASE WHEN $11 THEN o.programme_id"
-	"             ELSE card.programme_for_new_card(o.programme_id) END,"
-	" o.account_id, o.individual_id, o.display_name,"
+	" SELECT $1, o.programme_id, o.account_id, o.individual_id, o.display_name,"
 	" o.type, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN o.pin_hash END,"
 	" o.id, $12::card.replacement_reason, card.chain_of(o.id, o.chain_id),"
 	" o.controls, o.mcc_allowed, o.mcc_blocked, o.countries_allowed,"
@@ -154,6 +150,7 @@ typedef struct OldCard
 	char	   *last4;
 	char	   *type;
 	char	   *display_name;
+	CardPanLength pan_length_rule;	/* whether the brand issues pan_length */
 } OldCard;
 
 /* The replacement asked for. */
@@ -242,6 +239,7 @@ replace_lock_old(Datum old_id, OldCard *old)
 	old->last4 = card_spi_text(0, OLD_LAST4);
 	old->type = card_spi_text(0, OLD_TYPE);
 	old->display_name = card_spi_text(0, OLD_DISPLAY_NAME);
+	card_pan_length_read(OLD_PAN_LENGTH_COLUMNS, &old->pan_length_rule);
 }
 
 /*
@@ -288,6 +286,9 @@ replace_check_allowed(const OldCard *old, const Replacement *repl)
 				 errmsg("account %s is %s", card_uuid_string(old->account_id),
 						old->account_status),
 				 errhint("Cards can be replaced only on an active account.")));
+	/* A new PAN (lost, stolen) only where the brand issues the length. */
+	if (!repl->same_pan)
+		card_pan_length_refuse(&old->pan_length_rule, old->programme_id, old->pan_length);
 }
 
 /* A reissue's number among the cards of its PAN: one past the highest. */
@@ -320,7 +321,7 @@ replace_insert(const OldCard *old, const Replacement *repl, Datum *new_id,
 	values[INSERT_OLD_ID] = old->id;
 	values[INSERT_EXP_MONTH] = CStringGetTextDatum(repl->month);
 	values[INSERT_EXP_YEAR] = CStringGetTextDatum(repl->year);
-	values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token("ct_", 18));
+	values[INSERT_TOKEN] = CStringGetTextDatum(card_random_token(CARD_TOKEN_PREFIX, CARD_TOKEN_BYTES));
 	values[INSERT_PAN_KEY_VERSION] = Int16GetDatum((int16) key_version);
 	values[INSERT_PAN_SEQUENCE] = Int16GetDatum((int16) repl->sequence);
 	values[INSERT_SAME_PAN] = BoolGetDatum(repl->same_pan);
@@ -348,13 +349,13 @@ replace_insert(const OldCard *old, const Replacement *repl, Datum *new_id,
 
 /*
  * Insert the new card, drawing again when a new PAN or token collides;
- * returns its id and sets *last4.  54000 once REPLACE_ATTEMPTS draws
+ * returns its id and sets *last4.  54000 once CARD_ISSUE_ATTEMPTS draws
  * collided.
  */
 static Datum
 replace_issue(const OldCard *old, const Replacement *repl, char **last4)
 {
-	for (int attempt = 0; attempt < REPLACE_ATTEMPTS; attempt++)
+	for (int attempt = 0; attempt < CARD_ISSUE_ATTEMPTS; attempt++)
 	{
 		Datum		new_id;
 
@@ -369,7 +370,7 @@ replace_issue(const OldCard *old, const Replacement *repl, char **last4)
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("could not find an unused PAN for the replacement of card %s after %d attempts",
-					card_uuid_string(old->id), REPLACE_ATTEMPTS),
+					card_uuid_string(old->id), CARD_ISSUE_ATTEMPTS),
 			 errhint("The programme's BIN range is close to exhausted; use a longer PAN or another BIN.")));
 	pg_unreachable();
 }
