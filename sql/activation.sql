@@ -31,6 +31,10 @@ SELECT status FROM card.cards WHERE id = :'c';
 -- A malformed or unknown token.
 SELECT card.card_activation_complete('not-a-token', '1234');
 SELECT card.card_activation_complete('act_' || repeat('A', 43), '1234');
+-- A token is its prefix and exactly 43 characters: the real token with one
+-- character more or less is malformed (22023), not looked up.
+SELECT card.card_activation_complete(:'token' || 'A', '1234');
+SELECT card.card_activation_complete(left(:'token', -1), '1234');
 
 -- The right PIN activates the card; the PIN is kept as a keyed hash only.
 SELECT card_id = :'c' AS same_card, status, return_url

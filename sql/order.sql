@@ -102,6 +102,9 @@ SELECT status FROM card.card_set_status(:'old_card', 'active');
 -- The same refusal comes after the idempotent replay: an order retried
 -- with its key still gets its card.  A lost card's replacement (a new PAN)
 -- is refused alike; a damaged card's reissue keeps its PAN and is made.
+-- A bad expiry is still the first refusal, as for any order (22023).
+SELECT e.state, e.message FROM test_error(format('SELECT card.card_order(%L, %L, %L, %L, %L)',
+                                                 :'old_holder', :'old_acct', 'Past', '01', '2020')) e;
 SELECT id = :'keyed_card' AS retry_answered
   FROM card.card_order(:'old_holder', :'old_acct', 'Keyed', idempotency_key => 'legacy-key');
 SELECT e.state, e.message = format('programme "Length legacy" (%s) orders no new cards: its pan_length 13 is not one visa issues',

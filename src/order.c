@@ -367,11 +367,9 @@ order_request_hash(const OrderRequest *req)
 
 /*
  * Refuse a new card: for an individual the caller does not see (P0002),
- * of another programme or not on the account (22023), on an account that
- * is not active (55000), or under a programme whose PAN length its brand
- * does not issue (55000: one created under 1.1, when any length from 13
- * to 19 was accepted).  After the idempotent replay, so that a retried
- * order whose card exists is still answered with that card.
+ * of another programme or not on the account (22023), or on an account
+ * that is not active (55000).  After the idempotent replay, so that a
+ * retried order whose card exists is still answered with that card.
  */
 static void
 order_check_allowed(const OrderRequest *req, const OrderAccount *account)
@@ -400,8 +398,6 @@ order_check_allowed(const OrderRequest *req, const OrderAccount *account)
 				 errmsg("account %s is %s", card_uuid_string(req->account_id),
 						account->status),
 				 errhint("Cards can be ordered only on an active account.")));
-	card_pan_length_refuse(&account->pan_length_rule, account->programme_id,
-						   account->pan_length);
 }
 
 /*
@@ -505,6 +501,9 @@ CARD_ENTRY_POINT(card_order)
 
 	order_check_allowed(&req, &account);
 	card_new_expiry(req.expiry_requested, account.validity_years, req.month, req.year);
+	/* A programme of 1.1 whose brand does not issue its PAN length: 55000. */
+	card_pan_length_refuse(&account.pan_length_rule, account.programme_id,
+						   account.pan_length);
 	card_id = order_issue(&req, &account);
 	return card_return_card(fcinfo, card_id);
 }

@@ -20,7 +20,8 @@ card_pan_length_read(int first_column, CardPanLength *out)
 {
 	bool		isnull;
 
-	out->issued = DatumGetBool(card_spi_datum(0, first_column, &isnull));
+	/* NULL (no rule for the brand) is not refused, as before 1.3. */
+	out->issued = DatumGetBool(card_spi_datum(0, first_column, &isnull)) || isnull;
 	out->programme_name = out->brand = out->hint = NULL;
 	if (!out->issued)
 	{

@@ -59,47 +59,47 @@ SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
 SELECT 'dumped ' || c::regclass::text || coalesce(' ' || w, '')
   FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS t(c, w)
  WHERE e.extname = 'card' ORDER BY 1;
-SELECT format('schema %s acl=%s comment=%s', nspname, pg_temp.acl(nspacl, 'n', nspowner),
+SELECT format('schema %s owner=%s acl=%s comment=%s', nspname, nspowner::regrole, pg_temp.acl(nspacl, 'n', nspowner),
               coalesce(obj_description(oid, 'pg_namespace'), '-'))
   FROM pg_namespace WHERE nspname IN ('card', 'card_internal') ORDER BY 1;
-SELECT 'function ' || p.oid::regprocedure || ' acl=' || pg_temp.acl(p.proacl, 'f', p.proowner)
+SELECT 'function ' || p.oid::regprocedure || ' owner=' || p.proowner::regrole || ' acl=' || pg_temp.acl(p.proacl, 'f', p.proowner)
        || coalesce(' comment=' || obj_description(p.oid, 'pg_proc'), '')
        || E'\n' || pg_get_functiondef(p.oid)
   FROM pg_proc p WHERE p.pronamespace IN ('card'::regnamespace, 'card_internal'::regnamespace)
    AND p.prokind <> 'a' ORDER BY 1;
-SELECT format('relation %s kind=%s acl=%s rls=%s force=%s options=%s comment=%s', c.oid::regclass, c.relkind,
+SELECT format('relation %s kind=%s owner=%s acl=%s rls=%s force=%s options=%s comment=%s', c.oid::regclass, c.relkind, c.relowner::regrole,
               pg_temp.acl(c.relacl, (CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner),
               c.relrowsecurity, c.relforcerowsecurity,
               coalesce(c.reloptions::text, '-'), coalesce(obj_description(c.oid, 'pg_class'), '-'))
-  FROM pg_class c WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+  FROM pg_class c WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) ORDER BY 1;
 SELECT format('column %s.%s #%s %s notnull=%s default=%s identity=%s generated=%s acl=%s comment=%s',
               a.attrelid::regclass, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
               a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
               coalesce(a.attacl::text, '-'), coalesce(col_description(a.attrelid, a.attnum), '-'))
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE c.relnamespace = 'card'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1;
+ WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1;
 SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
-  FROM pg_constraint WHERE connamespace = 'card'::regnamespace ORDER BY 1;
+  FROM pg_constraint WHERE connamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) ORDER BY 1;
 SELECT 'index ' || pg_get_indexdef(indexrelid)
   FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
- WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
-SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+ WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) ORDER BY 1;
+SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
- WHERE c.relnamespace = 'card'::regnamespace AND NOT t.tgisinternal ORDER BY 1;
-SELECT format('policy %s.%s cmd=%s roles=%s using=%s check=%s', polrelid::regclass, polname, polcmd,
+ WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) AND NOT t.tgisinternal ORDER BY 1;
+SELECT format('policy %s.%s cmd=%s permissive=%s roles=%s using=%s check=%s', polrelid::regclass, polname, polcmd, polpermissive,
               polroles::regrole[], pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid))
   FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
- WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+ WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) ORDER BY 1;
 SELECT format('view %s %s', c.oid::regclass, pg_get_viewdef(c.oid))
-  FROM pg_class c WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'v' ORDER BY 1;
-SELECT format('type %s %s comment=%s', t.oid::regtype,
+  FROM pg_class c WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) AND c.relkind = 'v' ORDER BY 1;
+SELECT format('type %s owner=%s acl=%s %s comment=%s', t.oid::regtype, t.typowner::regrole, pg_temp.acl(t.typacl, 'T', t.typowner),
               (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid),
               coalesce(obj_description(t.oid, 'pg_type'), '-'))
-  FROM pg_type t WHERE t.typnamespace = 'card'::regnamespace AND t.typtype IN ('e', 'c', 'd') ORDER BY 1;
+  FROM pg_type t WHERE t.typnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) AND t.typtype IN ('e', 'c', 'd') ORDER BY 1;
 SELECT format('sequence %s %s', seqrelid::regclass, row(seqtypid::regtype, seqstart, seqincrement, seqmax, seqmin, seqcache, seqcycle))
   FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
- WHERE c.relnamespace = 'card'::regnamespace ORDER BY 1;
+ WHERE c.relnamespace = ANY (ARRAY['card', 'card_internal']::regnamespace[]) ORDER BY 1;
 SQL
 }
 
