@@ -8,7 +8,8 @@
  * lifecycle rules and their trigger (status.c), ordering (order.c),
  * status changes (lifecycle.c), activation (activation.c), input checks
  * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c),
- * the live feed of events (event.c), who is calling (tenancy.c), hosted-page
+ * the live feed of events (event.c), who is calling (tenancy.c) and which
+ * programmes it sees (visible.c), hosted-page
  * links (link.c), PINs (pin.c) and their durably counted tries
  * (pin_try.c), reveal of card details (reveal.c),
  * replacement and reissue (replace.c), the lock order of replacement
@@ -144,6 +145,10 @@ extern int	card_chain_row(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);
+extern bool card_caller_reaches_role(Oid caller, Oid role);
+
+/* ---- the programmes the caller sees, kept per backend (visible.c) ---- */
+extern bool card_programme_visible(const pg_uuid_t *programme_id);
 extern Datum card_entry_call(FunctionCallInfo fcinfo, PGFunction body);
 
 /*

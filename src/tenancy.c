@@ -333,8 +333,14 @@ card_caller_has_role(PG_FUNCTION_ARGS)
 {
 	Name		role_name = PG_GETARG_NAME(0);
 	Oid			role = get_role_oid(NameStr(*role_name), true);
-	Oid			caller = card_caller_role();
 
-	PG_RETURN_BOOL(OidIsValid(role) && caller_reaches(caller, role) &&
-				   (role_is_shared(role) || !role_reaches_shared(role)));
+	PG_RETURN_BOOL(OidIsValid(role) && card_caller_reaches_role(card_caller_role(), role));
+}
+
+/* The rule of card.caller_has_role for a caller and an existing role. */
+bool
+card_caller_reaches_role(Oid caller, Oid role)
+{
+	return caller_reaches(caller, role) &&
+		(role_is_shared(role) || !role_reaches_shared(role));
 }

@@ -8,25 +8,27 @@
 -- call these functions as the querying role, so each reveals only the
 -- caller's own standing.  They resolve no names, so they need no fixed
 -- search_path (which would make every call, one per row under a policy,
--- set and reset it).
+-- set and reset it).  They are PARALLEL RESTRICTED: the caller of an entry
+-- point lives in the backend that runs it, and a parallel worker would take
+-- the extension's owner for the caller.
 
 CREATE FUNCTION card.caller() RETURNS name
     AS 'MODULE_PATHNAME', 'card_caller'
-    LANGUAGE C STABLE PARALLEL SAFE;
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 REVOKE ALL ON FUNCTION card.caller() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.caller() TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
 -- Superusers and BYPASSRLS roles see every programme.
 CREATE FUNCTION card.caller_sees_all() RETURNS boolean
     AS 'MODULE_PATHNAME', 'card_caller_sees_all'
-    LANGUAGE C STABLE PARALLEL SAFE;
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 REVOKE ALL ON FUNCTION card.caller_sees_all() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.caller_sees_all() TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
 -- Whether the caller has the privileges of a role (is it or inherits it).
 CREATE FUNCTION card.caller_has_role(role_name name) RETURNS boolean
     AS 'MODULE_PATHNAME', 'card_caller_has_role'
-    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+    LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 REVOKE ALL ON FUNCTION card.caller_has_role(name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.caller_has_role(name) TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
@@ -46,13 +48,13 @@ SELECT pg_catalog.pg_extension_config_dump('card.programme_role', '');
 -- sees all, or holds a role the programme was granted to.  Statements that
 -- scan many rows (the feed, the sweeps) test the same as
 -- "(card.caller_sees_all() OR programme_id IN (SELECT card.visible_programmes()))",
--- which evaluates the caller's grants once rather than once per row.
+-- which evaluates the caller's grants once rather than once per row.  In C
+-- (src/visible.c): the caller's set is worked out once and kept by the
+-- backend until card.programme_role or a role membership changes, instead
+-- of an SQL body planned again at every execution of its statement.
 CREATE FUNCTION card.programme_visible(programme_id uuid) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
-RETURN card.caller_sees_all()
-    OR EXISTS (SELECT FROM card.programme_role g
-                WHERE g.programme_id = programme_visible.programme_id
-                  AND card.caller_has_role(g.role_name));
+    AS 'MODULE_PATHNAME', 'card_programme_visible_sql'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 REVOKE ALL ON FUNCTION card.programme_visible(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.programme_visible(uuid) TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
@@ -61,12 +63,19 @@ GRANT EXECUTE ON FUNCTION card.programme_visible(uuid) TO card_admin, card_api, 
 -- A policy reads it as "programme_id IN (SELECT ...)": one evaluation per
 -- query, hashed, rather than one call per row.
 CREATE FUNCTION card.visible_programmes() RETURNS SETOF uuid
-    LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT g.programme_id FROM card.programme_role g WHERE card.caller_has_role(g.role_name);
-END;
+    AS 'MODULE_PATHNAME', 'card_visible_programmes'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 REVOKE ALL ON FUNCTION card.visible_programmes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.visible_programmes() TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
+
+-- Every backend forgets the sets it keeps when a grant changes.
+CREATE FUNCTION card.programme_role_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'card_programme_role_changed'
+    LANGUAGE C;
+REVOKE ALL ON FUNCTION card.programme_role_changed() FROM PUBLIC;
+CREATE TRIGGER programme_role_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON card.programme_role
+    FOR EACH STATEMENT EXECUTE FUNCTION card.programme_role_changed();
 
 -- Grants a programme to a role (and so to every role that has its
 -- privileges); true when the grant is new.  A grant reaches only roles the
