@@ -47,6 +47,9 @@ typedef struct VisibleSet
 } VisibleSet;
 
 static VisibleSet visible = {false};
+
+/* Bumped by every invalidation: a set read while it moved is stale. */
+static uint64 invalidations = 0;
 static Oid	programme_role_relid = InvalidOid;
 static bool callbacks_registered = false;
 
@@ -66,13 +69,17 @@ static void
 forget_relation(Datum arg, Oid relid)
 {
 	if (!OidIsValid(relid) || relid == programme_role_relid)
+	{
 		visible.valid = false;
+		invalidations++;
+	}
 }
 
 static void
 forget_roles(Datum arg, int cacheid, uint32 hashvalue)
 {
 	visible.valid = false;
+	invalidations++;
 }
 
 static int
@@ -85,9 +92,11 @@ uuid_order(const void *a, const void *b)
 static void
 visible_build(Oid caller)
 {
+	pg_uuid_t  *found;
 	pg_uuid_t  *ids;
 	int			count = 0;
-	bool		sees_all = superuser_arg(caller) || has_bypassrls_privilege(caller);
+	uint64		invalidations_before;
+	bool		sees_all;
 	int			rows;
 
 	if (!callbacks_registered)
@@ -103,15 +112,19 @@ visible_build(Oid caller)
 												 get_namespace_oid("card", false));
 
 	/*
-	 * An invalidation while reading marks the set stale again, so that the
-	 * next call reads it anew.  The grants are read whether or not the
-	 * caller sees all: visible_programmes() lists them either way.
+	 * The set counts as valid only if no invalidation arrived while it was
+	 * read, and only once it is complete: an error while reading (a cancel,
+	 * a timeout) leaves the set invalid, never an older one marked valid.
+	 * The grants are read whether or not the caller sees all:
+	 * visible_programmes() lists them either way.
 	 */
-	visible.valid = true;
+	visible.valid = false;
+	invalidations_before = invalidations;
+	sees_all = superuser_arg(caller) || has_bypassrls_privilege(caller);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rows = card_exec(&programme_grants, NULL, NULL, true, 0);
-	ids = MemoryContextAlloc(TopMemoryContext, sizeof(pg_uuid_t) * Max(rows, 1));
+	found = palloc(sizeof(pg_uuid_t) * Max(rows, 1));	/* freed with SPI's memory */
 	for (int i = 0; i < rows; i++)
 	{
 		bool		isnull;
@@ -119,10 +132,12 @@ visible_build(Oid caller)
 		Oid			role = get_role_oid(NameStr(*DatumGetName(role_name)), true);
 
 		if (OidIsValid(role) && card_caller_reaches_role(caller, role))
-			ids[count++] = *DatumGetUUIDP(card_spi_datum(i, GRANT_PROGRAMME_ID, &isnull));
+			found[count++] = *DatumGetUUIDP(card_spi_datum(i, GRANT_PROGRAMME_ID, &isnull));
 	}
+	qsort(found, count, sizeof(pg_uuid_t), uuid_order);
+	ids = MemoryContextAlloc(TopMemoryContext, sizeof(pg_uuid_t) * Max(count, 1));
+	memcpy(ids, found, sizeof(pg_uuid_t) * count);
 	SPI_finish();
-	qsort(ids, count, sizeof(pg_uuid_t), uuid_order);
 
 	if (visible.ids)
 		pfree(visible.ids);
@@ -130,6 +145,7 @@ visible_build(Oid caller)
 	visible.sees_all = sees_all;
 	visible.count = count;
 	visible.ids = ids;
+	visible.valid = (invalidations == invalidations_before);
 }
 
 /* The caller's set, worked out again if stale or another role's. */
@@ -143,10 +159,7 @@ visible_set(void)
 	 * statement takes on the tables it reads, and at transaction start.
 	 */
 	if (!visible.valid || visible.caller != caller)
-	{
-		visible.valid = false;
 		visible_build(caller);
-	}
 	return &visible;
 }
 
