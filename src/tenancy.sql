@@ -68,14 +68,22 @@ CREATE FUNCTION card.visible_programmes() RETURNS SETOF uuid
 REVOKE ALL ON FUNCTION card.visible_programmes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.visible_programmes() TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
--- Every backend forgets the sets it keeps when a grant changes.
+-- Every backend forgets the sets it keeps when a grant changes: after each
+-- row (logical replication's apply fires row triggers only) and each
+-- TRUNCATE, enabled ALWAYS so that a replica's apply and
+-- session_replication_role = replica fire them too.
 CREATE FUNCTION card.programme_role_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'card_programme_role_changed'
     LANGUAGE C;
 REVOKE ALL ON FUNCTION card.programme_role_changed() FROM PUBLIC;
 CREATE TRIGGER programme_role_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON card.programme_role
+    AFTER INSERT OR UPDATE OR DELETE ON card.programme_role
+    FOR EACH ROW EXECUTE FUNCTION card.programme_role_changed();
+CREATE TRIGGER programme_role_truncated
+    AFTER TRUNCATE ON card.programme_role
     FOR EACH STATEMENT EXECUTE FUNCTION card.programme_role_changed();
+ALTER TABLE card.programme_role ENABLE ALWAYS TRIGGER programme_role_changed;
+ALTER TABLE card.programme_role ENABLE ALWAYS TRIGGER programme_role_truncated;
 
 -- Grants a programme to a role (and so to every role that has its
 -- privileges); true when the grant is new.  A grant reaches only roles the

@@ -12,9 +12,11 @@
  * (card_caller_reaches_role, the rule of tenancy.c), and kept sorted in
  * backend memory until something it depends on changes:
  *
- * - card.programme_role: its statement trigger (card_programme_role_changed)
- *	 sends a relcache invalidation, which this backend applies at its next
- *	 command and every other backend when the writer commits;
+ * - card.programme_role: its triggers (card_programme_role_changed, after
+ *	 each row and each TRUNCATE, enabled ALWAYS so that logical replication
+ *	 and session_replication_role = replica fire them too) send a relcache
+ *	 invalidation, which this backend applies at its next command and every
+ *	 other backend when the writer commits;
  * - role memberships and role attributes (superuser, BYPASSRLS, INHERIT,
  *	 a rename): the syscache callbacks of pg_auth_members and pg_authid;
  * - another caller: the set is kept for one role at a time.
@@ -34,6 +36,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 /* The set of one caller, or nothing (valid false). */
@@ -50,7 +53,7 @@ static VisibleSet visible = {false};
 
 /* Bumped by every invalidation: a set read while it moved is stale. */
 static uint64 invalidations = 0;
-static Oid	programme_role_relid = InvalidOid;
+static Oid	programme_role_relid = InvalidOid;	/* as of the last read */
 static bool callbacks_registered = false;
 
 static CardPlan programme_grants = {
@@ -107,9 +110,9 @@ visible_build(Oid caller)
 		CacheRegisterSyscacheCallback(AUTHOID, forget_roles, (Datum) 0);
 		callbacks_registered = true;
 	}
-	if (!OidIsValid(programme_role_relid))
-		programme_role_relid = get_relname_relid("programme_role",
-												 get_namespace_oid("card", false));
+	/* Looked up at each read: the extension may have been created again. */
+	programme_role_relid = get_relname_relid("programme_role",
+											 get_namespace_oid("card", false));
 
 	/*
 	 * The set counts as valid only if no invalidation arrived while it was
@@ -123,7 +126,18 @@ visible_build(Oid caller)
 	sees_all = superuser_arg(caller) || has_bypassrls_privilege(caller);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * Under the latest snapshot, not the statement's or the transaction's:
+	 * the set outlives them, and an older snapshot (REPEATABLE READ, a
+	 * cursor, an imported snapshot) would keep a revoked grant after its
+	 * invalidation has been taken in.  A writer's invalidations go out only
+	 * once its commit is visible, so a read after one sees the change.  (On
+	 * an error, aborting the (sub)transaction pops the snapshot.)
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
 	rows = card_exec(&programme_grants, NULL, NULL, true, 0);
+	PopActiveSnapshot();
 	found = palloc(sizeof(pg_uuid_t) * Max(rows, 1));	/* freed with SPI's memory */
 	for (int i = 0; i < rows; i++)
 	{
@@ -213,9 +227,9 @@ card_visible_programmes(PG_FUNCTION_ARGS)
 }
 
 /*
- * card.programme_role_changed() RETURNS trigger, after each statement that
- * writes card.programme_role: every backend forgets its set (this one at
- * its next command, the others when the writer commits).
+ * card.programme_role_changed() RETURNS trigger, after each row written to
+ * card.programme_role and after a TRUNCATE: every backend forgets its set
+ * (this one at its next command, the others when the writer commits).
  */
 PG_FUNCTION_INFO_V1(card_programme_role_changed);
 Datum

@@ -19,11 +19,19 @@ CREATE OR REPLACE FUNCTION card.visible_programmes() RETURNS SETOF uuid
     AS 'MODULE_PATHNAME', 'card_visible_programmes'
     LANGUAGE C STABLE PARALLEL RESTRICTED;
 
--- Every backend forgets the sets it keeps when a grant changes.
+-- Every backend forgets the sets it keeps when a grant changes: after each
+-- row (logical replication's apply fires row triggers only) and each
+-- TRUNCATE, enabled ALWAYS so that a replica's apply and
+-- session_replication_role = replica fire them too.
 CREATE FUNCTION card.programme_role_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'card_programme_role_changed'
     LANGUAGE C;
 REVOKE ALL ON FUNCTION card.programme_role_changed() FROM PUBLIC;
 CREATE TRIGGER programme_role_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON card.programme_role
+    AFTER INSERT OR UPDATE OR DELETE ON card.programme_role
+    FOR EACH ROW EXECUTE FUNCTION card.programme_role_changed();
+CREATE TRIGGER programme_role_truncated
+    AFTER TRUNCATE ON card.programme_role
     FOR EACH STATEMENT EXECUTE FUNCTION card.programme_role_changed();
+ALTER TABLE card.programme_role ENABLE ALWAYS TRIGGER programme_role_changed;
+ALTER TABLE card.programme_role ENABLE ALWAYS TRIGGER programme_role_truncated;
