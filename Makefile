@@ -71,3 +71,10 @@ $(CONSUMER): consumer/card_consumer.c
 clean: clean-consumer
 clean-consumer:
 	rm -f $(CONSUMER) src/facts src/facts.sed
+
+# The hot paths against their plain-SQL twins (bench/run; not a test).
+bench:
+	bench/run
+bench-quick:
+	bench/run --quick
+.PHONY: bench bench-quick

@@ -90,6 +90,20 @@ SELECT status AS a_card_untouched FROM card.cards WHERE id = :'card_a';
 SELECT regress_b_code.controls(:'card_b') IS NOT NULL AS b_finds_its_own;
 DROP SCHEMA regress_b_code CASCADE;
 
+-- A statement in parallel mode may not take a new snapshot: the set of
+-- programmes read there serves that call only (1.4's first cut failed with
+-- "cannot update SecondarySnapshot during a parallel operation" whenever
+-- the set was cold, as after any role change).
+CREATE ROLE regress_cold;
+DROP ROLE regress_cold;
+SET ROLE regress_tenant_a;
+SET force_parallel_mode = on;
+SELECT count(*) > 0 AS a_sees_its_cards FROM card.cards;
+SELECT card.programme_visible(:'prog_a') AS a_sees_a, card.programme_visible(:'prog_b') AS a_sees_b;
+RESET force_parallel_mode;
+SELECT card.programme_visible(:'prog_a') AS a_sees_a_after;
+RESET ROLE;
+
 DROP ROLE regress_tenant_a, regress_tenant_b;
 
 -- Inside a security-restricted operation (an index expression evaluated by

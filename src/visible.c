@@ -36,6 +36,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "access/xact.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -135,7 +136,7 @@ visible_build(Oid caller)
 	 * once its commit is visible, so a read after one sees the change.  (On
 	 * an error, aborting the (sub)transaction pops the snapshot.)
 	 */
-	PushActiveSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot());
 	rows = card_exec(&programme_grants, NULL, NULL, true, 0);
 	PopActiveSnapshot();
 	found = palloc(sizeof(pg_uuid_t) * Max(rows, 1));	/* freed with SPI's memory */
@@ -159,7 +160,12 @@ visible_build(Oid caller)
 	visible.sees_all = sees_all;
 	visible.count = count;
 	visible.ids = ids;
-	visible.valid = (invalidations == invalidations_before);
+	/*
+	 * In parallel mode (a statement with a parallel plan) no new snapshot
+	 * may be taken: the set read under the statement's serves this call
+	 * only.
+	 */
+	visible.valid = (invalidations == invalidations_before) && !IsInParallelMode();
 }
 
 /* The caller's set, worked out again if stale or another role's. */
@@ -169,9 +175,12 @@ visible_set(void)
 	Oid			caller = card_caller_role();
 
 	/*
-	 * Invalidations from other backends arrive with the locks every
-	 * statement takes on the tables it reads, and at transaction start.
+	 * Take in other backends' invalidations now: a transaction that holds
+	 * its locks already, or a statement that runs a kept plan, would
+	 * otherwise take none in until it ends, and keep a revoked grant.
+	 * Cheap when there are none.
 	 */
+	AcceptInvalidationMessages();
 	if (!visible.valid || visible.caller != caller)
 		visible_build(caller);
 	return &visible;
