@@ -320,17 +320,10 @@ authorize_read_request(FunctionCallInfo fcinfo, AuthorizeRequest *req)
 		if (strcmp(req->channel, channels[i]) == 0)
 			channel_known = true;
 	if (!channel_known)
-	{
-		StringInfoData known;
-
-		initStringInfo(&known);
-		for (size_t i = 0; i < lengthof(channels); i++)
-			appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", channels[i]);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid channel \"%s\"", req->channel),
-				 errhint("Channels: %s.", known.data)));
-	}
+				 errhint("Channels: %s.", card_name_list(channels, lengthof(channels), false))));
 	if (strlen(req->external_id) == 0 || strlen(req->external_id) > EXTERNAL_ID_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -95,20 +95,20 @@ extern bytea *card_pan_reseal(int from_version, const pg_uuid_t *from_card,
  * Whether a programme's brand issues its PAN length (card.brand_pan_lengths),
  * read with the row a new PAN is drawn for: a lookup that joins
  * card.programme p ends with these columns, read by card_pan_length_read
- * from the first of them.  A programme created under 1.1 may have a length
- * its brand does not issue; it takes no new PAN (card_pan_length_refuse).
+ * from the first of them.  The first is the refusal's hint, NULL when the
+ * length is issued (or the brand has no rule).  A programme created under
+ * 1.1 may have a length its brand does not issue; it takes no new PAN
+ * (card_pan_length_refuse).
  */
 #define CARD_PAN_LENGTH_COLUMNS \
-	" p.pan_length = ANY (card.brand_pan_lengths(p.brand)), p.name, p.brand," \
 	" CASE WHEN NOT p.pan_length = ANY (card.brand_pan_lengths(p.brand))" \
-	"      THEN card.brand_pan_lengths_hint(p.brand) END"
+	"      THEN card.brand_pan_lengths_hint(p.brand) END, p.name, p.brand"
 
 typedef struct CardPanLength
 {
-	bool		issued;
-	char	   *programme_name; /* the rest only when not issued */
+	char	   *hint;			/* NULL: the length is issued */
+	char	   *programme_name; /* the rest only when it is not */
 	char	   *brand;
-	char	   *hint;
 } CardPanLength;
 
 extern void card_pan_length_read(int first_column, CardPanLength *out);
@@ -231,6 +231,7 @@ extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 extern void card_json_text(StringInfo buf, const char *key, const char *value);
 
 /* ---- input checks (validate.c) ---- */
+extern char *card_name_list(const char *const *names, size_t count, bool quoted);
 typedef Datum (*CardSecretWork) (FunctionCallInfo fcinfo, const char *first,
 								 const char *second);
 

@@ -18,16 +18,12 @@
 void
 card_pan_length_read(int first_column, CardPanLength *out)
 {
-	bool		isnull;
-
-	/* NULL (no rule for the brand) is not refused, as before 1.3. */
-	out->issued = DatumGetBool(card_spi_datum(0, first_column, &isnull)) || isnull;
-	out->programme_name = out->brand = out->hint = NULL;
-	if (!out->issued)
+	out->hint = card_spi_text(0, first_column);
+	out->programme_name = out->brand = NULL;
+	if (out->hint != NULL)
 	{
 		out->programme_name = card_spi_text(0, first_column + 1);
 		out->brand = card_spi_text(0, first_column + 2);
-		out->hint = card_spi_text(0, first_column + 3);
 	}
 }
 
@@ -35,7 +31,7 @@ card_pan_length_read(int first_column, CardPanLength *out)
 void
 card_pan_length_refuse(const CardPanLength *length, Datum programme_id, int pan_length)
 {
-	if (!length->issued)
+	if (length->hint != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("programme \"%s\" (%s) orders no new cards: its pan_length %d is not one %s issues",

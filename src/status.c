@@ -134,6 +134,13 @@ card_status_live(CardStatus status)
 	return false;
 }
 
+/* The same, for a status by name (as the entry points read it from SQL). */
+bool
+card_status_name_live(const char *status)
+{
+	return card_status_live(card_status_from_name(status));
+}
+
 /*
  * The live statuses as SQL literals ("'not_activated', ..."), for the
  * statements C builds (the SQL sources get the same list from the build).
@@ -145,24 +152,12 @@ card_live_statuses_sql(void)
 
 	if (list == NULL)
 	{
-		StringInfoData buf;
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		initStringInfo(&buf);
-		for (size_t i = 0; i < lengthof(live_status_names); i++)
-			appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
-							 quote_literal_cstr(live_status_names[i]));
+		list = card_name_list(live_status_names, lengthof(live_status_names), true);
 		MemoryContextSwitchTo(old);
-		list = buf.data;
 	}
 	return list;
-}
-
-/* The same, for a status by name (as the entry points read it from SQL). */
-bool
-card_status_name_live(const char *status)
-{
-	return card_status_live(card_status_from_name(status));
 }
 
 /* Status of a column of a trigger tuple. */

@@ -201,3 +201,19 @@ card_uuid_string(Datum uuid)
 {
 	return DatumGetCString(DirectFunctionCall1(uuid_out, uuid));
 }
+
+/*
+ * A list of names such as facts.h defines: "a, b" for a message, or
+ * "'a', 'b'" (quoted) for a statement.
+ */
+char *
+card_name_list(const char *const *names, size_t count, bool quoted)
+{
+	StringInfoData list;
+
+	initStringInfo(&list);
+	for (size_t i = 0; i < count; i++)
+		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "",
+						 quoted ? quote_literal_cstr(names[i]) : names[i]);
+	return list.data;
+}
