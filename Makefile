@@ -6,7 +6,7 @@ MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
-       src/replace.o src/rotate.o src/pin_try.o src/chain.o src/visible.o
+       src/replace.o src/rotate.o src/pin_try.o src/chain.o src/visible.o src/wakeup.o
 
 # The install script of the default version is built from one SQL source
 # per concept, beside its C file, in this order (each file's objects need
@@ -22,7 +22,8 @@ DATA_built = card--$(EXTVERSION).sql
 # Updates stay hand-written: 1.0's install script (kept so that the upgrade
 # test can start from it) and the delta to each later version.
 DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql \
-       updates/card--1.2--1.3.sql updates/card--1.3--1.4.sql
+       updates/card--1.2--1.3.sql updates/card--1.3--1.4.sql \
+       updates/card--1.4--1.5.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
@@ -33,7 +34,7 @@ REGRESS = setup order lifecycle activation idempotency expiry errors controls fu
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected
-ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race visibility-cache
+ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race visibility-cache events-wait
 ISOLATION_OPTS = --inputdir=test --load-extension=card
 
 # JIT bitcode is of no use here and would need clang.

@@ -3,10 +3,11 @@
  * card_consumer.c
  *	  A consumer of the card live feed: prints each event as one JSON line.
  *
- * It registers a named cursor (card.consumer_register), LISTENs on
- * card_events, and drains card.events_after(cursor) in batches: print the
- * batch, then store the new cursor (card.consumer_ack).  Between batches
- * it sleeps until a notification arrives or a poll interval passes.  When
+ * It registers a named cursor (card.consumer_register) and drains
+ * card.events_after(cursor, batch, wait) in batches: print the batch, then
+ * store the new cursor (card.consumer_ack).  When there is nothing to
+ * read, events_after itself waits in the server until an event-writing
+ * transaction commits, up to the wait (-p ms): no LISTEN, no NOTIFY.  When
  * the connection breaks (a server restart), it reconnects with backoff and
  * resumes from the later of its own cursor and the stored one, so no event
  * is printed twice or skipped.
@@ -20,7 +21,7 @@
  * an event or a message text.  Any other failure is the request's fault
  * (a bad name, no privilege, an unknown consumer) and ends the program.
  *
- * Usage: card-consumer [-n name] [-b batch] [-p poll_ms] [-x exit_idle_ms]
+ * Usage: card-consumer [-n name] [-b batch] [-p wait_ms] [-x exit_idle_ms]
  *                      "connection string"
  *
  * Exit status: 0 when stopped (SIGINT, SIGTERM) or idle for -x ms; 1 when
@@ -35,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +46,9 @@
 #define BACKOFF_MAX_MS 10000
 
 static volatile sig_atomic_t stopping = 0;
+
+/* Cancels the request in progress (a wait) when a signal stops us. */
+static PGcancel *volatile cancel_request = NULL;
 
 /* How a failed request is handled. */
 typedef enum
@@ -63,8 +66,26 @@ static FailureKind fail_kind = FAIL_PERMANENT;
 static void
 on_signal(int signo)
 {
+	PGcancel   *cancel = cancel_request;
+	char		errbuf[1];
+
 	(void) signo;
 	stopping = 1;
+	/* PQcancel is safe in a signal handler. */
+	if (cancel != NULL)
+		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+}
+
+/* Forget the cancel handle before the connection goes. */
+static void
+finish(PGconn *conn)
+{
+	PGcancel   *cancel = cancel_request;
+
+	cancel_request = NULL;
+	if (cancel != NULL)
+		PQfreeCancel(cancel);
+	PQfinish(conn);
 }
 
 static long long
@@ -129,7 +150,7 @@ give_up(PGconn *conn)
 {
 	fprintf(stderr, "card-consumer: %s failed with %s%s: giving up\n", fail_what,
 			fail_state[0] ? "SQLSTATE " : "no SQLSTATE", fail_state);
-	PQfinish(conn);
+	finish(conn);
 	exit(1);
 }
 
@@ -159,7 +180,7 @@ sleep_ms(int ms)
 }
 
 /*
- * Connect, register, listen.  Returns NULL if the server cannot be reached
+ * Connect and register.  Returns NULL if the server cannot be reached
  * or a request failed transiently (the caller retries), with *problem
  * saying which in one line; exits on a permanent failure.  *acked is the
  * stored cursor: *cursor may be ahead of it (an acknowledgement that
@@ -181,7 +202,7 @@ connect_feed(const char *conninfo, const char *name, long long *cursor,
 
 		snprintf(problem, problem_size, "cannot connect: %.*s",
 				 (int) strcspn(msg, "\n"), msg);
-		PQfinish(conn);
+		finish(conn);
 		return NULL;
 	}
 	res = exec_params(conn, "consumer_register", "SELECT card.consumer_register($1)", 1, args);
@@ -192,10 +213,7 @@ connect_feed(const char *conninfo, const char *name, long long *cursor,
 	if (stored > *cursor)
 		*cursor = stored;
 	*acked = stored;
-	res = exec_params(conn, "LISTEN", "LISTEN card_events", 0, NULL);
-	if (res == NULL)
-		goto failed;
-	PQclear(res);
+	cancel_request = PQgetCancel(conn);
 	return conn;
 
 failed:
@@ -203,7 +221,7 @@ failed:
 		give_up(conn);
 	snprintf(problem, problem_size, "%s failed with %s%s", fail_what,
 			 fail_state[0] ? "SQLSTATE " : "no SQLSTATE", fail_state);
-	PQfinish(conn);
+	finish(conn);
 	return NULL;
 }
 
@@ -214,21 +232,25 @@ failed:
  * fail_kind).
  */
 static int
-drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked, int batch)
+drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked, int batch,
+			int wait_ms)
 {
 	char		cursor_text[32];
 	char		batch_text[16];
-	const char *args[2];
+	char		wait_text[32];
+	const char *args[3];
 	PGresult   *res;
 	int			rows;
 
 	snprintf(cursor_text, sizeof(cursor_text), "%lld", *cursor);
 	snprintf(batch_text, sizeof(batch_text), "%d", batch);
+	snprintf(wait_text, sizeof(wait_text), "%d ms", wait_ms);
 	args[0] = cursor_text;
 	args[1] = batch_text;
+	args[2] = wait_text;
 	res = exec_params(conn, "events_after",
-					  "SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer) e",
-					  2, args);
+					  "SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer, $3::interval) e",
+					  3, args);
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
@@ -259,46 +281,12 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked,
 	return rows;
 }
 
-/* Wait for a notification or the poll interval; false if the link broke. */
-static int
-wait_for_events(PGconn *conn, int poll_ms)
-{
-	int			sock = PQsocket(conn);
-	fd_set		input;
-	struct timeval timeout;
-	PGnotify   *notify;
-
-	if (sock < 0)
-		return 0;
-	/* A notification that arrived during the last query is already here. */
-	if (!PQconsumeInput(conn))
-		return 0;
-	if ((notify = PQnotifies(conn)) != NULL)
-	{
-		do
-			PQfreemem(notify);
-		while ((notify = PQnotifies(conn)) != NULL);
-		return 1;
-	}
-	FD_ZERO(&input);
-	FD_SET(sock, &input);
-	timeout.tv_sec = poll_ms / 1000;
-	timeout.tv_usec = (poll_ms % 1000) * 1000;
-	if (select(sock + 1, &input, NULL, NULL, &timeout) < 0 && errno != EINTR)
-		return 0;
-	if (!PQconsumeInput(conn))
-		return 0;
-	while ((notify = PQnotifies(conn)) != NULL)
-		PQfreemem(notify);
-	return PQstatus(conn) == CONNECTION_OK;
-}
-
 int
 main(int argc, char **argv)
 {
 	const char *name = "card-consumer";
 	int			batch = 500;
-	int			poll_ms = 1000;
+	int			wait_ms = 5000;
 	long long	exit_idle_ms = 0;
 	long long	cursor = 0;
 	long long	acked = 0;
@@ -320,19 +308,20 @@ main(int argc, char **argv)
 				batch = atoi(optarg);
 				break;
 			case 'p':
-				poll_ms = atoi(optarg);
+				wait_ms = atoi(optarg);
 				break;
 			case 'x':
 				exit_idle_ms = atoll(optarg);
 				break;
 			default:
-				fprintf(stderr, "usage: %s [-n name] [-b batch] [-p poll_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
+				fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
 				return 2;
 		}
 	}
-	if (optind != argc - 1 || batch < 1 || batch > 10000 || poll_ms < 1)
+	if (optind != argc - 1 || batch < 1 || batch > 10000 ||
+		wait_ms < 1 || wait_ms > 3600 * 1000)
 	{
-		fprintf(stderr, "usage: %s [-n name] [-b batch] [-p poll_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
+		fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
 		return 2;
 	}
 	signal(SIGINT, on_signal);
@@ -344,6 +333,7 @@ main(int argc, char **argv)
 		int			got;
 		long long	before = cursor;
 		int			delay;
+		int			wait;
 
 		if (conn == NULL)
 		{
@@ -359,9 +349,16 @@ main(int argc, char **argv)
 				continue;
 			}
 		}
-		got = drain_batch(conn, name, &cursor, &acked, batch);
+		wait = wait_ms;
+		/* Do not wait past the idle exit. */
+		if (exit_idle_ms > 0 && exit_idle_ms - (now_ms() - last_event) < wait)
+			wait = exit_idle_ms - (now_ms() - last_event) > 0 ?
+				(int) (exit_idle_ms - (now_ms() - last_event)) : 1;
+		got = drain_batch(conn, name, &cursor, &acked, batch, wait);
 		if (cursor > before)
 			last_event = now_ms();
+		if (stopping)
+			break;				/* our own cancel, or a signal meanwhile */
 		if (got < 0)
 		{
 			if (fail_kind == FAIL_PERMANENT)
@@ -369,7 +366,7 @@ main(int argc, char **argv)
 			/* Out of time and the feed still fails (a lost connection gets one reconnect first). */
 			if (fail_kind == FAIL_RETRY && exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
 			{
-				PQfinish(conn);
+				finish(conn);
 				return 1;
 			}
 			delay = next_delay(&backoff_ms);
@@ -379,7 +376,7 @@ main(int argc, char **argv)
 				fprintf(stderr, "card-consumer: connection lost after seq %lld (%s: %s%s), reconnecting, retry %d in %d ms\n",
 						cursor, fail_what, fail_state[0] ? "SQLSTATE " : "no SQLSTATE",
 						fail_state, ++attempt, delay);
-				PQfinish(conn);
+				finish(conn);
 				conn = NULL;
 			}
 			else
@@ -391,18 +388,10 @@ main(int argc, char **argv)
 		/* The feed answers again: the next failure starts a new backoff. */
 		backoff_ms = BACKOFF_MIN_MS;
 		attempt = 0;
-		if (got > 0)
-			continue;			/* more may be waiting */
-		if (exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
+		if (got == 0 && exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
 			break;
-		if (!wait_for_events(conn, poll_ms))
-		{
-			fprintf(stderr, "card-consumer: connection lost after seq %lld, reconnecting\n", cursor);
-			PQfinish(conn);
-			conn = NULL;
-		}
 	}
 	if (conn)
-		PQfinish(conn);
+		finish(conn);
 	return 0;
 }

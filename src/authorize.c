@@ -481,7 +481,7 @@ authorize_approve(const AuthorizeRequest *req, Datum *values, const char *nulls,
 	seq = card_spi_datum(0, APPROVED_SEQ, &no_event);
 	*available = DatumGetInt64(card_spi_datum(0, APPROVED_AVAILABLE, &isnull));
 	if (!no_event)
-		card_event_notify(DatumGetInt64(seq), "authorization.approved");
+		card_event_written(DatumGetInt64(seq), "authorization.approved");
 	return true;
 }
 
@@ -496,7 +496,7 @@ authorize_decline(Datum *values, const char *nulls, const char *reason,
 	values[DECLINE_AVAILABLE] = Int64GetDatum(available);
 	values[DECLINE_EVENTS] = BoolGetDatum(card_events_enabled);
 	if (card_exec(&decline, values, nulls, false, 0) == 1)
-		card_event_notify(DatumGetInt64(card_spi_datum(0, DECLINED_SEQ, &isnull)),
+		card_event_written(DatumGetInt64(card_spi_datum(0, DECLINED_SEQ, &isnull)),
 						  "authorization.declined");
 }
 

@@ -5,7 +5,7 @@
  *
  * card.key_file names the key file (superuser only, reloadable);
  * card.hosted_pages_url is the base of activation and reveal links;
- * card.events switches the live feed of events.
+ * card.events switches the live feed of events, card.notify its NOTIFY.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,7 +19,7 @@ PG_MODULE_MAGIC;
 char	   *card_key_file = NULL;
 char	   *card_hosted_pages_url = NULL;
 bool		card_events_enabled = true;
-bool		card_notify_enabled = true;
+bool		card_notify_enabled = false;
 
 void		_PG_init(void);
 
@@ -65,7 +65,7 @@ _PG_init(void)
 							   check_hosted_pages_url, NULL, NULL);
 
 	DefineCustomBoolVariable("card.events",
-							 "Writes the live feed of events (card.event) and NOTIFY card_events.",
+							 "Writes the live feed of events (card.event).",
 							 "Off only where the feed is not used, for example where changes are streamed by logical decoding of the tables.",
 							 &card_events_enabled,
 							 true,
@@ -75,9 +75,9 @@ _PG_init(void)
 
 	DefineCustomBoolVariable("card.notify",
 							 "Sends NOTIFY card_events once per transaction that writes events.",
-							 "PostgreSQL serialises the commits of notifying transactions; off leaves consumers to poll.",
+							 "For clients that LISTEN; PostgreSQL serialises the commits of notifying transactions. Consumers wait with card.events_after(cursor, max, wait) instead.",
 							 &card_notify_enabled,
-							 true,
+							 false,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -85,4 +85,5 @@ _PG_init(void)
 	MarkGUCPrefixReserved("card");
 
 	RegisterSubXactCallback(card_event_subxact, NULL);
+	card_feed_wakeup_init();
 }

@@ -8,7 +8,8 @@
  * lifecycle rules and their trigger (status.c), ordering (order.c),
  * status changes (lifecycle.c), activation (activation.c), input checks
  * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c),
- * the live feed of events (event.c), who is calling (tenancy.c) and which
+ * the live feed of events (event.c) and waking its readers (wakeup.c),
+ * who is calling (tenancy.c) and which
  * programmes it sees (visible.c), hosted-page
  * links (link.c), PINs (pin.c) and their durably counted tries
  * (pin_try.c), reveal of card details (reveal.c),
@@ -225,7 +226,13 @@ extern void card_audit_insert(Datum card_id, Datum account_id,
 
 /* ---- live feed (event.c) ---- */
 extern void card_event_writer_lock(Datum programme_id);
-extern void card_event_notify(int64 seq, const char *type);
+extern void card_event_written(int64 seq, const char *type);
+
+/* ---- waking the feed's readers (wakeup.c) ---- */
+extern void card_feed_wakeup_init(void);
+extern void card_feed_wakeup_at_commit(void);
+extern uint64 card_feed_commits(void);
+extern bool card_feed_wait(uint64 seen, TimestampTz deadline);
 extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 							   SubTransactionId parentSubid, void *arg);
 extern void card_json_text(StringInfo buf, const char *key, const char *value);

@@ -2,9 +2,10 @@
  *
  * event.c
  *	  The live feed: card.event rows written in the transaction of each
- *	  change, NOTIFY card_events once per transaction, and
- *	  card.events_after(), which hands out events in seq order and never
- *	  one that an event still in flight could precede.
+ *	  change, and card.events_after(), which hands out events in seq order
+ *	  and never one that an event still in flight could precede, and waits
+ *	  for the next commit when there is none (wakeup.c).  NOTIFY
+ *	  card_events once per transaction only when card.notify is on.
  *
  * Why events_after never skips: seq values come from a sequence, so a
  * transaction may take seq 1, another seq 2 and commit first; a reader that
@@ -42,6 +43,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 
 #define EVENTS_MAX 10000
 
@@ -101,15 +103,17 @@ static CardPlan insert_event = {
 };
 
 /*
- * Queue NOTIFY card_events with {"seq", "type"} of the transaction's first
- * event; later events of the same transaction add nothing (the consumer
- * reads them all with events_after).
+ * After each event written: wake the feed's readers at commit (wakeup.c)
+ * and, when card.notify is on, queue NOTIFY card_events with {"seq",
+ * "type"} of the transaction's first event (later events of the same
+ * transaction add nothing: the consumer reads them all with events_after).
  */
 void
-card_event_notify(int64 seq, const char *type)
+card_event_written(int64 seq, const char *type)
 {
 	StringInfoData payload;
 
+	card_feed_wakeup_at_commit();
 	if (!card_notify_enabled || MyProc->lxid == notified_lxid)
 		return;
 	initStringInfo(&payload);
@@ -165,7 +169,7 @@ card_event_write(const char *type, Datum card_id, Datum account_id,
 	card_event_writer_lock(programme_id);
 	card_exec(&insert_event, values, nulls, false, 1);
 	seq = DatumGetInt64(card_spi_datum(0, INSERTED_SEQ, &isnull));
-	card_event_notify(seq, type);
+	card_event_written(seq, type);
 	return seq;
 }
 
@@ -231,9 +235,12 @@ card_event_append_only(PG_FUNCTION_ARGS)
 }
 
 /*
- * card.events_after(cursor bigint, max integer) RETURNS SETOF card.event
+ * Reads into rsinfo's tuplestore the settled events after cursor that the
+ * caller may be shown, at most max; returns how many (the caller is
+ * connected to SPI; seq_tag is the lock of card.event_seq).
  */
-CARD_ENTRY_POINT(card_events_after)
+static uint64
+read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsinfo)
 {
 	/*
 	 * Read the sequence's tuple, not pg_sequence_last_value(): that takes
@@ -267,13 +274,90 @@ CARD_ENTRY_POINT(card_events_after)
 		" ORDER BY seq LIMIT $3",
 		5, {INT8OID, INT8OID, INT4OID, BOOLOID, UUIDARRAYOID}
 	};
-	int64		cursor = PG_GETARG_INT64(0);
-	int32		max = PG_GETARG_INT32(1);
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		isnull;
 	int64		horizon;
 	Datum		sees_all;
 	Datum		visible_ids;
+	uint64		found;
+
+	/* 1. Every seq up to the horizon has been drawn by now. */
+	card_exec(&last_seq, NULL, NULL, false, 1);
+	horizon = DatumGetInt64(card_spi_datum(0, LAST_SEQ, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	if (horizon <= cursor)
+		return 0;
+
+	/*
+	 * 2. Wait for the writers in flight that the caller could be shown (new
+	 * writers draw higher seqs).
+	 */
+	card_exec(&caller_programmes, NULL, NULL, true, 1);
+	sees_all = card_spi_datum(0, CALLER_SEES_ALL, &isnull);
+	visible_ids = card_spi_datum(0, CALLER_PROGRAMMES, &isnull);
+	if (DatumGetBool(sees_all))
+		WaitForLockers(seq_tag, ShareLock, false);
+	else
+	{
+		ArrayType  *visible = DatumGetArrayTypeP(visible_ids);
+		Datum	   *ids;
+		int			n;
+		List	   *tags = NIL;
+
+		deconstruct_array(visible, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+						  &ids, NULL, &n);
+		for (int i = 0; i < n; i++)
+		{
+			LOCKTAG    *programme_tag = palloc(sizeof(LOCKTAG));
+
+			feed_lock_tag(programme_tag, ids[i]);
+			tags = lappend(tags, programme_tag);
+		}
+		if (tags != NIL)
+			WaitForLockersMultiple(tags, ShareLock, false);
+		list_free_deep(tags);
+		pfree(ids);
+	}
+
+	/*
+	 * 3. A new snapshot: every event up to the horizon is settled.  The
+	 * programmes are those whose writers were waited for, not read again:
+	 * one granted meanwhile could have events still in flight.
+	 */
+	{
+		SPITupleTable *caller = SPI_tuptable;
+		Datum		args[5] = {
+			Int64GetDatum(cursor), Int64GetDatum(horizon), Int32GetDatum(max),
+			sees_all, visible_ids
+		};
+
+		card_exec(&read_events, args, NULL, false, 0);
+		SPI_freetuptable(caller);
+	}
+	found = SPI_processed;
+	for (uint64 i = 0; i < found; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	SPI_freetuptable(SPI_tuptable);
+	return found;
+}
+
+/* The longest wait of one call: a waiting call holds its snapshot. */
+#define EVENTS_WAIT_MAX_USECS USECS_PER_HOUR
+
+/*
+ * card.events_after(cursor bigint, max integer, wait interval)
+ *	 RETURNS SETOF card.event
+ *
+ * With a wait, a call that finds nothing sleeps until an event-writing
+ * transaction commits (wakeup.c) and looks again, until the wait ends.
+ */
+CARD_ENTRY_POINT(card_events_after)
+{
+	int64		cursor = PG_GETARG_INT64(0);
+	int32		max = PG_GETARG_INT32(1);
+	Interval   *wait = PG_GETARG_INTERVAL_P(2);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		wait_usecs;
+	TimestampTz deadline = 0;
 	Oid			seq_relid;
 	LOCKTAG		tag;
 
@@ -285,6 +369,12 @@ CARD_ENTRY_POINT(card_events_after)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max must be between 1 and %d", EVENTS_MAX)));
+	wait_usecs = wait->month != 0 || wait->day != 0 ? -1 : wait->time;
+	if (wait_usecs < 0 || wait_usecs > EVENTS_WAIT_MAX_USECS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("wait must be between 0 and 1 hour"),
+				 errhint("A consumer waits some seconds and calls again; a waiting call holds back VACUUM like any running statement.")));
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -306,60 +396,20 @@ CARD_ENTRY_POINT(card_events_after)
 				 errmsg("card.events_after cannot run in a transaction that has written events"),
 				 errdetail("It would hand out events that may still roll back."),
 				 errhint("Commit first, or read the feed from another session.")));
+	if (wait_usecs > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_usecs / 1000);
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-
-	/* 1. Every seq up to the horizon has been drawn by now. */
-	card_exec(&last_seq, NULL, NULL, false, 1);
-	horizon = DatumGetInt64(card_spi_datum(0, LAST_SEQ, &isnull));
-	if (horizon > cursor)
+	for (;;)
 	{
-		/*
-		 * 2. Wait for the writers in flight that the caller could be shown
-		 * (new writers draw higher seqs).
-		 */
-		card_exec(&caller_programmes, NULL, NULL, true, 1);
-		sees_all = card_spi_datum(0, CALLER_SEES_ALL, &isnull);
-		visible_ids = card_spi_datum(0, CALLER_PROGRAMMES, &isnull);
-		if (DatumGetBool(sees_all))
-			WaitForLockers(tag, ShareLock, false);
-		else
-		{
-			ArrayType  *visible = DatumGetArrayTypeP(visible_ids);
-			Datum	   *ids;
-			int			n;
-			List	   *tags = NIL;
+		/* Taken before the read: a commit after it ends the sleep below. */
+		uint64		commits = wait_usecs > 0 ? card_feed_commits() : 0;
 
-			deconstruct_array(visible, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
-							  &ids, NULL, &n);
-			for (int i = 0; i < n; i++)
-			{
-				LOCKTAG    *programme_tag = palloc(sizeof(LOCKTAG));
-
-				feed_lock_tag(programme_tag, ids[i]);
-				tags = lappend(tags, programme_tag);
-			}
-			if (tags != NIL)
-				WaitForLockersMultiple(tags, ShareLock, false);
-		}
-
-		/*
-		 * 3. A new snapshot: every event up to the horizon is settled.  The
-		 * programmes are those whose writers were waited for, not read
-		 * again: one granted meanwhile could have events still in flight.
-		 */
-		{
-			Datum		args[5] = {
-				Int64GetDatum(cursor), Int64GetDatum(horizon), Int32GetDatum(max),
-				sees_all, visible_ids
-			};
-
-			card_exec(&read_events, args, NULL, false, 0);
-		}
-		for (uint64 i = 0; i < SPI_processed; i++)
-			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+		if (read_settled_events(cursor, max, tag, rsinfo) > 0 || wait_usecs == 0 ||
+			!card_feed_wait(commits, deadline))
+			break;
 	}
 	SPI_finish();
 	return (Datum) 0;

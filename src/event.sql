@@ -56,8 +56,9 @@ ALTER TABLE card.event_consumer ENABLE ROW LEVEL SECURITY;
 CREATE POLICY consumers_of_caller ON card.event_consumer
     USING (role_name = card.caller());
 
--- Writes one event in the current transaction and queues the transaction's
--- NOTIFY card_events; returns its seq (NULL when card.events is off).
+-- Writes one event in the current transaction (waking the feed's readers at
+-- commit, and NOTIFY card_events when card.notify is on); returns its seq
+-- (NULL when card.events is off).
 CREATE FUNCTION card.event_emit(type card.event_type, card_id uuid, account_id uuid,
                                 programme_id uuid, data jsonb)
     RETURNS bigint
@@ -67,14 +68,17 @@ CREATE FUNCTION card.event_emit(type card.event_type, card_id uuid, account_id u
 REVOKE ALL ON FUNCTION card.event_emit(card.event_type, uuid, uuid, uuid, jsonb) FROM PUBLIC;
 
 -- Events after a cursor, in seq order, never one that an event still in
--- flight could precede (see README: "Why events_after never skips").
-CREATE FUNCTION card.events_after(cursor bigint, max integer DEFAULT 100)
+-- flight could precede (see README: "Why events_after never skips"); with a
+-- wait, a call that finds none sleeps until an event-writing transaction
+-- commits, up to the wait.
+CREATE FUNCTION card.events_after(cursor bigint, max integer DEFAULT 100,
+                                  wait interval DEFAULT '0')
     RETURNS SETOF card.event
     AS 'MODULE_PATHNAME', 'card_events_after'
     LANGUAGE C VOLATILE STRICT ROWS 100
     SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION card.events_after(bigint, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION card.events_after(bigint, integer) TO card_reader;
+REVOKE ALL ON FUNCTION card.events_after(bigint, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.events_after(bigint, integer, interval) TO card_reader;
 
 -- Registers a consumer of the caller's, or finds it (idempotent).
 CREATE FUNCTION card_internal.consumer_register(name text, start_after bigint DEFAULT 0)

@@ -380,7 +380,7 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 	values[CHANGE_EVENTS] = BoolGetDatum(card_events_enabled);
 	card_event_writer_lock(programme_id);
 	if (card_exec(&insert_change, values, nulls, false, 1) == 1)
-		card_event_notify(DatumGetInt64(card_spi_datum(0, CHANGE_EVENT_SEQ, &isnull)),
+		card_event_written(DatumGetInt64(card_spi_datum(0, CHANGE_EVENT_SEQ, &isnull)),
 						  event_type);
 }
 

@@ -150,6 +150,25 @@ if grep -v -e 'SQLSTATE [0-9A-Z]\{5\}' -e 'connection lost after seq' "$work/a.l
 fi
 say "$(cat "$work/a.log" "$work/b.log" | wc -l) log lines, one per retry, each with its SQLSTATE (none for a broken connection), no event data"
 
+echo "consumer-retry: SIGTERM during a long wait ends the consumer at once, status 0"
+"$consumer" -n retry_d -p 600000 "dbname=$db application_name=card-retry-d" \
+    >"$work/d.jsonl" 2>"$work/d.log" &
+d=$!; pids+=("$d")
+sleeping_in_events_after() {
+    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$1'
+                AND state = 'active' AND wait_event = 'Extension' AND query LIKE '%events_after%'")" = 1 ]
+}
+wait_for 10 "consumer d asleep inside events_after" "$d" sleeping_in_events_after card-retry-d
+t0=$(date +%s%N)
+kill -TERM "$d"
+st=0; timeout 5 tail --pid="$d" -f /dev/null || st=$?
+[ $st -eq 0 ] || fail "consumer d still runs 5 s after SIGTERM (its 10-minute wait was not cancelled)"
+wait "$d" && st=0 || st=$?
+[ $st -eq 0 ] || fail "consumer d exited with status $st after SIGTERM, want 0"
+[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'card-retry-d'")" = 0 ] \
+    || fail "consumer d left its backend behind"
+say "stopped $(( ($(date +%s%N) - t0) / 1000000 )) ms after SIGTERM, status 0, its wait cancelled"
+
 echo "consumer-retry: permanent errors still end the consumer with status 1"
 # Its consumer unregistered under it: the next acknowledgement fails with P0002.
 sql "SELECT card.consumer_unregister('retry_a')" >/dev/null

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The live feed end to end, against the cluster that PGHOST/PGPORT name:
 # several writers (pgbench, 10 s) and one consumer (consumer/card-consumer);
-# a server restart in the middle; NOTIFY waking the consumer; then every
-# event was printed exactly once, in seq order.  Also logical decoding of
-# card.event with wal2json.  Exits non-zero on any failure.
+# a server restart in the middle; a commit waking the consumer that waits
+# in events_after (no NOTIFY); then every event was printed exactly once, in
+# seq order.  A waiting reader is not ended by a writer that rolls back.
+# Also logical decoding of card.event with wal2json.  Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PGHOST:?}" "${PGPORT:?}"
@@ -25,7 +26,8 @@ createdb "$db"
 psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v layout=spread -v cards=50 -f bench/authorize_setup.sql >/dev/null
 start_seq=$(sql "SELECT coalesce(max(seq), 0) FROM card.event")
 
-# The consumer polls only every 30 s: anything faster comes from NOTIFY.
+# Each events_after call of the consumer waits up to 30 s: anything faster
+# is a commit waking it.
 "$consumer" -n feedtest -p 30000 "dbname=$db application_name=card-consumer" \
     >"$work/feed.jsonl" 2>"$work/consumer.log" &
 consumer_pid=$!
@@ -50,13 +52,15 @@ wait_for_cursor() {
 }
 wait_for_cursor "$(sql "SELECT max(seq) FROM card.event")" 60
 
-echo "feed: one more event must arrive by NOTIFY, well before the 30 s poll"
-sleep 1  # the consumer has drained everything and sleeps in select() on its connection
+echo "feed: one more event must wake the consumer, well before its 30 s wait ends"
+sleep 1  # the consumer has drained everything and waits inside events_after
 t0=$(date +%s%N)
 last=$(sql "SELECT seq FROM card.event_emit('account.credited', NULL, NULL, NULL, '{\"note\": \"notify test\"}') seq")
 wait_for_cursor "$last" 10
 echo "feed:   delivered in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
+[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'card-consumer' AND wait_event = 'Extension'")" = 1 ] \
+    || fail "the consumer is not waiting inside events_after"
 kill "$consumer_pid"; wait "$consumer_pid" 2>/dev/null || true; consumer_pid=
 
 # Every event after the start exactly once, in seq order.
@@ -78,6 +82,26 @@ echo "feed: events written $expected, printed $printed, distinct $distinct, in s
 grep -q "connection lost after seq" "$work/consumer.log" \
     && echo "feed: the consumer reconnected after the restart" \
     || fail "the consumer never lost its connection: was the server restarted?"
+
+echo "feed: a waiting reader is not ended by a writer that rolls back, and is by the next commit"
+cur=$(sql "SELECT max(seq) FROM card.event")
+psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
+    -c "SELECT count(*) || ' ' || string_agg(data ->> 'note', ',') FROM card.events_after($cur, 100, '20 s')" \
+    >"$work/wait.out" 2>&1 &
+reader=$!
+sleep 0.5
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "BEGIN" \
+    -c "SELECT card.event_emit('account.credited', NULL, NULL, NULL, '{\"note\": \"rolled back\"}')" \
+    -c "ROLLBACK" >/dev/null
+sleep 0.5
+kill -0 "$reader" 2>/dev/null || { cat "$work/wait.out"; fail "the reader returned after a rollback"; }
+t0=$(date +%s%N)
+sql "SELECT card.event_emit('account.credited', NULL, NULL, NULL, '{\"note\": \"committed\"}')" >/dev/null
+wait "$reader" || { cat "$work/wait.out"; fail "the waiting reader failed"; }
+waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$(cat "$work/wait.out")" = "1 committed" ] || { cat "$work/wait.out"; fail "the waiting reader returned something else"; }
+[ "$waited" -lt 5000 ] || fail "the waiting reader took $waited ms after the commit"
+echo "feed:   returned the committed event alone, $waited ms after its commit"
 
 echo "feed: logical decoding of card.event with wal2json"
 sql "SELECT 1 FROM pg_create_logical_replication_slot('card_feed_cdc', 'wal2json')" >/dev/null

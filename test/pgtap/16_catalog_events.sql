@@ -21,9 +21,9 @@ SELECT enum_has_labels('card', 'event_type',
 SELECT is((SELECT seqcache FROM pg_sequence WHERE seqrelid = 'card.event_seq'::regclass), 1::bigint,
     'the event sequence hands out values one at a time (events_after relies on it)');
 SELECT has_trigger('card', 'event', 'event_append_only', 'card.event refuses updates');
-SELECT function_returns('card', 'events_after', ARRAY['bigint', 'integer'], 'setof card.event',
-    'events_after(cursor, max) returns events');
-SELECT function_lang_is('card', 'events_after', ARRAY['bigint', 'integer'], 'c', 'events_after is C');
+SELECT function_returns('card', 'events_after', ARRAY['bigint', 'integer', 'interval'], 'setof card.event',
+    'events_after(cursor, max, wait) returns events');
+SELECT function_lang_is('card', 'events_after', ARRAY['bigint', 'integer', 'interval'], 'c', 'events_after is C');
 SELECT function_returns('card', 'events_prune', ARRAY['timestamp with time zone'], 'bigint',
     'events_prune(before) returns how many it deleted');
 SELECT has_function('card', 'consumer_register', ARRAY['text', 'bigint'], 'consumer_register exists');
