@@ -10,6 +10,8 @@ CREATE TABLE twin.card (LIKE card.card INCLUDING ALL);
 CREATE TABLE twin.card_status_change (LIKE card.card_status_change INCLUDING ALL);
 CREATE TABLE twin."authorization" (LIKE card."authorization" INCLUDING ALL);
 CREATE TABLE twin.event (LIKE card.event INCLUDING ALL);
+CREATE TABLE twin.spend_limit (LIKE card.spend_limit INCLUDING ALL);
+INSERT INTO twin.spend_limit OVERRIDING SYSTEM VALUE SELECT * FROM card.spend_limit;
 INSERT INTO twin.account SELECT * FROM card.account;
 INSERT INTO twin.card (id, programme_id, account_id, individual_id, display_name, type, status,
                        exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version,
