@@ -76,3 +76,25 @@ SELECT status FROM card.card_set_status(:'stamped', 'active');
 COMMIT;
 SELECT array_agg(to_status ORDER BY changed_at, id) AS by_time FROM card.card_status_change WHERE card_id = :'stamped';
 SELECT count(DISTINCT changed_at) AS distinct_times FROM card.card_status_change WHERE card_id = :'stamped';
+
+-- card_set_status writes the change, its audit row and its event in one
+-- statement (the audit trigger leaves that card to it): exactly one audit
+-- row and one event per change, and the row returned is the view's.  A
+-- change that ends other cards of the PAN (stolen) still audits each of
+-- them through the trigger.
+SELECT test_card_in(:'acct', :'holder', 'active') AS once \gset
+SELECT max(seq) AS seq_before FROM card.event \gset
+SELECT row_to_json(r)::text AS returned FROM card.card_set_status(:'once', 'frozen', 'suspicious', 'fraud') r \gset
+SELECT :'returned' = row_to_json(v)::text AS returned_as_the_view_shows FROM card.cards v WHERE v.id = :'once';
+SELECT from_status, to_status, reason, channel, actor = current_user AS by_caller
+  FROM card.card_status_change WHERE card_id = :'once' AND from_status IS NOT NULL;
+SELECT type, data FROM card.event WHERE seq > :seq_before AND card_id = :'once';
+SELECT test_card_in(:'acct', :'holder', 'active') AS stolen \gset
+SELECT id AS reissue FROM card.card_replace(:'stolen', 'damaged') \gset
+SELECT max(seq) AS seq_before, (SELECT max(id) FROM card.card_status_change) AS audit_before FROM card.event \gset
+SELECT status FROM card.card_set_status(:'stolen', 'stolen');
+SELECT card_id = :'stolen' AS the_card_itself, from_status, to_status, count(*)
+  FROM card.card_status_change WHERE id > :audit_before
+ GROUP BY 1, 2, 3 ORDER BY 1;
+SELECT card_id = :'stolen' AS the_card_itself, type, count(*) FROM card.event
+ WHERE seq > :seq_before GROUP BY 1, 2 ORDER BY 1;

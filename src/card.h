@@ -138,7 +138,8 @@ enum CardChainColumn
 {
 	CHAIN_CARD_ID = 1,
 	CHAIN_STATUS,
-	CHAIN_EFFECTIVE_STATUS
+	CHAIN_EFFECTIVE_STATUS,
+	CHAIN_PROGRAMME_ID
 };
 
 extern int	card_chain_lock(Datum card_id);
@@ -205,6 +206,8 @@ typedef struct CardChangeContext
 	const pg_uuid_t *activating;	/* the card the hosted flow activates */
 	const char *reason;
 	const char *channel;
+	const pg_uuid_t *recorded;	/* the card whose audit row and event the
+								 * calling statement writes itself */
 } CardChangeContext;
 
 extern CardChangeContext card_change_context;
@@ -218,6 +221,9 @@ extern const char *card_live_statuses_sql(void);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
 									const char *reason, const char *channel,
 									const pg_uuid_t *activating);
+extern char *card_status_event(const char *from, const char *to,
+							   const char *reason, const char *channel,
+							   const char **event_type);
 extern void card_audit_insert(Datum card_id, Datum account_id,
 							  Datum programme_id, const char *from,
 							  const char *to, const char *reason,
@@ -268,5 +274,17 @@ extern int	card_exec(CardPlan *cp, Datum *values, const char *nulls,
 extern char *card_spi_text(int row, int col);
 extern Datum card_spi_datum(int row, int col, bool *isnull);
 extern Datum card_return_card(FunctionCallInfo fcinfo, Datum card_id);
+extern Datum card_return_written_card(FunctionCallInfo fcinfo);
+
+/*
+ * The columns of the view card.cards (src/order.sql), from a card row c,
+ * its programme p and its account a: for a statement that writes the card
+ * and returns it as the view shows it (the view, read in that statement,
+ * would see the row as it was before).
+ */
+#define CARD_VIEW_COLUMNS \
+	"c.id, c.display_name, c.type, p.brand, p.region, c.exp_month, c.exp_year," \
+	" c.last4, a.currency, c.account_id, c.individual_id," \
+	" card.effective_status(c.status, c.expires_on) AS status"
 
 #endif							/* CARD_H */

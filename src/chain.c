@@ -29,7 +29,8 @@
  * Lock the account and every card of card_id's chain, in the chain's
  * order; returns how many cards (0: no such card among the caller's
  * programmes).  The caller is connected to SPI; the result table holds a
- * row per card (id, stored status, effective status), as locked.
+ * row per card (id, stored status, effective status, programme), as
+ * locked.
  */
 int
 card_chain_lock(Datum card_id)
@@ -44,7 +45,8 @@ card_chain_lock(Datum card_id)
 		"WITH target AS ("
 		"  SELECT card.chain_of(x.id, x.chain_id) AS chain, x.account_id FROM card.card x"
 		"   WHERE x.id = $1 AND card.programme_visible(x.programme_id))"
-		" SELECT c.id, c.status::text, card.effective_status(c.status, c.expires_on)::text"
+		" SELECT c.id, c.status::text, card.effective_status(c.status, c.expires_on)::text,"
+		"        c.programme_id"
 		"  FROM card.card c, target t"
 		"  WHERE (c.id = t.chain OR c.chain_id = t.chain)"
 		"    AND EXISTS (SELECT FROM card.account a WHERE a.id = (SELECT account_id FROM target)"

@@ -12,14 +12,50 @@
  */
 #include "card.h"
 
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #define REASON_MAX 500
 
-static CardPlan status_update = {
+/*
+ * card_set_status's change with its audit row and event, in one statement
+ * that returns the card as card.cards shows it: the audit trigger leaves
+ * this card to it (card_change_context.recorded).  The parameters, as
+ * indexes of values[] ($1 is index 0):
+ */
+enum RecordedChangeParam
+{
+	RECORDED_CARD_ID,
+	RECORDED_TO,
+	RECORDED_FROM,
+	RECORDED_REASON,
+	RECORDED_CHANNEL,
+	RECORDED_ACTOR,
+	RECORDED_EVENT_TYPE,
+	RECORDED_EVENT_DATA,
+	RECORDED_EVENTS,			/* card.events: whether the event is written */
+	RECORDED_PARAMS
+};
+
+static CardPlan recorded_change = {
 	NULL,
-	"UPDATE card.card SET status = $2::card.card_status WHERE id = $1",
-	2, {UUIDOID, TEXTOID}
+	"WITH c AS ("
+	"  UPDATE card.card SET status = $2::card.card_status WHERE id = $1"
+	"  RETURNING id, display_name, type, programme_id, account_id, individual_id,"
+	"            exp_month, exp_year, last4, status, expires_on),"
+	" audit AS ("
+	"  INSERT INTO card.card_status_change"
+	"   (card_id, from_status, to_status, reason, channel, actor)"
+	"  SELECT c.id, $3::card.card_status, c.status, $4, $5, $6 FROM c),"
+	" fed AS ("
+	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
+	"  SELECT $7::card.event_type, c.id, c.account_id, c.programme_id, $8::jsonb"
+	"    FROM c WHERE $9 RETURNING seq)"
+	" SELECT " CARD_VIEW_COLUMNS ", (SELECT seq FROM fed) AS event_seq"
+	"  FROM c JOIN card.programme p ON p.id = c.programme_id"
+	"  JOIN card.account a ON a.id = c.account_id",
+	RECORDED_PARAMS, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
+		TEXTOID, BOOLOID}
 };
 
 /* Its text names the live statuses of facts.h: built on first use. */
@@ -58,6 +94,57 @@ card_exec_status_change(CardPlan *cp, Datum *values, const char *reason,
 	}
 	PG_END_TRY();
 	return changed;
+}
+
+/*
+ * Change the (chain-locked) card's stored status from to status, writing
+ * its audit row and event in the same statement; leaves that statement's
+ * row, the card as card.cards shows it, in SPI_tuptable.
+ */
+static void
+set_status_recorded(Datum card_id, Datum programme_id, const char *from,
+					const char *status, const char *reason, const char *channel)
+{
+	Datum		values[RECORDED_PARAMS];
+	char		nulls[RECORDED_PARAMS];
+	NameData	actor;
+	const char *event_type;
+	char	   *event_data;
+	CardChangeContext previous = card_change_begin(reason, channel, NULL);
+
+	card_change_context.recorded = DatumGetUUIDP(card_id);
+	memset(nulls, ' ', sizeof(nulls));
+	namestrcpy(&actor, GetUserNameFromId(card_caller_role(), false));
+	event_data = card_status_event(from, status, card_change_context.reason,
+								   card_change_context.channel, &event_type);
+	values[RECORDED_CARD_ID] = card_id;
+	values[RECORDED_TO] = CStringGetTextDatum(status);
+	values[RECORDED_FROM] = CStringGetTextDatum(from);
+	values[RECORDED_REASON] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[RECORDED_REASON] = reason ? ' ' : 'n';
+	values[RECORDED_CHANNEL] = CStringGetTextDatum(channel);
+	values[RECORDED_ACTOR] = NameGetDatum(&actor);
+	values[RECORDED_EVENT_TYPE] = CStringGetTextDatum(event_type);
+	values[RECORDED_EVENT_DATA] = CStringGetTextDatum(event_data);
+	values[RECORDED_EVENTS] = BoolGetDatum(card_events_enabled);
+	card_event_writer_lock(programme_id);
+	PG_TRY();
+	{
+		if (card_exec(&recorded_change, values, nulls, false, 0) != 1)
+			elog(ERROR, "card vanished while its status changed");
+	}
+	PG_FINALLY();
+	{
+		card_change_end(previous);
+	}
+	PG_END_TRY();
+	{
+		bool		isnull;
+		Datum		seq = card_spi_datum(0, SPI_fnumber(SPI_tuptable->tupdesc, "event_seq"), &isnull);
+
+		if (!isnull)
+			card_event_written(DatumGetInt64(seq), event_type);
+	}
 }
 
 /*
@@ -111,9 +198,11 @@ CARD_ENTRY_POINT(card_set_status)
 	}
 	else
 	{
-		Datum		values[2] = {card_id, CStringGetTextDatum(status)};
+		bool		isnull;
 
-		card_exec_status_change(&status_update, values, reason, channel, NULL);
+		set_status_recorded(card_id, card_spi_datum(row, CHAIN_PROGRAMME_ID, &isnull),
+							stored, status, reason, channel);
+		return card_return_written_card(fcinfo);
 	}
 	return card_return_card(fcinfo, card_id);
 }

@@ -84,6 +84,49 @@ card_spi_datum(int row, int col, bool *isnull)
 }
 
 /*
+ * Finish the SPI session with row 0 of the last statement's result as the
+ * function's card.cards result: the statement returns the view's columns
+ * by name (CARD_VIEW_COLUMNS) for a card it wrote.
+ */
+Datum
+card_return_written_card(FunctionCallInfo fcinfo)
+{
+	TupleDesc	tupdesc;
+	Datum	   *values;
+	bool	   *nulls;
+	HeapTuple	tuple;
+	Datum		result;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "function returning card.cards called in a context that cannot accept it");
+	if (SPI_processed != 1)
+		elog(ERROR, "the card written is missing from its statement's result");
+	values = palloc(tupdesc->natts * sizeof(Datum));
+	nulls = palloc(tupdesc->natts * sizeof(bool));
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		int			col;
+
+		if (att->attisdropped)
+		{
+			nulls[i] = true;
+			continue;
+		}
+		col = SPI_fnumber(SPI_tuptable->tupdesc, NameStr(att->attname));
+		if (col <= 0 || SPI_gettypeid(SPI_tuptable->tupdesc, col) != att->atttypid)
+			elog(ERROR, "column \"%s\" of card.cards is missing from the statement's result",
+				 NameStr(att->attname));
+		values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &nulls[i]);
+	}
+	tuple = heap_form_tuple(tupdesc, values, nulls);
+	/* Copied out of SPI's memory before it goes. */
+	result = PointerGetDatum(SPI_returntuple(tuple, tupdesc));
+	SPI_finish();
+	return result;
+}
+
+/*
  * Finish the SPI session with the card.cards row of card_id as the
  * function's composite result (the caller must be connected to SPI).
  */

@@ -79,7 +79,7 @@ static const char *const rule_who[] = {
 	"nobody: the status is final"
 };
 
-CardChangeContext card_change_context = {false, NULL, NULL, NULL};
+CardChangeContext card_change_context = {false, NULL, NULL, NULL, NULL};
 
 /*
  * Describe the status change our caller is about to make; returns the
@@ -95,6 +95,7 @@ card_change_begin(const char *reason, const char *channel,
 	card_change_context.activating = activating;
 	card_change_context.reason = reason;
 	card_change_context.channel = channel;
+	card_change_context.recorded = NULL;
 	return previous;
 }
 
@@ -315,6 +316,28 @@ card_status_guard(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The event of a status change: an activation, or a status change, with
+ * its data (from, to, reason, channel) as a JSON object; sets *event_type.
+ */
+char *
+card_status_event(const char *from, const char *to, const char *reason,
+				  const char *channel, const char **event_type)
+{
+	StringInfoData data;
+
+	*event_type = strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
+		"card.activated" : "card.status_changed";
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	card_json_text(&data, "from", from);
+	card_json_text(&data, "to", to);
+	card_json_text(&data, "reason", reason);
+	card_json_text(&data, "channel", channel);
+	appendStringInfoChar(&data, '}');
+	return data.data;
+}
+
+/*
  * Record one status change in card.card_status_change and, in the same
  * statement, its event on the live feed (unless card.events is off); from
  * is NULL for a new card.  The actor is the calling role, also inside
@@ -404,7 +427,8 @@ card_status_audit(PG_FUNCTION_ARGS)
 	Datum		card_id;
 	const char *reason;
 	const char *channel;
-	StringInfoData data;
+	const char *event_type;
+	char	   *data;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -420,17 +444,13 @@ card_status_audit(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	card_id = SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
 							column(tupdesc, "id"), &isnull);
+	/* The calling statement records this change itself (card_set_status). */
+	if (card_change_context.active && card_change_context.recorded != NULL &&
+		memcmp(DatumGetUUIDP(card_id)->data, card_change_context.recorded->data, UUID_LEN) == 0)
+		return PointerGetDatum(NULL);
 	reason = card_change_context.active ? card_change_context.reason : "direct update";
 	channel = card_change_context.active ? card_change_context.channel : "operator";
-
-	/* The same change on the live feed: an activation, or a status change. */
-	initStringInfo(&data);
-	appendStringInfoChar(&data, '{');
-	card_json_text(&data, "from", from);
-	card_json_text(&data, "to", to);
-	card_json_text(&data, "reason", reason);
-	card_json_text(&data, "channel", channel);
-	appendStringInfoChar(&data, '}');
+	data = card_status_event(from, to, reason, channel, &event_type);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -439,10 +459,7 @@ card_status_audit(PG_FUNCTION_ARGS)
 									column(tupdesc, "account_id"), &isnull),
 					  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
 									column(tupdesc, "programme_id"), &isnull),
-					  from, to, reason, channel,
-					  strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
-					  "card.activated" : "card.status_changed",
-					  data.data);
+					  from, to, reason, channel, event_type, data);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
