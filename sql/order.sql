@@ -116,3 +116,15 @@ UPDATE card.programme SET pan_length = 16 WHERE id = :'old_prog';
 SELECT status, length(test_pan(id)) AS revealed_length
   FROM card.card_order(:'old_holder', :'old_acct', 'After');
 ROLLBACK;
+
+-- card_order writes the card, its first audit row and its card.ordered
+-- event in one statement, and returns the card as card.cards shows it.
+SELECT max(seq) AS seq_before FROM card.event \gset
+SELECT row_to_json(r)::text AS ordered, r.id AS ordered_id
+  FROM card.card_order(:'holder', :'acct', 'One statement') r \gset
+SELECT :'ordered' = row_to_json(v)::text AS returned_as_the_view_shows FROM card.cards v WHERE v.id = :'ordered_id';
+SELECT from_status, to_status, reason, channel, actor = current_user AS by_caller
+  FROM card.card_status_change WHERE card_id = :'ordered_id';
+SELECT type, data - 'last4' - 'exp_month' - 'exp_year' AS data,
+       data ->> 'last4' = (SELECT last4 FROM card.card WHERE id = :'ordered_id') AS last4_matches
+  FROM card.event WHERE seq > :seq_before;

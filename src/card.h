@@ -265,7 +265,7 @@ struct CardPlan
 	SPIPlanPtr	plan;
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[16];
+	Oid			argtypes[20];
 };
 
 extern SPIPlanPtr card_plan(CardPlan *cp);

@@ -16,6 +16,7 @@
 #include "card.h"
 
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #define DISPLAY_NAME_MAX 100
@@ -82,22 +83,44 @@ enum InsertParam
 	INSERT_PAN_FINGERPRINT,
 	INSERT_IDEMPOTENCY_KEY,
 	INSERT_REQUEST_HASH,
+	INSERT_ACTOR,				/* its first audit row's */
+	INSERT_EVENT_DATA,			/* its card.ordered event's */
+	INSERT_EVENTS,				/* card.events: whether the event is written */
 	INSERT_PARAMS
 };
 
+/*
+ * The card, its first audit row and its card.ordered event in one
+ * statement that returns the card as card.cards shows it (nothing when the
+ * key is taken or the PAN or token collided: ON CONFLICT DO NOTHING).
+ */
 static CardPlan insert_card = {
 	NULL,
-	"INSERT INTO card.card (id, programme_id, account_id, individual_id,"
-	" display_name, type, exp_month, exp_year, last4, token,"
-	" pan_ciphertext, pan_key_version, pan_fingerprint,"
-	" idempotency_key, order_request_hash)"
-	" VALUES ($1, $2, $3, $4, $5, $6::card.card_type,"
-	" $7, $8, $9, $10,"
-	" $11, $12, $13, $14, $15)"
-	" ON CONFLICT DO NOTHING RETURNING id",
+	"WITH c AS ("
+	"  INSERT INTO card.card (id, programme_id, account_id, individual_id,"
+	"   display_name, type, exp_month, exp_year, last4, token,"
+	"   pan_ciphertext, pan_key_version, pan_fingerprint,"
+	"   idempotency_key, order_request_hash)"
+	"  VALUES ($1, $2, $3, $4, $5, $6::card.card_type,"
+	"   $7, $8, $9, $10,"
+	"   $11, $12, $13, $14, $15)"
+	"  ON CONFLICT DO NOTHING"
+	"  RETURNING id, display_name, type, programme_id, account_id, individual_id,"
+	"            exp_month, exp_year, last4, status, expires_on),"
+	" audit AS ("
+	"  INSERT INTO card.card_status_change"
+	"   (card_id, from_status, to_status, reason, channel, actor)"
+	"  SELECT c.id, NULL, c.status, 'ordered', 'api', $16 FROM c),"
+	" fed AS ("
+	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
+	"  SELECT 'card.ordered', c.id, c.account_id, c.programme_id, $17::jsonb"
+	"    FROM c WHERE $18 RETURNING seq)"
+	" SELECT " CARD_VIEW_COLUMNS ", (SELECT seq FROM fed) AS event_seq"
+	"  FROM c JOIN card.programme p ON p.id = c.programme_id"
+	"  JOIN card.account a ON a.id = c.account_id",
 	INSERT_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID, BYTEAOID, TEXTOID,
-	BYTEAOID}
+		BYTEAOID, NAMEOID, TEXTOID, BOOLOID}
 };
 
 /* The arguments of one order, checked, and what follows from them. */
@@ -131,14 +154,13 @@ typedef struct OrderAccount
 } OrderAccount;
 
 /*
- * The first audit row of a new card and its card.ordered event: the card
- * as ordered, and for a replacement the card it replaces and why.
+ * The data of a card.ordered event: the card as ordered, and for a
+ * replacement the card it replaces and why.
  */
-void
-card_audit_ordered(Datum card_id, Datum account_id, Datum programme_id,
-				   const char *reason, const char *type, const char *display_name,
-				   const char *month, const char *year, const char *last4,
-				   const char *replacement_for, const char *replacement_reason)
+static char *
+ordered_event_data(const char *type, const char *display_name, const char *month,
+				   const char *year, const char *last4, const char *replacement_for,
+				   const char *replacement_reason)
 {
 	StringInfoData data;
 
@@ -156,8 +178,23 @@ card_audit_ordered(Datum card_id, Datum account_id, Datum programme_id,
 		card_json_text(&data, "replacement_reason", replacement_reason);
 	}
 	appendStringInfoChar(&data, '}');
+	return data.data;
+}
+
+/*
+ * The first audit row of a new card and its card.ordered event (for a
+ * replacement; card_order writes its own with the card).
+ */
+void
+card_audit_ordered(Datum card_id, Datum account_id, Datum programme_id,
+				   const char *reason, const char *type, const char *display_name,
+				   const char *month, const char *year, const char *last4,
+				   const char *replacement_for, const char *replacement_reason)
+{
 	card_audit_insert(card_id, account_id, programme_id, NULL, "not_activated",
-					  reason, "api", "card.ordered", data.data);
+					  reason, "api", "card.ordered",
+					  ordered_event_data(type, display_name, month, year, last4,
+										 replacement_for, replacement_reason));
 }
 
 /* True if s holds a control character. */
@@ -402,17 +439,21 @@ order_check_allowed(const OrderRequest *req, const OrderAccount *account)
 
 /*
  * One try at inserting the card, with a new id, PAN (under the newest key)
- * and token; false if nothing was inserted (the key is taken, or the PAN
- * or token collided).  Sets *card_id and *last4.
+ * and token, its first audit row and its event; false if nothing was
+ * inserted (the key is taken, or the PAN or token collided).  On success
+ * SPI_tuptable holds the card as card.cards shows it.
  */
 static bool
-order_insert(const OrderRequest *req, const OrderAccount *account,
-			 Datum *card_id, char **last4)
+order_insert(const OrderRequest *req, const OrderAccount *account)
 {
 	int			key_version = card_enc_key_newest();
 	CardStoredPan pan;
 	Datum		values[INSERT_PARAMS];
 	char		nulls[INSERT_PARAMS];
+	Datum	   *card_id = &values[INSERT_ID];
+	NameData	actor;
+	bool		isnull;
+	Datum		seq;
 
 	*card_id = card_random_uuid();
 	memset(nulls, ' ', sizeof(nulls));
@@ -435,35 +476,38 @@ order_insert(const OrderRequest *req, const OrderAccount *account,
 	nulls[INSERT_IDEMPOTENCY_KEY] = req->key ? ' ' : 'n';
 	values[INSERT_REQUEST_HASH] = PointerGetDatum(req->request_hash);
 	nulls[INSERT_REQUEST_HASH] = req->key ? ' ' : 'n';
-	*last4 = pan.last4;
-	return card_exec(&insert_card, values, nulls, false, 0) == 1;
+	namestrcpy(&actor, GetUserNameFromId(card_caller_role(), false));
+	values[INSERT_ACTOR] = NameGetDatum(&actor);
+	values[INSERT_EVENT_DATA] =
+		CStringGetTextDatum(ordered_event_data(req->type, req->display_name, req->month,
+											   req->year, pan.last4, NULL, NULL));
+	values[INSERT_EVENTS] = BoolGetDatum(card_events_enabled);
+	card_event_writer_lock(account->programme_id);
+	if (card_exec(&insert_card, values, nulls, false, 0) != 1)
+		return false;
+	seq = card_spi_datum(0, SPI_fnumber(SPI_tuptable->tupdesc, "event_seq"), &isnull);
+	if (!isnull)
+		card_event_written(DatumGetInt64(seq), "card.ordered");
+	return true;
 }
 
 /*
- * Insert the new card, drawing again when its PAN or token collides, and
- * write its first audit row; returns its id, or that of the card a
- * concurrent order with the same key made first.  54000 once
- * CARD_ISSUE_ATTEMPTS draws collided.
+ * Insert the new card with its first audit row, drawing again when its PAN
+ * or token collides: true with the new card's row in SPI_tuptable, or
+ * false with *existing_id the card a concurrent order with the same key
+ * made first.  54000 once CARD_ISSUE_ATTEMPTS draws collided.
  */
-static Datum
-order_issue(const OrderRequest *req, const OrderAccount *account)
+static bool
+order_issue(const OrderRequest *req, const OrderAccount *account, Datum *existing_id)
 {
 	for (int attempt = 0; attempt < CARD_ISSUE_ATTEMPTS; attempt++)
 	{
-		Datum		card_id;
-		char	   *last4;
-
-		if (order_insert(req, account, &card_id, &last4))
-		{
-			card_audit_ordered(card_id, req->account_id, account->programme_id,
-							   "ordered", req->type, req->display_name,
-							   req->month, req->year, last4, NULL, NULL);
-			return card_id;
-		}
+		if (order_insert(req, account))
+			return true;
 		/* Nothing inserted: the key is taken, or the PAN or token collided. */
 		if (req->key &&
-			card_for_key(account->programme_id, req->key, req->request_hash, &card_id))
-			return card_id;
+			card_for_key(account->programme_id, req->key, req->request_hash, existing_id))
+			return false;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -504,6 +548,7 @@ CARD_ENTRY_POINT(card_order)
 	/* A programme of 1.1 whose brand does not issue its PAN length: 55000. */
 	card_pan_length_refuse(&account.pan_length_rule, account.programme_id,
 						   account.pan_length);
-	card_id = order_issue(&req, &account);
+	if (order_issue(&req, &account, &card_id))
+		return card_return_written_card(fcinfo);
 	return card_return_card(fcinfo, card_id);
 }
