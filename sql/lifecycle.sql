@@ -98,3 +98,59 @@ SELECT card_id = :'stolen' AS the_card_itself, from_status, to_status, count(*)
  GROUP BY 1, 2, 3 ORDER BY 1;
 SELECT card_id = :'stolen' AS the_card_itself, type, count(*) FROM card.event
  WHERE seq > :seq_before GROUP BY 1, 2 ORDER BY 1;
+
+-- An error before the statement (here the lock table is full) leaves no
+-- change context behind: a later direct UPDATE is still recorded as the
+-- operator's, not with the failed call's reason and channel.
+SELECT test_card_in(:'acct', :'holder', 'active') AS ctx_a \gset
+SELECT test_card_in(:'acct', :'holder', 'active') AS ctx_b \gset
+SELECT test_card_in(:'acct', :'holder', 'active') AS ctx_c \gset
+BEGIN;
+SELECT status FROM card.card_set_status(:'ctx_a', 'frozen');
+ROLLBACK;
+SELECT count(pg_advisory_lock(i)) FROM generate_series(1, 10000000) i;
+SELECT status FROM card.card_set_status(:'ctx_b', 'frozen', 'must not stay behind', 'fraud');
+SELECT pg_advisory_unlock_all();
+UPDATE card.card SET status = 'frozen' WHERE id = :'ctx_c';
+SELECT reason, channel FROM card.card_status_change WHERE card_id = :'ctx_c' AND to_status = 'frozen';
+
+-- A superuser's own triggers on card.card: a change a trigger makes to the
+-- same card is audited too; a BEFORE trigger that changes the new status
+-- is recorded as what happened; one that skips the update changes nothing.
+CREATE FUNCTION test_escalate() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN UPDATE card.card SET status = 'blocked' WHERE id = NEW.id; RETURN NULL; END$$;
+CREATE TRIGGER zz_test_escalate AFTER UPDATE OF status ON card.card FOR EACH ROW
+    WHEN (NEW.status = 'frozen' AND NEW.display_name = 'Escalate') EXECUTE FUNCTION test_escalate();
+SELECT test_card_in(:'acct', :'holder', 'active') AS esc \gset
+UPDATE card.card SET display_name = 'Escalate' WHERE id = :'esc';
+SELECT status FROM card.card_set_status(:'esc', 'frozen', 'escalate', 'fraud');
+SELECT status FROM card.cards WHERE id = :'esc';
+SELECT from_status, to_status, reason FROM card.card_status_change
+ WHERE card_id = :'esc' AND from_status IS DISTINCT FROM 'not_activated' AND from_status IS NOT NULL ORDER BY id;
+SELECT type, data ->> 'from' AS "from", data ->> 'to' AS "to" FROM card.event
+ WHERE card_id = :'esc' AND type = 'card.status_changed' ORDER BY seq;
+DROP TRIGGER zz_test_escalate ON card.card;
+DROP FUNCTION test_escalate();
+CREATE FUNCTION test_soften() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.display_name = 'Soften' THEN NEW.status := 'lost'; END IF;
+    IF NEW.display_name = 'Skip' THEN RETURN NULL; END IF;
+    IF NEW.display_name = 'Keep' THEN NEW.status := OLD.status; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER aa_test_soften BEFORE UPDATE OF status ON card.card FOR EACH ROW EXECUTE FUNCTION test_soften();
+SELECT test_card_in(:'acct', :'holder', 'active') AS soft \gset
+UPDATE card.card SET display_name = 'Soften' WHERE id = :'soft';
+SELECT status FROM card.card_set_status(:'soft', 'stolen');
+SELECT from_status, to_status FROM card.card_status_change WHERE card_id = :'soft' AND from_status = 'active';
+SELECT data ->> 'to' AS event_to FROM card.event WHERE card_id = :'soft' AND type = 'card.status_changed';
+SELECT test_card_in(:'acct', :'holder', 'active') AS skip \gset
+UPDATE card.card SET display_name = 'Skip' WHERE id = :'skip';
+SELECT status FROM card.card_set_status(:'skip', 'frozen');
+SELECT test_card_in(:'acct', :'holder', 'active') AS keep \gset
+UPDATE card.card SET display_name = 'Keep' WHERE id = :'keep';
+SELECT status FROM card.card_set_status(:'keep', 'frozen');
+SELECT count(*) AS recorded_for_skip_and_keep FROM card.card_status_change
+ WHERE card_id IN (:'skip', :'keep') AND from_status = 'active';
+DROP TRIGGER aa_test_soften ON card.card;
+DROP FUNCTION test_soften();

@@ -86,4 +86,5 @@ _PG_init(void)
 
 	RegisterSubXactCallback(card_event_subxact, NULL);
 	card_feed_wakeup_init();
+	RegisterXactCallback(card_change_xact, NULL);
 }

@@ -206,8 +206,13 @@ typedef struct CardChangeContext
 	const pg_uuid_t *activating;	/* the card the hosted flow activates */
 	const char *reason;
 	const char *channel;
-	const pg_uuid_t *recorded;	/* the card whose audit row and event the
-								 * calling statement writes itself */
+	/*
+	 * The one change the calling statement records itself (card_set_status):
+	 * this card, from this status to this one; NULL once the trigger met it.
+	 */
+	const pg_uuid_t *recorded;
+	const char *recorded_from;
+	const char *recorded_to;
 } CardChangeContext;
 
 extern CardChangeContext card_change_context;
@@ -216,6 +221,7 @@ extern CardChangeContext card_change_begin(const char *reason,
 										   const char *channel,
 										   const pg_uuid_t *activating);
 extern void card_change_end(CardChangeContext previous);
+extern void card_change_xact(XactEvent event, void *arg);
 extern bool card_status_name_live(const char *status);
 extern const char *card_live_statuses_sql(void);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,

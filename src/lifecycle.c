@@ -4,9 +4,11 @@
  *	  Status changes requested through the API: card.card_set_status() and
  *	  the expiry sweep card.card_expire_due().
  *
- * Both only UPDATE card.card.status; the trigger in status.c judges each
- * move against the row it has locked and writes the audit row.  These
- * functions add what the trigger cannot know: the reason and channel.
+ * Both UPDATE card.card.status; the trigger in status.c judges each move
+ * against the row it has locked.  The sweep's audit rows are written by
+ * the trigger; card_set_status writes its change's audit row and event in
+ * the statement of the change.  Both add what the trigger cannot know: the
+ * reason and channel.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,8 +22,10 @@
 /*
  * card_set_status's change with its audit row and event, in one statement
  * that returns the card as card.cards shows it: the audit trigger leaves
- * this card to it (card_change_context.recorded).  The parameters, as
- * indexes of values[] ($1 is index 0):
+ * this change to it (card_change_context.recorded).  If a BEFORE trigger
+ * of the superuser's changed the new status, the statement records
+ * nothing and the audit trigger records what happened.  The parameters,
+ * as indexes of values[] ($1 is index 0):
  */
 enum RecordedChangeParam
 {
@@ -46,11 +50,12 @@ static CardPlan recorded_change = {
 	" audit AS ("
 	"  INSERT INTO card.card_status_change"
 	"   (card_id, from_status, to_status, reason, channel, actor)"
-	"  SELECT c.id, $3::card.card_status, c.status, $4, $5, $6 FROM c),"
+	"  SELECT c.id, $3::card.card_status, c.status, $4, $5, $6 FROM c"
+	"   WHERE c.status = $2::card.card_status),"
 	" fed AS ("
 	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
 	"  SELECT $7::card.event_type, c.id, c.account_id, c.programme_id, $8::jsonb"
-	"    FROM c WHERE $9 RETURNING seq)"
+	"    FROM c WHERE c.status = $2::card.card_status AND $9 RETURNING seq)"
 	" SELECT " CARD_VIEW_COLUMNS ", (SELECT seq FROM fed) AS event_seq"
 	"  FROM c JOIN card.programme p ON p.id = c.programme_id"
 	"  JOIN card.account a ON a.id = c.account_id",
@@ -98,10 +103,11 @@ card_exec_status_change(CardPlan *cp, Datum *values, const char *reason,
 
 /*
  * Change the (chain-locked) card's stored status from to status, writing
- * its audit row and event in the same statement; leaves that statement's
- * row, the card as card.cards shows it, in SPI_tuptable.
+ * its audit row and event in the same statement; true with that
+ * statement's row, the card as card.cards shows it, in SPI_tuptable, or
+ * false if a BEFORE trigger of the superuser's skipped the update.
  */
-static void
+static bool
 set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 					const char *status, const char *reason, const char *channel)
 {
@@ -110,13 +116,12 @@ set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 	NameData	actor;
 	const char *event_type;
 	char	   *event_data;
-	CardChangeContext previous = card_change_begin(reason, channel, NULL);
+	CardChangeContext previous;
+	volatile int changed = 0;
 
-	card_change_context.recorded = DatumGetUUIDP(card_id);
 	memset(nulls, ' ', sizeof(nulls));
 	namestrcpy(&actor, GetUserNameFromId(card_caller_role(), false));
-	event_data = card_status_event(from, status, card_change_context.reason,
-								   card_change_context.channel, &event_type);
+	event_data = card_status_event(from, status, reason, channel, &event_type);
 	values[RECORDED_CARD_ID] = card_id;
 	values[RECORDED_TO] = CStringGetTextDatum(status);
 	values[RECORDED_FROM] = CStringGetTextDatum(from);
@@ -128,16 +133,23 @@ set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 	values[RECORDED_EVENT_DATA] = CStringGetTextDatum(event_data);
 	values[RECORDED_EVENTS] = BoolGetDatum(card_events_enabled);
 	card_event_writer_lock(programme_id);
+
+	/* Nothing that can fail between setting the context and PG_TRY. */
+	previous = card_change_begin(reason, channel, NULL);
+	card_change_context.recorded = DatumGetUUIDP(card_id);
+	card_change_context.recorded_from = from;
+	card_change_context.recorded_to = status;
 	PG_TRY();
 	{
-		if (card_exec(&recorded_change, values, nulls, false, 0) != 1)
-			elog(ERROR, "card vanished while its status changed");
+		changed = card_exec(&recorded_change, values, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
 		card_change_end(previous);
 	}
 	PG_END_TRY();
+	if (changed != 1)
+		return false;
 	{
 		bool		isnull;
 		Datum		seq = card_spi_datum(0, SPI_fnumber(SPI_tuptable->tupdesc, "event_seq"), &isnull);
@@ -145,6 +157,7 @@ set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 		if (!isnull)
 			card_event_written(DatumGetInt64(seq), event_type);
 	}
+	return true;
 }
 
 /*
@@ -200,9 +213,9 @@ CARD_ENTRY_POINT(card_set_status)
 	{
 		bool		isnull;
 
-		set_status_recorded(card_id, card_spi_datum(row, CHAIN_PROGRAMME_ID, &isnull),
-							stored, status, reason, channel);
-		return card_return_written_card(fcinfo);
+		if (set_status_recorded(card_id, card_spi_datum(row, CHAIN_PROGRAMME_ID, &isnull),
+								stored, status, reason, channel))
+			return card_return_written_card(fcinfo);
 	}
 	return card_return_card(fcinfo, card_id);
 }

@@ -8,7 +8,8 @@
  * UPDATE, goes through card_status_guard, which checks the move against
  * the table below using the row as locked by the UPDATE (so concurrent
  * changes are judged against the latest committed status), and
- * card_status_audit, which records each real change.
+ * card_status_audit, which records each real change (but the one that
+ * card_set_status records in its own statement).
  *
  *-------------------------------------------------------------------------
  */
@@ -79,7 +80,7 @@ static const char *const rule_who[] = {
 	"nobody: the status is final"
 };
 
-CardChangeContext card_change_context = {false, NULL, NULL, NULL, NULL};
+CardChangeContext card_change_context = {false, NULL, NULL, NULL, NULL, NULL, NULL};
 
 /*
  * Describe the status change our caller is about to make; returns the
@@ -96,6 +97,8 @@ card_change_begin(const char *reason, const char *channel,
 	card_change_context.reason = reason;
 	card_change_context.channel = channel;
 	card_change_context.recorded = NULL;
+	card_change_context.recorded_from = NULL;
+	card_change_context.recorded_to = NULL;
 	return previous;
 }
 
@@ -104,6 +107,19 @@ void
 card_change_end(CardChangeContext previous)
 {
 	card_change_context = previous;
+}
+
+/*
+ * No context outlives its transaction: an error that escaped a caller's
+ * PG_FINALLY must not leave a later direct UPDATE recorded with a freed
+ * reason or skipped as recorded.
+ */
+void
+card_change_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		memset(&card_change_context, 0, sizeof(card_change_context));
 }
 
 static CardStatus
@@ -444,10 +460,20 @@ card_status_audit(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	card_id = SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
 							column(tupdesc, "id"), &isnull);
-	/* The calling statement records this change itself (card_set_status). */
+	/*
+	 * The calling statement records this change itself (card_set_status):
+	 * the one change of that card between those statuses, once; any other,
+	 * such as a change a trigger of the superuser's makes to it, is
+	 * recorded here.
+	 */
 	if (card_change_context.active && card_change_context.recorded != NULL &&
-		memcmp(DatumGetUUIDP(card_id)->data, card_change_context.recorded->data, UUID_LEN) == 0)
+		memcmp(DatumGetUUIDP(card_id)->data, card_change_context.recorded->data, UUID_LEN) == 0 &&
+		strcmp(from, card_change_context.recorded_from) == 0 &&
+		strcmp(to, card_change_context.recorded_to) == 0)
+	{
+		card_change_context.recorded = NULL;
 		return PointerGetDatum(NULL);
+	}
 	reason = card_change_context.active ? card_change_context.reason : "direct update";
 	channel = card_change_context.active ? card_change_context.channel : "operator";
 	data = card_status_event(from, to, reason, channel, &event_type);
