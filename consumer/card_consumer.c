@@ -47,8 +47,13 @@
 
 static volatile sig_atomic_t stopping = 0;
 
-/* Cancels the request in progress (a wait) when a signal stops us. */
+/*
+ * Cancels the events_after call in progress (a wait) when a signal stops
+ * us; only that call: an acknowledgement must finish, or the batch it
+ * acknowledges would be printed again by the next run.
+ */
 static PGcancel *volatile cancel_request = NULL;
+static volatile sig_atomic_t waiting = 0;
 
 /* How a failed request is handled. */
 typedef enum
@@ -72,7 +77,7 @@ on_signal(int signo)
 	(void) signo;
 	stopping = 1;
 	/* PQcancel is safe in a signal handler. */
-	if (cancel != NULL)
+	if (cancel != NULL && waiting)
 		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
 }
 
@@ -225,6 +230,27 @@ failed:
 	return NULL;
 }
 
+/* Store the cursor if it moved past *acked; false if the request failed. */
+static int
+acknowledge(PGconn *conn, const char *name, long long cursor, long long *acked)
+{
+	char		cursor_text[32];
+	const char *args[2];
+	PGresult   *res;
+
+	if (cursor <= *acked)
+		return 1;
+	args[0] = name;
+	snprintf(cursor_text, sizeof(cursor_text), "%lld", cursor);
+	args[1] = cursor_text;
+	res = exec_params(conn, "consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2, args);
+	if (res == NULL)
+		return 0;
+	PQclear(res);
+	*acked = cursor;
+	return 1;
+}
+
 /*
  * Print one batch after *cursor, then acknowledge everything printed and
  * not yet stored (*acked), also what an earlier failed acknowledgement
@@ -248,9 +274,12 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked,
 	args[0] = cursor_text;
 	args[1] = batch_text;
 	args[2] = wait_text;
-	res = exec_params(conn, "events_after",
-					  "SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer, $3::interval) e",
-					  3, args);
+	waiting = !stopping;
+	res = stopping ? NULL :
+		exec_params(conn, "events_after",
+					"SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer, $3::interval) e",
+					3, args);
+	waiting = 0;
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
@@ -267,17 +296,8 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked,
 		fprintf(stderr, "card-consumer: cannot write the events: %s\n", strerror(errno));
 		exit(1);
 	}
-	if (*cursor > *acked)
-	{
-		args[0] = name;
-		snprintf(cursor_text, sizeof(cursor_text), "%lld", *cursor);
-		args[1] = cursor_text;
-		res = exec_params(conn, "consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2, args);
-		if (res == NULL)
-			return -1;
-		PQclear(res);
-		*acked = *cursor;
-	}
+	if (!acknowledge(conn, name, *cursor, acked))
+		return -1;
 	return rows;
 }
 
@@ -391,6 +411,12 @@ main(int argc, char **argv)
 		if (got == 0 && exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
 			break;
 	}
+	/*
+	 * The cancel of a wait is asynchronous and may land on the
+	 * acknowledgement that followed it: store what was printed, once more.
+	 */
+	if (conn != NULL && cursor > acked)
+		(void) acknowledge(conn, name, cursor, &acked);
 	if (conn)
 		finish(conn);
 	return 0;

@@ -43,6 +43,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #define EVENTS_MAX 10000
@@ -354,8 +355,10 @@ CARD_ENTRY_POINT(card_events_after)
 {
 	int64		cursor = PG_GETARG_INT64(0);
 	int32		max = PG_GETARG_INT32(1);
-	Interval   *wait = PG_GETARG_INTERVAL_P(2);
+	/* A 1.4 catalog's events_after(bigint, integer) calls this symbol too. */
+	Interval   *wait = PG_NARGS() > 2 ? PG_GETARG_INTERVAL_P(2) : NULL;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext pass_context;
 	int64		wait_usecs;
 	TimestampTz deadline = 0;
 	Oid			seq_relid;
@@ -369,7 +372,7 @@ CARD_ENTRY_POINT(card_events_after)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max must be between 1 and %d", EVENTS_MAX)));
-	wait_usecs = wait->month != 0 || wait->day != 0 ? -1 : wait->time;
+	wait_usecs = wait == NULL ? 0 : wait->month != 0 || wait->day != 0 ? -1 : wait->time;
 	if (wait_usecs < 0 || wait_usecs > EVENTS_WAIT_MAX_USECS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -402,13 +405,19 @@ CARD_ENTRY_POINT(card_events_after)
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* What one read allocates goes with it: a long wait reads many times. */
+	pass_context = AllocSetContextCreate(CurrentMemoryContext, "events_after read",
+										 ALLOCSET_SMALL_SIZES);
 	for (;;)
 	{
 		/* Taken before the read: a commit after it ends the sleep below. */
 		uint64		commits = wait_usecs > 0 ? card_feed_commits() : 0;
+		MemoryContext outer = MemoryContextSwitchTo(pass_context);
+		uint64		found = read_settled_events(cursor, max, tag, rsinfo);
 
-		if (read_settled_events(cursor, max, tag, rsinfo) > 0 || wait_usecs == 0 ||
-			!card_feed_wait(commits, deadline))
+		MemoryContextSwitchTo(outer);
+		MemoryContextReset(pass_context);
+		if (found > 0 || wait_usecs == 0 || !card_feed_wait(commits, deadline))
 			break;
 	}
 	SPI_finish();

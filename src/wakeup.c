@@ -14,8 +14,9 @@
  * for a moment and wakes only sleeping readers: writers never wait for
  * each other here.
  *
- * The count is cluster-wide: a commit in another database wakes a reader
- * for nothing but a second look.  COMMIT PREPARED of a transaction that
+ * Counts and condition variables are kept per database, in a small fixed
+ * array indexed by the database's OID: databases that share a slot wake
+ * each other's readers for nothing but a second look.  COMMIT PREPARED of a transaction that
  * wrote events wakes no one: a waiting reader finds its events when
  * another commit wakes it or its wait ends.
  *
@@ -32,11 +33,21 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-typedef struct FeedWakeup
+#define FEED_WAKEUP_SLOTS 64
+
+typedef struct FeedWakeupSlot
 {
 	pg_atomic_uint64 commits;	/* event-writing transactions committed */
 	ConditionVariable committed;	/* broadcast after each of them */
+} FeedWakeupSlot;
+
+typedef struct FeedWakeup
+{
+	FeedWakeupSlot slots[FEED_WAKEUP_SLOTS];
 } FeedWakeup;
+
+/* The slot of the current database. */
+#define MY_SLOT() (&feed_wakeup->slots[MyDatabaseId % FEED_WAKEUP_SLOTS])
 
 /* NULL unless card is in shared_preload_libraries. */
 static FeedWakeup *feed_wakeup = NULL;
@@ -65,10 +76,11 @@ feed_wakeup_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	feed_wakeup = ShmemInitStruct("card feed wakeup", sizeof(FeedWakeup), &found);
 	if (!found)
-	{
-		pg_atomic_init_u64(&feed_wakeup->commits, 0);
-		ConditionVariableInit(&feed_wakeup->committed);
-	}
+		for (int i = 0; i < FEED_WAKEUP_SLOTS; i++)
+		{
+			pg_atomic_init_u64(&feed_wakeup->slots[i].commits, 0);
+			ConditionVariableInit(&feed_wakeup->slots[i].committed);
+		}
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -84,8 +96,10 @@ feed_wakeup_xact(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (wrote_events && feed_wakeup != NULL)
 			{
-				pg_atomic_fetch_add_u64(&feed_wakeup->commits, 1);
-				ConditionVariableBroadcast(&feed_wakeup->committed);
+				FeedWakeupSlot *slot = MY_SLOT();
+
+				pg_atomic_fetch_add_u64(&slot->commits, 1);
+				ConditionVariableBroadcast(&slot->committed);
 			}
 			wrote_events = false;
 			break;
@@ -134,31 +148,38 @@ card_feed_commits(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("card.events_after can wait only when card is preloaded"),
 				 errhint("Add card to shared_preload_libraries and restart, or call it with wait 0 and poll.")));
-	return pg_atomic_read_u64(&feed_wakeup->commits);
+	return pg_atomic_read_u64(&MY_SLOT()->commits);
 }
 
 /*
- * Sleep until an event-writing transaction commits after seen was read, or
- * until deadline; false when the deadline passed.  Cancels and
- * statement_timeout interrupt the sleep.
+ * Sleep until an event-writing transaction of this database commits after
+ * seen was read, or until deadline; false when the deadline has passed
+ * (also when commits keep coming: the caller's reads must end with its
+ * wait).  Cancels and statement_timeout interrupt the sleep.
  */
 bool
 card_feed_wait(uint64 seen, TimestampTz deadline)
 {
-	bool		woken = true;
+	FeedWakeupSlot *slot = MY_SLOT();
+	bool		woken = false;
 
-	ConditionVariablePrepareToSleep(&feed_wakeup->committed);
-	while (pg_atomic_read_u64(&feed_wakeup->commits) == seen)
+	if (GetCurrentTimestamp() >= deadline)
+		return false;
+	ConditionVariablePrepareToSleep(&slot->committed);
+	for (;;)
 	{
-		long		left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		long		left_ms;
 
-		if (left_ms <= 0 ||
-			ConditionVariableTimedSleep(&feed_wakeup->committed, left_ms, PG_WAIT_EXTENSION))
+		if (pg_atomic_read_u64(&slot->commits) != seen)
 		{
-			woken = pg_atomic_read_u64(&feed_wakeup->commits) != seen;
+			woken = true;
 			break;
 		}
+		left_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (left_ms <= 0 ||
+			ConditionVariableTimedSleep(&slot->committed, left_ms, PG_WAIT_EXTENSION))
+			break;
 	}
 	ConditionVariableCancelSleep();
-	return woken;
+	return woken && GetCurrentTimestamp() < deadline;
 }

@@ -103,6 +103,25 @@ waited=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$waited" -lt 5000 ] || fail "the waiting reader took $waited ms after the commit"
 echo "feed:   returned the committed event alone, $waited ms after its commit"
 
+echo "feed: a wait ends on time while another programme's commits keep waking the reader"
+quiet=$(sql "SELECT card.programme_create('Feed quiet', '45671299')")
+psql -X -q -d "$db" -c "SET client_min_messages = warning" -c "DROP ROLE IF EXISTS card_feed_quiet" \
+    -c "CREATE ROLE card_feed_quiet LOGIN IN ROLE card_reader" >/dev/null
+sql "SELECT card.programme_grant('$quiet', 'card_feed_quiet')" >/dev/null
+pgbench -n -f bench/credit.pgbench -D cards=50 -c 2 -j 2 -R 200 -T 5 "$db" >/dev/null 2>&1 &
+writers=$!
+sleep 1
+t0=$(date +%s%N)
+got=$(PGUSER=card_feed_quiet psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
+    -c "SELECT count(*) FROM card.events_after(0, 10, '1 s')")
+waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$writers" || true
+psql -X -q -d "$db" -c "SET client_min_messages = warning" -c "DROP OWNED BY card_feed_quiet" \
+    -c "DROP ROLE card_feed_quiet" >/dev/null
+[ "$got" = 0 ] || fail "the quiet programme's reader got $got events of another programme"
+[ "$waited" -lt 2500 ] || fail "a 1 s wait took $waited ms while another programme committed"
+echo "feed:   a 1 s wait returned after $waited ms, with nothing, under 200 commits/s of another programme"
+
 echo "feed: logical decoding of card.event with wal2json"
 sql "SELECT 1 FROM pg_create_logical_replication_slot('card_feed_cdc', 'wal2json')" >/dev/null
 sql "SELECT balance FROM card.account_credit((SELECT account_id FROM bench_card WHERE n = 1), 1, 'cdc-check')" >/dev/null

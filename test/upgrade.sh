@@ -38,6 +38,17 @@ RETURNING id AS old_card \gset
 INSERT INTO card.activation (token_hash, card_id, return_url, expires_at)
 VALUES ('\x02', :'old_card', 'https://app.example.com/done', now() + interval '1 hour');
 SQL
+# The newest library under the 1.4 catalog: events_after(bigint, integer)
+# names the C function that now also takes a wait (it read an argument that
+# was not there and crashed the server).
+dropdb --if-exists card_upgrade_14 2>/dev/null
+createdb card_upgrade_14
+q -d card_upgrade_14 -c "CREATE EXTENSION card VERSION '1.4'"
+q -d card_upgrade_14 -c "SELECT card.event_emit('account.credited', NULL, NULL, NULL, '{}')" >/dev/null
+[ "$(q -d card_upgrade_14 -c "SELECT count(*) FROM card.events_after(0, 10)")" = 1 ] \
+    || { echo "FAILED: events_after(cursor, max) of the 1.4 catalog"; exit 1; }
+dropdb card_upgrade_14
+echo "ok: the newest library answers events_after(cursor, max) of the 1.4 catalog"
 q -d $old -c "ALTER EXTENSION card UPDATE"
 q -d $new -c "CREATE EXTENSION card"
 
