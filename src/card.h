@@ -281,16 +281,25 @@ extern char *card_spi_text(int row, int col);
 extern Datum card_spi_datum(int row, int col, bool *isnull);
 extern Datum card_return_card(FunctionCallInfo fcinfo, Datum card_id);
 extern Datum card_return_written_card(FunctionCallInfo fcinfo);
+extern void card_written_card_event(const char *event_type);
 
 /*
- * The columns of the view card.cards (src/order.sql), from a card row c,
- * its programme p and its account a: for a statement that writes the card
- * and returns it as the view shows it (the view, read in that statement,
- * would see the row as it was before).
+ * A statement that writes a card, its audit row and its event: CTE c
+ * writes the card (ending with CARD_WRITTEN_RETURNING), CTE fed its event
+ * (RETURNING seq), and CARD_WRITTEN_RESULT returns the card as the view
+ * card.cards (src/order.sql) shows it, which the view, read in that
+ * statement, could not (it would see the row as it was before), with the
+ * event's seq (card_written_card_event).
  */
-#define CARD_VIEW_COLUMNS \
-	"c.id, c.display_name, c.type, p.brand, p.region, c.exp_month, c.exp_year," \
-	" c.last4, a.currency, c.account_id, c.individual_id," \
-	" card.effective_status(c.status, c.expires_on) AS status"
+#define CARD_WRITTEN_RETURNING \
+	"  RETURNING id, display_name, type, programme_id, account_id, individual_id," \
+	"            exp_month, exp_year, last4, status, expires_on)"
+#define CARD_WRITTEN_RESULT \
+	" SELECT c.id, c.display_name, c.type, p.brand, p.region, c.exp_month, c.exp_year," \
+	"        c.last4, a.currency, c.account_id, c.individual_id," \
+	"        card.effective_status(c.status, c.expires_on) AS status," \
+	"        (SELECT seq FROM fed) AS event_seq" \
+	"  FROM c JOIN card.programme p ON p.id = c.programme_id" \
+	"  JOIN card.account a ON a.id = c.account_id"
 
 #endif							/* CARD_H */

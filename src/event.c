@@ -238,7 +238,8 @@ card_event_append_only(PG_FUNCTION_ARGS)
 /*
  * Reads into rsinfo's tuplestore the settled events after cursor that the
  * caller may be shown, at most max; returns how many (the caller is
- * connected to SPI; seq_tag is the lock of card.event_seq).
+ * connected to SPI, in a memory context reset after each read; seq_tag is
+ * the lock of card.event_seq).
  */
 static uint64
 read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsinfo)
@@ -315,8 +316,6 @@ read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsi
 		}
 		if (tags != NIL)
 			WaitForLockersMultiple(tags, ShareLock, false);
-		list_free_deep(tags);
-		pfree(ids);
 	}
 
 	/*

@@ -45,8 +45,7 @@ static CardPlan recorded_change = {
 	NULL,
 	"WITH c AS ("
 	"  UPDATE card.card SET status = $2::card.card_status WHERE id = $1"
-	"  RETURNING id, display_name, type, programme_id, account_id, individual_id,"
-	"            exp_month, exp_year, last4, status, expires_on),"
+	CARD_WRITTEN_RETURNING ","
 	" audit AS ("
 	"  INSERT INTO card.card_status_change"
 	"   (card_id, from_status, to_status, reason, channel, actor)"
@@ -56,9 +55,7 @@ static CardPlan recorded_change = {
 	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
 	"  SELECT $7::card.event_type, c.id, c.account_id, c.programme_id, $8::jsonb"
 	"    FROM c WHERE c.status = $2::card.card_status AND $9 RETURNING seq)"
-	" SELECT " CARD_VIEW_COLUMNS ", (SELECT seq FROM fed) AS event_seq"
-	"  FROM c JOIN card.programme p ON p.id = c.programme_id"
-	"  JOIN card.account a ON a.id = c.account_id",
+	CARD_WRITTEN_RESULT,
 	RECORDED_PARAMS, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
 		TEXTOID, BOOLOID}
 };
@@ -150,13 +147,7 @@ set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 	PG_END_TRY();
 	if (changed != 1)
 		return false;
-	{
-		bool		isnull;
-		Datum		seq = card_spi_datum(0, SPI_fnumber(SPI_tuptable->tupdesc, "event_seq"), &isnull);
-
-		if (!isnull)
-			card_event_written(DatumGetInt64(seq), event_type);
-	}
+	card_written_card_event(event_type);
 	return true;
 }
 

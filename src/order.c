@@ -105,8 +105,7 @@ static CardPlan insert_card = {
 	"   $7, $8, $9, $10,"
 	"   $11, $12, $13, $14, $15)"
 	"  ON CONFLICT DO NOTHING"
-	"  RETURNING id, display_name, type, programme_id, account_id, individual_id,"
-	"            exp_month, exp_year, last4, status, expires_on),"
+	CARD_WRITTEN_RETURNING ","
 	" audit AS ("
 	"  INSERT INTO card.card_status_change"
 	"   (card_id, from_status, to_status, reason, channel, actor)"
@@ -115,9 +114,7 @@ static CardPlan insert_card = {
 	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
 	"  SELECT 'card.ordered', c.id, c.account_id, c.programme_id, $17::jsonb"
 	"    FROM c WHERE $18 RETURNING seq)"
-	" SELECT " CARD_VIEW_COLUMNS ", (SELECT seq FROM fed) AS event_seq"
-	"  FROM c JOIN card.programme p ON p.id = c.programme_id"
-	"  JOIN card.account a ON a.id = c.account_id",
+	CARD_WRITTEN_RESULT,
 	INSERT_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID, BYTEAOID, TEXTOID,
 		BYTEAOID, NAMEOID, TEXTOID, BOOLOID}
@@ -452,8 +449,6 @@ order_insert(const OrderRequest *req, const OrderAccount *account)
 	char		nulls[INSERT_PARAMS];
 	Datum	   *card_id = &values[INSERT_ID];
 	NameData	actor;
-	bool		isnull;
-	Datum		seq;
 
 	*card_id = card_random_uuid();
 	memset(nulls, ' ', sizeof(nulls));
@@ -485,9 +480,7 @@ order_insert(const OrderRequest *req, const OrderAccount *account)
 	card_event_writer_lock(account->programme_id);
 	if (card_exec(&insert_card, values, nulls, false, 0) != 1)
 		return false;
-	seq = card_spi_datum(0, SPI_fnumber(SPI_tuptable->tupdesc, "event_seq"), &isnull);
-	if (!isnull)
-		card_event_written(DatumGetInt64(seq), "card.ordered");
+	card_written_card_event("card.ordered");
 	return true;
 }
 

@@ -84,9 +84,24 @@ card_spi_datum(int row, int col, bool *isnull)
 }
 
 /*
+ * After a statement that wrote a card (CARD_WRITTEN_RESULT): the event it
+ * wrote, if any, wakes the feed's readers at commit.
+ */
+void
+card_written_card_event(const char *event_type)
+{
+	bool		isnull;
+	Datum		seq = card_spi_datum(0, SPI_fnumber(SPI_tuptable->tupdesc, "event_seq"),
+									 &isnull);
+
+	if (!isnull)
+		card_event_written(DatumGetInt64(seq), event_type);
+}
+
+/*
  * Finish the SPI session with row 0 of the last statement's result as the
  * function's card.cards result: the statement returns the view's columns
- * by name (CARD_VIEW_COLUMNS) for a card it wrote.
+ * by name (CARD_WRITTEN_RESULT) for a card it wrote.
  */
 Datum
 card_return_written_card(FunctionCallInfo fcinfo)

@@ -16,9 +16,9 @@
  *
  * Counts and condition variables are kept per database, in a small fixed
  * array indexed by the database's OID: databases that share a slot wake
- * each other's readers for nothing but a second look.  COMMIT PREPARED of a transaction that
- * wrote events wakes no one: a waiting reader finds its events when
- * another commit wakes it or its wait ends.
+ * each other's readers for nothing but a second look.  COMMIT PREPARED of
+ * a transaction that wrote events wakes no one: a waiting reader finds its
+ * events when another commit wakes it or its wait ends.
  *
  *-------------------------------------------------------------------------
  */
