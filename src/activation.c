@@ -143,7 +143,8 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 		elog(ERROR, "SPI_connect failed");
 	card_id = card_link_open(CARD_LINK_ACTIVATION, token, &hash);
 
-	if (card_exec(&peek_card, &card_id, NULL, true, 1) != 1)
+	/* Not read-only: the statement's snapshot may predate the link's card. */
+	if (card_exec(&peek_card, &card_id, NULL, false, 1) != 1)
 		elog(ERROR, "card of activation token vanished");
 	refuse_not_activatable(card_id, card_spi_text(0, PEEK_STATUS),
 						   card_spi_text(0, PEEK_EFFECTIVE_STATUS));

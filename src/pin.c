@@ -172,8 +172,9 @@ check_pin(FunctionCallInfo fcinfo, const char *card_token, const char *pin)
 	check_id = card_time_uuid();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* The chain's lock order first (the count is on its first card). */
-	if (card_exec(&card_of_token, &token, NULL, true, 1) == 1)
+	/* The chain's lock order first (the count is on its first card), read
+	 * with the fresh snapshot the locking read after it has. */
+	if (card_exec(&card_of_token, &token, NULL, false, 1) == 1)
 	{
 		bool		no_card;
 
@@ -292,8 +293,9 @@ CARD_ENTRY_POINT(card_pin_result)
 		elog(ERROR, "return type must be a row type");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* The chain's lock order first (the count is on its first card). */
-	if (card_exec(&card_of_check, &check_id, NULL, true, 1) == 1)
+	/* The chain's lock order first (the count is on its first card), read
+	 * with the fresh snapshot the locking read after it has. */
+	if (card_exec(&card_of_check, &check_id, NULL, false, 1) == 1)
 		card_chain_lock(card_spi_datum(0, OF_CHECK_CARD_ID, &isnull));
 	if (card_exec(&take, &check_id, NULL, false, 1) != 1)
 		ereport(ERROR,
