@@ -23,14 +23,14 @@ DATA_built = card--$(EXTVERSION).sql
 # test can start from it) and the delta to each later version.
 DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql \
        updates/card--1.2--1.3.sql updates/card--1.3--1.4.sql \
-       updates/card--1.4--1.5.sql
+       updates/card--1.4--1.5.sql updates/card--1.5--1.6.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = $(shell pkg-config --libs libcrypto)
 
 # pg_regress suites in sql/ + expected/
-REGRESS = setup order lifecycle activation idempotency expiry errors controls funding events keys tenancy reveal replace pin rotate
+REGRESS = setup order lifecycle activation idempotency expiry errors controls funding events keys tenancy reveal replace pin rotate json
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected
@@ -69,9 +69,27 @@ all: $(CONSUMER)
 $(CONSUMER): consumer/card_consumer.c
 	$(CC) -O2 -Wall -Wextra -Werror -I$(PG_INCLUDEDIR) -o $@ $< -L$(PG_LIBDIR) -lpq
 
+# The HTTP API and hosted pages (DESIGN.md section 13): libmicrohttpd,
+# libpq, json-c (is a body one JSON object) and OpenSSL (token hashes).
+SERVER = server/card-server
+SERVER_SOURCES = server/main.c server/http.c server/api.c server/pages.c \
+                 server/pool.c server/tokens.c
+
+all: $(SERVER)
+
+$(SERVER): $(SERVER_SOURCES) server/server.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -I$(PG_INCLUDEDIR) \
+	  $(shell pkg-config --cflags libmicrohttpd json-c) -o $@ $(SERVER_SOURCES) \
+	  -L$(PG_LIBDIR) -lpq $(shell pkg-config --libs libmicrohttpd json-c libcrypto) -lpthread
+
+# Both programs go beside PostgreSQL's own (pg_config --bindir).
+install: install-programs
+install-programs: $(CONSUMER) $(SERVER)
+	$(INSTALL_PROGRAM) $(CONSUMER) $(SERVER) '$(DESTDIR)$(bindir)/'
+
 clean: clean-consumer
 clean-consumer:
-	rm -f $(CONSUMER) src/facts src/facts.sed
+	rm -f $(CONSUMER) $(SERVER) src/facts src/facts.sed
 
 # The hot paths against their plain-SQL twins (bench/run; not a test).
 bench:

@@ -13,7 +13,8 @@ as_root() {
 # Debian 12 packages the build and the suites need.
 ensure_packages() {
     local wanted=(make gcc pkg-config postgresql-15 postgresql-server-dev-15 libssl-dev libpq-dev
-                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json sqlsmith libdbd-pg-perl)
+                  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json sqlsmith libdbd-pg-perl
+                  libmicrohttpd-dev libjson-c-dev curl)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -97,6 +97,26 @@ CREATE FUNCTION card.individual_create(programme_id uuid, name text)
 REVOKE ALL ON FUNCTION card.individual_create(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.individual_create(uuid, text) TO card_admin;
 
+-- POST /v3/individuals {"programme_id", "name"}: {"id"}.
+CREATE FUNCTION card_internal.individual_create(request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.json_check_fields(request, 'individual', ARRAY['programme_id', 'name']);
+    RETURN jsonb_build_object('id', card.individual_create(
+        card.json_uuid_field(request, 'programme_id'), card.json_text_field(request, 'name')));
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.individual_create(jsonb) FROM PUBLIC;
+CREATE FUNCTION card.individual_create(request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.individual_create(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.individual_create(jsonb) TO card_admin;
+
 -- Only in a programme the caller sees, for an individual it sees.
 CREATE FUNCTION card_internal.account_open(programme_id uuid, individual_id uuid, currency text DEFAULT 'EUR')
     RETURNS uuid
@@ -149,6 +169,32 @@ CREATE FUNCTION card.account_open(programme_id uuid, individual_id uuid,
     LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION card.account_open(uuid, uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.account_open(uuid, uuid, text) TO card_admin;
+
+-- POST /v3/accounts {"programme_id", "individual_id", "currency"}: the
+-- account as card.account_get shows it.
+CREATE FUNCTION card_internal.account_open(request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    opened uuid;
+BEGIN
+    PERFORM card.json_check_fields(request, 'account',
+        ARRAY['programme_id', 'individual_id', 'currency']);
+    opened := card.account_open(card.json_uuid_field(request, 'programme_id'),
+                                card.json_uuid_field(request, 'individual_id'),
+                                coalesce(card.json_text_field(request, 'currency'), 'EUR'));
+    RETURN card.account_get(opened);
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.account_open(jsonb) FROM PUBLIC;
+CREATE FUNCTION card.account_open(request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.account_open(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.account_open(jsonb) TO card_admin;
 
 -- Only on accounts and individuals the caller sees.
 CREATE FUNCTION card_internal.account_member_add(account_id uuid, individual_id uuid)
@@ -289,3 +335,57 @@ CREATE FUNCTION card.account_credit(account_id uuid, amount bigint, reference te
     LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION card.account_credit(uuid, bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.account_credit(uuid, bigint, text) TO card_admin, card_api;
+
+-- POST /v3/accounts/:id/credits {"amount", "reference"}: {balance, held,
+-- available}; a repeated reference credits once.
+CREATE FUNCTION card_internal.account_credit(account_id uuid, request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.json_check_fields(request, 'account credit', ARRAY['amount', 'reference']);
+    RETURN (SELECT to_jsonb(r) FROM card.account_credit(account_id,
+                card.json_bigint_field(request, 'amount'),
+                card.json_text_field(request, 'reference')) r);
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.account_credit(uuid, jsonb) FROM PUBLIC;
+CREATE FUNCTION card.account_credit(account_id uuid, request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.account_credit(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.account_credit(uuid, jsonb) TO card_admin, card_api;
+
+-- GET /v3/accounts/:id: balance, held, available and controls of an
+-- account the caller sees (P0002 otherwise).
+CREATE FUNCTION card_internal.account_get(account_id uuid)
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    SELECT jsonb_build_object('id', a.id, 'programme_id', a.programme_id,
+                              'individual_id', a.individual_id, 'currency', a.currency,
+                              'status', a.status, 'balance', a.balance, 'held', a.held,
+                              'available', a.balance - a.held, 'controls', a.controls,
+                              'created_at', a.created_at)
+      INTO result
+      FROM card.account a
+     WHERE a.id = account_get.account_id AND card.programme_visible(a.programme_id);
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.account_get(uuid) FROM PUBLIC;
+CREATE FUNCTION card.account_get(account_id uuid)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION card.account_get(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.account_get(uuid) TO card_admin, card_api, card_reader;

@@ -67,6 +67,35 @@ CREATE FUNCTION card.card_authorize(card_token text, amount bigint, currency tex
 REVOKE ALL ON FUNCTION card.card_authorize(text, bigint, text, text, text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.card_authorize(text, bigint, text, text, text, text, text, text) TO card_processor;
 
+-- POST /v3/authorizations: {authorization_id, approved, decline_reason,
+-- available}.
+CREATE FUNCTION card_internal.card_authorize(request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.json_check_fields(request, 'authorization',
+        ARRAY['card_token', 'amount', 'currency', 'mcc', 'merchant_country', 'channel', 'external_id', 'merchant_name']);
+    RETURN (SELECT to_jsonb(r) FROM card.card_authorize(
+                card.json_text_field(request, 'card_token'),
+                card.json_bigint_field(request, 'amount'),
+                card.json_text_field(request, 'currency'),
+                card.json_text_field(request, 'mcc'),
+                card.json_text_field(request, 'merchant_country'),
+                card.json_text_field(request, 'channel'),
+                card.json_text_field(request, 'external_id'),
+                card.json_text_field(request, 'merchant_name')) r);
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.card_authorize(jsonb) FROM PUBLIC;
+CREATE FUNCTION card.card_authorize(request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.card_authorize(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.card_authorize(jsonb) TO card_processor;
+
 -- Moves money out of a pending hold: capture (posted) and release (freed)
 -- amounts; the hold stays pending while anything is left of it.  Released
 -- amounts go back to the limits of the card's chain counted in the hold's
@@ -181,6 +210,28 @@ CREATE FUNCTION card.authorization_capture(authorization_id uuid, amount bigint 
 REVOKE ALL ON FUNCTION card.authorization_capture(uuid, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.authorization_capture(uuid, bigint) TO card_processor;
 
+-- POST /v3/authorizations/:id/capture {"amount"} (all that is held when
+-- absent).  Named apart from authorization_capture(uuid, bigint): with the
+-- same name, a call with an untyped NULL amount could not choose.
+CREATE FUNCTION card_internal.authorization_capture_request(authorization_id uuid, request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.json_check_fields(request, 'authorization capture', ARRAY['amount']);
+    RETURN (SELECT to_jsonb(r) FROM card.authorization_capture(authorization_id,
+                card.json_bigint_field(request, 'amount')) r);
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.authorization_capture_request(uuid, jsonb) FROM PUBLIC;
+CREATE FUNCTION card.authorization_capture_request(authorization_id uuid, request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.authorization_capture_request(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.authorization_capture_request(uuid, jsonb) TO card_processor;
+
 -- Releases all or part of a held amount.
 CREATE FUNCTION card_internal.authorization_reverse(authorization_id uuid, amount bigint DEFAULT NULL,
     OUT status text, OUT captured bigint, OUT released bigint, OUT held bigint,
@@ -207,6 +258,28 @@ CREATE FUNCTION card.authorization_reverse(authorization_id uuid, amount bigint 
     LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION card.authorization_reverse(uuid, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.authorization_reverse(uuid, bigint) TO card_processor;
+
+-- POST /v3/authorizations/:id/reverse {"amount"} (all that is held when
+-- absent).  Named apart from authorization_reverse(uuid, bigint): with the
+-- same name, a call with an untyped NULL amount could not choose.
+CREATE FUNCTION card_internal.authorization_reverse_request(authorization_id uuid, request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.json_check_fields(request, 'authorization reverse', ARRAY['amount']);
+    RETURN (SELECT to_jsonb(r) FROM card.authorization_reverse(authorization_id,
+                card.json_bigint_field(request, 'amount')) r);
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.authorization_reverse_request(uuid, jsonb) FROM PUBLIC;
+CREATE FUNCTION card.authorization_reverse_request(authorization_id uuid, request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.authorization_reverse_request(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.authorization_reverse_request(uuid, jsonb) TO card_processor;
 
 -- The sweep that releases holds past their lifetime, of the programmes the
 -- caller sees.  No sweep runs ahead of the calendar: a future as_of (such

@@ -170,3 +170,30 @@ CREATE FUNCTION card.card_order(request jsonb)
 REVOKE ALL ON FUNCTION card.card_order(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.card_order(jsonb) TO card_api;
 
+-- GET /v3/cards/:id: the card as card.cards shows it, 404 (P0002) if the
+-- caller does not see it.
+CREATE FUNCTION card_internal.card_get(card_id uuid)
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    SELECT to_jsonb(c) INTO result FROM card.cards c
+      JOIN card.card k ON k.id = c.id
+     WHERE c.id = card_get.card_id AND card.programme_visible(k.programme_id);
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'card % does not exist', card_id USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.card_get(uuid) FROM PUBLIC;
+CREATE FUNCTION card.card_get(card_id uuid)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION card.card_get(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.card_get(uuid) TO card_admin, card_api, card_reader;
+

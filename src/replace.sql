@@ -16,6 +16,25 @@ CREATE FUNCTION card.card_replace(card_id uuid, reason text)
 REVOKE ALL ON FUNCTION card.card_replace(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.card_replace(uuid, text) TO card_api;
 
+-- POST /v3/cards/:id/replace {"reason": ...}: the new card.
+CREATE FUNCTION card_internal.card_replace(card_id uuid, request jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM card.json_check_fields(request, 'card replacement', ARRAY['reason']);
+    RETURN to_jsonb(card.card_replace(card_id, card.json_text_field(request, 'reason')));
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.card_replace(uuid, jsonb) FROM PUBLIC;
+CREATE FUNCTION card.card_replace(card_id uuid, request jsonb)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.card_replace(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.card_replace(uuid, jsonb) TO card_api;
+
 -- Ends (blocks) every other live card that carries a card's PAN, locking
 -- them in the chain's lock order and judging each by its status under the
 -- lock.

@@ -41,6 +41,35 @@ END
 $$;
 REVOKE ALL ON FUNCTION card.json_uuid_field(jsonb, text) FROM PUBLIC;
 
+-- An integer field of a request object (a JSON number without a fraction
+-- that fits bigint), refused (22023) otherwise: amounts are minor units.
+CREATE FUNCTION card.json_bigint_field(request jsonb, field text)
+    RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    value numeric;
+BEGIN
+    IF NOT request ? field OR jsonb_typeof(request -> field) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(request -> field) <> 'number' THEN
+        RAISE EXCEPTION 'field "%" must be a number', field
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Amounts are integers in minor units, such as 1250 for 12.50.';
+    END IF;
+    value := (request -> field)::numeric;
+    IF value <> trunc(value) OR value NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
+        RAISE EXCEPTION 'field "%" must be a whole number within bigint', field
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Amounts are integers in minor units, such as 1250 for 12.50.';
+    END IF;
+    RETURN value::bigint;
+END
+$$;
+REVOKE ALL ON FUNCTION card.json_bigint_field(jsonb, text) FROM PUBLIC;
+
 -- Refuse a request that is not an object or has fields outside allowed.
 CREATE FUNCTION card.json_check_fields(request jsonb, what text, allowed text[])
     RETURNS void

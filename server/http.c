@@ -1,0 +1,275 @@
+/*
+ * http.c: responses, the SQLSTATE to HTTP status map, escaping and form
+ * fields, shared by the API (api.c) and the hosted pages (pages.c).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+char *
+str_printf(const char *fmt,...)
+{
+	va_list		ap;
+	char	   *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (s == NULL)
+		abort();				/* out of memory: nothing sensible to answer */
+	return s;
+}
+
+/*
+ * Send a response.  Every answer carries the headers of DESIGN section 13:
+ * nothing is cached, framed, sniffed or sent on as a referrer; pages load
+ * no script and only our own stylesheet.
+ */
+enum MHD_Result
+respond(struct MHD_Connection *connection, unsigned int status,
+		const char *content_type, const char *body, const char *location)
+{
+	struct MHD_Response *response;
+	enum MHD_Result ret;
+
+	response = MHD_create_response_from_buffer(strlen(body), (void *) body,
+											   MHD_RESPMEM_MUST_COPY);
+	if (response == NULL)
+		return MHD_NO;
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(response, "X-Frame-Options", "DENY");
+	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(response, "Content-Security-Policy",
+							"default-src 'none'; style-src 'self'; img-src 'self'; "
+							"base-uri 'none'; frame-ancestors 'none'");
+	if (server_config.tls_cert)
+		MHD_add_response_header(response, "Strict-Transport-Security", "max-age=31536000");
+	if (location)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, location);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	note_response_status(status);
+	ret = MHD_queue_response(connection, status, response);
+	MHD_destroy_response(response);
+	return ret;
+}
+
+/* {"error": {"code": ..., "message": ...}} */
+enum MHD_Result
+respond_json_error(struct MHD_Connection *connection, unsigned int status,
+				   const char *code, const char *message)
+{
+	char	   *escaped = json_escape(message);
+	char	   *body = str_printf("{\"error\": {\"code\": \"%s\", \"message\": \"%s\"}}\n",
+								  code, escaped);
+	enum MHD_Result ret = respond(connection, status, "application/json", body, NULL);
+
+	free(escaped);
+	free(body);
+	return ret;
+}
+
+/* DESIGN section 13: the status a database error answers. */
+unsigned int
+status_of_sqlstate(const char *sqlstate)
+{
+	static const struct
+	{
+		const char *sqlstate;
+		unsigned int status;
+	}			map[] = {
+		{"P0002", MHD_HTTP_NOT_FOUND},
+		{"55000", MHD_HTTP_CONFLICT},
+		{"23505", MHD_HTTP_CONFLICT},
+		{"55P03", MHD_HTTP_CONFLICT},	/* a lock held elsewhere: try again */
+		{"22023", MHD_HTTP_UNPROCESSABLE_CONTENT},
+		{"22P02", MHD_HTTP_UNPROCESSABLE_CONTENT},
+		{"23502", MHD_HTTP_UNPROCESSABLE_CONTENT},
+		{"23514", MHD_HTTP_UNPROCESSABLE_CONTENT},
+		{"22003", MHD_HTTP_UNPROCESSABLE_CONTENT},
+		{"42501", MHD_HTTP_FORBIDDEN},
+		{"40001", MHD_HTTP_SERVICE_UNAVAILABLE},	/* after one retry */
+		{"40P01", MHD_HTTP_SERVICE_UNAVAILABLE},
+		{"57014", MHD_HTTP_SERVICE_UNAVAILABLE},	/* statement timeout */
+		{"08006", MHD_HTTP_SERVICE_UNAVAILABLE},
+		{"57P01", MHD_HTTP_SERVICE_UNAVAILABLE},
+		{"54000", MHD_HTTP_UNPROCESSABLE_CONTENT},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].sqlstate, sqlstate) == 0)
+			return map[i].status;
+	return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* The error code a client sees: the SQLSTATE's condition name. */
+const char *
+code_of_status(unsigned int status, const char *sqlstate)
+{
+	static const struct
+	{
+		const char *sqlstate;
+		const char *name;
+	}			names[] = {
+		{"P0002", "no_data_found"},
+		{"55000", "object_not_in_prerequisite_state"},
+		{"23505", "unique_violation"},
+		{"55P03", "lock_not_available"},
+		{"22023", "invalid_parameter_value"},
+		{"22P02", "invalid_text_representation"},
+		{"23502", "not_null_violation"},
+		{"23514", "check_violation"},
+		{"22003", "numeric_value_out_of_range"},
+		{"42501", "insufficient_privilege"},
+		{"40001", "serialization_failure"},
+		{"40P01", "deadlock_detected"},
+		{"57014", "query_canceled"},
+		{"08006", "connection_failure"},
+		{"57P01", "admin_shutdown"},
+		{"54000", "program_limit_exceeded"},
+	};
+
+	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR)
+		return "internal_error";
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i].sqlstate, sqlstate) == 0)
+			return names[i].name;
+	return "internal_error";
+}
+
+/* s as the inside of a JSON string. */
+char *
+json_escape(const char *s)
+{
+	size_t		len = strlen(s);
+	char	   *out = malloc(len * 6 + 1);
+	char	   *p = out;
+
+	if (out == NULL)
+		abort();
+	for (; *s; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+
+		if (c == '"' || c == '\\')
+		{
+			*p++ = '\\';
+			*p++ = (char) c;
+		}
+		else if (c < 0x20)
+			p += sprintf(p, "\\u%04x", c);
+		else
+			*p++ = (char) c;
+	}
+	*p = '\0';
+	return out;
+}
+
+/* s safe in HTML text and attribute values. */
+char *
+html_escape(const char *s)
+{
+	size_t		len = strlen(s);
+	char	   *out = malloc(len * 6 + 1);
+	char	   *p = out;
+
+	if (out == NULL)
+		abort();
+	for (; *s; s++)
+	{
+		switch (*s)
+		{
+			case '&':
+				p += sprintf(p, "&amp;");
+				break;
+			case '<':
+				p += sprintf(p, "&lt;");
+				break;
+			case '>':
+				p += sprintf(p, "&gt;");
+				break;
+			case '"':
+				p += sprintf(p, "&quot;");
+				break;
+			case '\'':
+				p += sprintf(p, "&#39;");
+				break;
+			default:
+				*p++ = *s;
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+static int
+hex_digit(int c)
+{
+	if (isdigit(c))
+		return c - '0';
+	c = tolower(c);
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/*
+ * The decoded value of field name in an application/x-www-form-urlencoded
+ * body (malloc), or NULL if absent or malformed.
+ */
+char *
+form_value(const char *body, const char *name)
+{
+	size_t		name_len = strlen(name);
+	const char *p = body;
+
+	while (p && *p)
+	{
+		const char *end = strchr(p, '&');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		if (len > name_len && strncmp(p, name, name_len) == 0 && p[name_len] == '=')
+		{
+			const char *v = p + name_len + 1;
+			const char *v_end = p + len;
+			char	   *out = malloc(len + 1);
+			char	   *o = out;
+
+			if (out == NULL)
+				abort();
+			while (v < v_end)
+			{
+				if (*v == '+')
+				{
+					*o++ = ' ';
+					v++;
+				}
+				else if (*v == '%')
+				{
+					int			hi = v + 1 < v_end ? hex_digit((unsigned char) v[1]) : -1;
+					int			lo = v + 2 < v_end ? hex_digit((unsigned char) v[2]) : -1;
+
+					if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+					{
+						free(out);
+						return NULL;
+					}
+					*o++ = (char) (hi << 4 | lo);
+					v += 3;
+				}
+				else
+					*o++ = *v++;
+			}
+			*o = '\0';
+			return out;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}

@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# card-server end to end with curl (issue 13), against the cluster that
+# PGHOST/PGPORT/PGUSER name (a superuser): its own database card_http, its
+# login role and its clients' roles; the server on a free loopback port of
+# its own, stopped with SIGTERM at the end (it must exit 0).  Checks every
+# route and error status, the seed's requests and response shape,
+# idempotency, two programmes' tokens not seeing each other's cards, roles
+# without a grant, the hosted activation, reveal and PIN reset pages, the
+# long-polled feed, the response headers, and that no token, PIN or PAN
+# reaches the server's log.  Exits non-zero on the first failure.
+#   CARD_SERVER   the binary (default server/card-server)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${PGHOST:?}" "${PGPORT:?}"
+server=${CARD_SERVER:-server/card-server}
+db=card_http
+work=$(mktemp -d)
+server_pid=
+checks=0
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+    dropdb --if-exists "$db" 2>/dev/null || true
+    psql -X -q -d postgres -c "DROP ROLE IF EXISTS http_server, http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages" 2>/dev/null || true
+}
+trap cleanup EXIT
+fail() { echo "server: FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
+ok() { checks=$((checks + 1)); }
+sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+
+# Tokens: random, given to curl, stored only as SHA-256 hashes.
+token() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+tok_a=$(token) tok_b=$(token) tok_proc=$(token) tok_reader=$(token) tok_nogrant=$(token)
+
+createdb "$db"
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<'SQL'
+CREATE EXTENSION card;
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS http_server, http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages;
+RESET client_min_messages;
+-- The clients' roles, as a programme operator would make them.
+CREATE ROLE http_a IN ROLE card_admin, card_api, card_reader;
+CREATE ROLE http_b IN ROLE card_admin, card_api, card_reader;
+CREATE ROLE http_a_proc IN ROLE card_processor;
+CREATE ROLE http_reader IN ROLE card_reader;
+CREATE ROLE http_nogrant IN ROLE card_admin, card_api, card_reader;
+CREATE ROLE http_pages IN ROLE card_hosted_pages;
+-- The server logs in as a role with no privilege of its own, able to
+-- become each client's role.
+CREATE ROLE http_server LOGIN NOINHERIT;
+GRANT http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages TO http_server;
+SELECT card.programme_create('HTTP A', '45671235') AS a \gset
+SELECT card.programme_create('HTTP B', '41111115') AS b \gset
+SELECT card.programme_grant(:'a', 'http_a'), card.programme_grant(:'b', 'http_b'),
+       card.programme_grant(:'a', 'http_a_proc'), card.programme_grant(:'a', 'http_reader'),
+       card.programme_grant(:'a', 'http_pages'), card.programme_grant(:'b', 'http_pages');
+SQL
+prog_a=$(sql "SELECT id FROM card.programme WHERE name = 'HTTP A'")
+prog_b=$(sql "SELECT id FROM card.programme WHERE name = 'HTTP B'")
+{
+    echo "# role sha256(token)"
+    echo "http_a $(sha "$tok_a")"
+    echo "http_b $(sha "$tok_b")"
+    echo "http_a_proc $(sha "$tok_proc")"
+    echo "http_reader $(sha "$tok_reader")"
+    echo "http_nogrant $(sha "$tok_nogrant")"
+} >"$work/tokens"
+
+"$server" --listen 127.0.0.1:0 --port-file "$work/port" --tokens "$work/tokens" \
+    --pages-role http_pages --pool 4 --max-body 4096 --max-wait 10 \
+    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+[ -s "$work/port" ] || fail "the server did not start"
+base="http://127.0.0.1:$(cat "$work/port")"
+echo "server: listening on $base"
+
+# call METHOD PATH TOKEN [BODY [EXTRA CURL ARGS]]: sets $status and $body.
+call() {
+    local method=$1 path=$2 tok=$3 data=${4-} args=()
+    [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
+    [ -n "$data" ] && args+=(-H 'Content-Type: application/json' --data-binary "$data")
+    args+=("${@:5}")
+    status=$(curl -s -o "$work/body" -D "$work/headers" -w '%{http_code}' -X "$method" \
+        ${args[@]+"${args[@]}"} "$base$path")
+    body=$(cat "$work/body")
+}
+expect() {  # expect STATUS WHAT
+    [ "$status" = "$1" ] || fail "$2: status $status, expected $1: $body"
+    ok
+}
+field() { jq -r "$1" <<<"$body"; }
+expect_code() {  # expect_code STATUS CODE WHAT
+    expect "$1" "$3"
+    [ "$(field .error.code)" = "$2" ] || fail "$3: error code $(field .error.code), expected $2: $body"
+}
+
+echo "server: health, routes, methods, tokens"
+call GET /healthz ""; expect 200 healthz
+call GET /nowhere "$tok_a"; expect_code 404 not_found "unknown route"
+call GET /v3/nowhere "$tok_a"; expect_code 404 not_found "unknown /v3 route"
+call DELETE /v3/cards "$tok_a"; expect_code 405 method_not_allowed "DELETE /v3/cards"
+call POST /v3/cards ""; expect_code 401 unauthorized "no token"
+grep -qi '^WWW-Authenticate: Bearer' "$work/headers" || fail "401 without WWW-Authenticate"
+call POST /v3/cards "not-a-token" '{}'; expect_code 401 unauthorized "unknown token"
+call GET "/v3/cards/$(uuidgen 2>/dev/null || cat /proc/sys/kernel/random/uuid)" "${tok_a}x"; expect_code 401 unauthorized "token with a byte more"
+for h in 'Cache-Control: no-store' 'Referrer-Policy: no-referrer' 'X-Frame-Options: DENY' \
+         "Content-Security-Policy: default-src 'none'" 'X-Content-Type-Options: nosniff'; do
+    grep -qi "^$h" "$work/headers" || fail "missing header $h"
+    ok
+done
+
+echo "server: individuals, accounts, credits"
+call POST /v3/individuals "$tok_a" "{\"programme_id\": \"$prog_a\", \"name\": \"Ada Holder\"}"
+expect 201 "individual"; holder=$(field .id)
+call POST /v3/accounts "$tok_a" "{\"programme_id\": \"$prog_a\", \"individual_id\": \"$holder\", \"currency\": \"EUR\"}"
+expect 201 "account"; acct=$(field .id)
+call POST "/v3/accounts/$acct/credits" "$tok_a" '{"amount": 10000, "reference": "http-credit-1"}'
+expect 200 "credit"; [ "$(field .available)" = 10000 ] || fail "credit: $body"
+call GET "/v3/accounts/$acct" "$tok_a"; expect 200 "account read"
+[ "$(field .balance)" = 10000 ] || fail "account read: $body"
+call GET "/v3/accounts/$acct" "$tok_b"; expect_code 404 no_data_found "B reads A's account"
+call PUT "/v3/accounts/$acct/controls" "$tok_a" '{"spending_limits": [{"amount": 5000, "interval": "daily"}]}'
+expect 200 "account controls"
+call GET "/v3/accounts/$acct/controls" "$tok_a"; expect 200 "account controls read"
+
+echo "server: the seed's card order"
+exp_year=$(( $(date +%Y) + 3 ))
+seed_body="{\"individual_id\": \"$holder\", \"account_id\": \"$acct\", \"display_name\": \"Ada's card\", \"exp_month\": \"08\", \"exp_year\": \"$exp_year\", \"type\": \"physical\"}"
+call POST /v3/cards "$tok_a" "$seed_body"; expect 201 "POST /v3/cards"
+card=$(field .id)
+[ "$(jq -c 'keys' <<<"$body")" = '["account_id","brand","currency","display_name","exp_month","exp_year","id","individual_id","last4","region","status","type"]' ] \
+    || fail "seed response shape: $body"
+[ "$(field .status)" = not_activated ] && [ "$(field .exp_year)" = "$exp_year" ] && [ "$(field .currency)" = EUR ] \
+    || fail "seed response values: $body"
+ok
+
+echo "server: idempotency"
+call POST /v3/cards "$tok_a" "$seed_body" -H 'Idempotency-Key: order-http-1'; expect 201 "keyed order"
+keyed=$(field .id)
+call POST /v3/cards "$tok_a" "$seed_body" -H 'Idempotency-Key: order-http-1'; expect 201 "keyed order again"
+[ "$(field .id)" = "$keyed" ] || fail "the same key made a second card"
+call POST /v3/cards "$tok_a" "${seed_body/Ada\'s card/Other}" -H 'Idempotency-Key: order-http-1'
+expect_code 409 unique_violation "the same key for another order"
+call POST /v3/cards "$tok_a" "${seed_body%\}}, \"idempotency_key\": \"k2\"}" -H 'Idempotency-Key: order-http-2'
+expect_code 422 invalid_parameter_value "a key in the header and the body"
+[ "$(sql "SELECT count(*) FROM card.card WHERE idempotency_key = 'order-http-1'")" = 1 ] || fail "cards per key"
+
+echo "server: bad bodies"
+call POST /v3/cards "$tok_a" '{"individual_id": '; expect_code 400 malformed_json "truncated JSON"
+call POST /v3/cards "$tok_a" '[1, 2]'; expect_code 400 malformed_json "an array body"
+call POST /v3/cards "$tok_a" "${seed_body%\}}, \"colour\": \"red\"}"; expect_code 422 invalid_parameter_value "unknown field"
+call POST /v3/cards "$tok_a" "{\"pad\": \"$(head -c 5000 /dev/zero | tr '\0' a)\"}"; expect_code 413 payload_too_large "5 kB body"
+call GET /v3/cards/not-a-uuid "$tok_a"; expect_code 422 invalid_text_representation "malformed id"
+call GET "/v3/cards/$(cat /proc/sys/kernel/random/uuid)" "$tok_a"; expect_code 404 no_data_found "unknown card"
+
+echo "server: programmes and grants"
+call GET "/v3/cards/$card" "$tok_a"; expect 200 "A reads its card"
+call GET "/v3/cards/$card" "$tok_b"; expect_code 404 no_data_found "B reads A's card"
+call PATCH "/v3/cards/$card" "$tok_b" '{"status": "frozen"}'; expect_code 404 no_data_found "B freezes A's card"
+call GET "/v3/cards/$card" "$tok_nogrant"; expect_code 404 no_data_found "a role with no programme"
+call GET "/v3/cards/$card" "$tok_reader"; expect 200 "a reader reads"
+call POST /v3/cards "$tok_reader" "$seed_body"; expect_code 403 insufficient_privilege "a reader orders"
+call POST /v3/cards "$tok_proc" "$seed_body"; expect_code 403 insufficient_privilege "a processor orders"
+
+echo "server: activation through the hosted page"
+call PATCH "/v3/cards/$card" "$tok_a" '{"return_url": "https://app.example.com/activated"}'
+expect 200 "PATCH return_url"
+[ "$(jq -c 'keys' <<<"$body")" = '["expires_at","redirect_url"]' ] || fail "activation link shape: $body"
+act_token=$(field .redirect_url | sed -n 's/.*[?&]token=\([^&]*\).*/\1/p')
+[ "$(field .redirect_url | sed 's/?.*//')" = "https://cards.example.com/activate" ] || fail "link: $body"
+call GET "/activate?token=$act_token" ""; expect 200 "activation page"
+grep -q 'name="pin2"' "$work/body" || fail "the page asks for the PIN twice"
+grep -qi '^Content-Type: text/html' "$work/headers" || fail "page content type"
+grep -q '<script' "$work/body" && fail "a script on the page"
+call POST /activate "" "" --data-urlencode "token=$act_token" --data-urlencode pin=2468 --data-urlencode pin2=2469
+expect 422 "mismatched PINs"; grep -q 'differ' "$work/body" || fail "mismatch page"
+call POST /activate "" "" --data-urlencode "token=$act_token" --data-urlencode pin=12 --data-urlencode pin2=12
+expect 422 "a short PIN"
+call POST /activate "" "" --data-urlencode "token=$act_token" --data-urlencode pin=2468 --data-urlencode pin2=2468
+expect 303 "activation"
+grep -qi '^Location: https://app.example.com/activated' "$work/headers" || fail "redirect to return_url"
+grep -i '^Location:' "$work/headers" | grep -q -e "$act_token" -e 2468 && fail "a secret in the redirect"
+call POST /activate "" "" --data-urlencode "token=$act_token" --data-urlencode pin=2468 --data-urlencode pin2=2468
+expect 410 "a used link"
+call POST /activate "" "" --data-urlencode "token=act_nonsense" --data-urlencode pin=2468 --data-urlencode pin2=2468
+[ "$status" = 404 ] || [ "$status" = 422 ] || fail "an unknown link: $status"
+ok
+call GET "/v3/cards/$card" "$tok_a"; [ "$(field .status)" = active ] || fail "not active after the page: $body"
+
+echo "server: status changes"
+for s in frozen active; do
+    call PATCH "/v3/cards/$card" "$tok_a" "{\"status\": \"$s\"}"; expect 200 "PATCH $s"
+    [ "$(field .status)" = "$s" ] || fail "PATCH $s: $body"
+done
+call PATCH "/v3/cards/$card" "$tok_a" '{"status": "melted"}'; expect_code 422 invalid_parameter_value "an unknown status"
+call PATCH "/v3/cards/$card" "$tok_a" '{"status": "not_activated"}'; expect 422 "back to not_activated"
+for s in block lost stolen; do
+    call POST /v3/cards "$tok_a" "$seed_body" -H "Idempotency-Key: order-$s"; expect 201 "card to $s"
+    other=$(field .id)
+    call PATCH "/v3/cards/$other" "$tok_a" "{\"status\": \"$s\"}"; expect 200 "PATCH $s"
+    want=$s; [ "$s" = block ] && want=blocked
+    [ "$(field .status)" = "$want" ] || fail "PATCH $s: $body"
+    call PATCH "/v3/cards/$other" "$tok_a" '{"status": "active"}'; expect_code 409 object_not_in_prerequisite_state "$want -> active"
+done
+call PUT "/v3/cards/$card/controls" "$tok_a" '{"blocked_categories": ["7995"]}'; expect 200 "card controls"
+call GET "/v3/cards/$card/controls" "$tok_a"; expect 200 "card controls read"
+
+echo "server: authorisations"
+card_token=$(sql "SELECT token FROM card.card WHERE id = '$card'")
+auth_body() { echo "{\"card_token\": \"$card_token\", \"amount\": $1, \"currency\": \"EUR\", \"mcc\": \"5411\", \"merchant_country\": \"SE\", \"channel\": \"chip\", \"external_id\": \"$2\"}"; }
+call POST /v3/authorizations "$tok_proc" "$(auth_body 1200 http-1)"; expect 200 "authorize"
+[ "$(field .approved)" = true ] || fail "not approved: $body"
+auth=$(field .authorization_id)
+call POST /v3/authorizations "$tok_a" "$(auth_body 1200 http-2)"; expect_code 403 insufficient_privilege "authorize as the API role"
+call POST /v3/authorizations "$tok_proc" "$(auth_body 99999 http-3)"; expect 200 "a decline"
+[ "$(field .approved)" = false ] || fail "approved beyond the funds: $body"
+call POST "/v3/authorizations/$auth/capture" "$tok_proc" '{"amount": 1000}'; expect 200 "capture"
+[ "$(field .captured)" = 1000 ] || fail "capture: $body"
+call POST /v3/authorizations "$tok_proc" "$(auth_body 300 http-4)"; auth4=$(field .authorization_id)
+call POST "/v3/authorizations/$auth4/reverse" "$tok_proc" ''; expect 200 "reverse, empty body"
+[ "$(field .status)" = reversed ] || fail "reverse: $body"
+call POST "/v3/authorizations/$auth4/reverse" "$tok_proc" ''; expect_code 409 object_not_in_prerequisite_state "reverse twice"
+
+echo "server: the event feed, long-polled"
+call GET "/v3/events?after=0&limit=1000" "$tok_a"; expect 200 "events"
+next=$(field .next)
+[ "$(field '.events | length')" -gt 5 ] || fail "few events: $body"
+[ "$(field '[.events[].programme_id] | unique | length')" = 1 ] || fail "A sees another programme's events"
+call GET "/v3/events?after=0" "$tok_b"; expect 200 "B's events"
+[ "$(field '[.events[] | select(.programme_id == "'"$prog_a"'")] | length')" = 0 ] || fail "B sees A's events"
+call GET "/v3/events?wait=99" "$tok_a"; expect_code 422 invalid_parameter_value "a wait beyond --max-wait"
+call GET "/v3/events?after=x" "$tok_a"; expect 422 "a cursor that is not a number"
+start=$(date +%s%N)
+curl -s -H "Authorization: Bearer $tok_a" "$base/v3/events?after=$next&wait=8" >"$work/poll" &
+poll=$!
+sleep 1
+call PATCH "/v3/cards/$card" "$tok_a" '{"status": "frozen"}'; expect 200 "a change during a long poll"
+wait "$poll"
+waited=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$(jq -r '.events[0].type' "$work/poll")" = card.status_changed ] || fail "long poll: $(cat "$work/poll")"
+[ "$waited" -lt 6000 ] || fail "the long poll waited ${waited} ms for a commit"
+ok
+echo "server:   a commit ended an 8 s long poll after $waited ms"
+
+echo "server: reveal, once"
+call POST "/v3/cards/$card/reveal" "$tok_a" '{"return_url": "https://app.example.com/seen"}'; expect 200 "reveal link"
+rvl_token=$(field .redirect_url | sed -n 's/.*[?&]token=\([^&]*\).*/\1/p')
+call GET "/reveal?token=$rvl_token" ""; expect 200 "reveal page"
+grep -q -E '[0-9]{16}' "$work/body" && fail "the PAN shown before the holder asked"
+call POST /reveal "" "" --data-urlencode "token=$rvl_token"; expect 200 "reveal"
+pan=$(grep -o -E '[0-9]{16}' "$work/body" | head -1)
+[ -n "$pan" ] || fail "no PAN on the reveal page"
+[ "${pan: -4}" = "$(sql "SELECT last4 FROM card.card WHERE id = '$card'")" ] || fail "the PAN shown is not the card's"
+call POST /reveal "" "" --data-urlencode "token=$rvl_token"; expect 410 "a second reveal"
+
+echo "server: PIN reset"
+call PATCH "/v3/cards/$card" "$tok_a" '{"status": "active"}'; expect 200 "unfreeze"
+pin_token=$(psql -X -A -t -q -d "$db" -c "SET ROLE http_a" \
+    -c "SELECT substring(redirect_url FROM 'token=(.*)\$') FROM card.card_pin_reset_start('$card', 'https://app.example.com/pin-done')")
+call GET "/pin?token=$pin_token" ""; expect 200 "PIN page"
+call POST /pin "" "" --data-urlencode "token=$pin_token" --data-urlencode pin=1357 --data-urlencode pin2=1357
+expect 303 "PIN reset"
+grep -qi '^Location: https://app.example.com/pin-done' "$work/headers" || fail "PIN reset redirect"
+call GET /pages.css ""; expect 200 "stylesheet"
+
+echo "server: stopping on SIGTERM"
+kill -TERM "$server_pid"
+rc=0; wait "$server_pid" || rc=$?
+server_pid=
+[ "$rc" = 0 ] || fail "card-server exited $rc on SIGTERM"
+grep -q 'stopped' "$work/server.log" || fail "no clean stop in the log"
+ok
+
+echo "server: no secret in the server's log"
+for secret in "$tok_a" "$tok_b" "$tok_proc" "$act_token" "$rvl_token" "$pin_token" "$pan" "$card_token" 2468 1357; do
+    if grep -q -F -- "$secret" "$work/server.log"; then fail "a secret in the server log"; fi
+done
+ok
+echo "server: $checks checks passed; $(grep -c ' ms$' "$work/server.log") requests logged"
