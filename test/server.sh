@@ -342,6 +342,25 @@ fi
 ok
 echo "server:   $(wc -l <"$work/documented") route and status pairs, each answered"
 
+echo "server: HTTPS with a certificate (a second server, its own port)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1
+"$server" --listen 127.0.0.1:0 --port-file "$work/tls-port" --tokens "$work/tokens" \
+    --pages-role http_pages --pool 1 --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
+    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/tls.log" &
+tls_pid=$!
+for _ in $(seq 100); do [ -s "$work/tls-port" ] && break; sleep 0.05; done
+tls_base="https://127.0.0.1:$(cat "$work/tls-port")"
+tls_status=$(curl -s -o "$work/tls-body" -D "$work/tls-headers" -w '%{http_code}' --cacert "$work/tls.crt" \
+    -H "Authorization: Bearer $tok_a" "$tls_base/v3/cards/$card")
+[ "$tls_status" = 200 ] || fail "HTTPS GET: $tls_status $(cat "$work/tls-body")"
+grep -qi '^Strict-Transport-Security:' "$work/tls-headers" || fail "HTTPS without HSTS"
+curl -s -o /dev/null "http://127.0.0.1:$(cat "$work/tls-port")/healthz" && fail "plain HTTP answered on the TLS port"
+kill -TERM "$tls_pid"; rc=0; wait "$tls_pid" || rc=$?
+[ "$rc" = 0 ] || fail "the TLS server exited $rc"
+ok
+
 echo "server: stopping on SIGTERM"
 kill -TERM "$server_pid"
 rc=0; wait "$server_pid" || rc=$?
