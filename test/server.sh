@@ -14,68 +14,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PGHOST:?}" "${PGPORT:?}"
-server=${CARD_SERVER:-server/card-server}
-db=card_http
 work=$(mktemp -d)
-server_pid=
 checks=0
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-    dropdb --if-exists "$db" 2>/dev/null || true
-    psql -X -q -d postgres -c "DROP ROLE IF EXISTS http_server, http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages" 2>/dev/null || true
-}
+. test/http-lib.sh
+cleanup() { http_cleanup; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "server: FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/server.log"; exit 1; }
 ok() { checks=$((checks + 1)); }
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
 
-# Tokens: random, given to curl, stored only as SHA-256 hashes.
-token() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-tok_a=$(token) tok_b=$(token) tok_proc=$(token) tok_reader=$(token) tok_nogrant=$(token)
-
-createdb "$db"
-psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<'SQL'
-CREATE EXTENSION card;
-SET client_min_messages = warning;
-DROP ROLE IF EXISTS http_server, http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages;
-RESET client_min_messages;
--- The clients' roles, as a programme operator would make them.
-CREATE ROLE http_a IN ROLE card_admin, card_api, card_reader;
-CREATE ROLE http_b IN ROLE card_admin, card_api, card_reader;
-CREATE ROLE http_a_proc IN ROLE card_processor;
-CREATE ROLE http_reader IN ROLE card_reader;
-CREATE ROLE http_nogrant IN ROLE card_admin, card_api, card_reader;
-CREATE ROLE http_pages IN ROLE card_hosted_pages;
--- The server logs in as a role with no privilege of its own, able to
--- become each client's role.
-CREATE ROLE http_server LOGIN NOINHERIT;
-GRANT http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages TO http_server;
-SELECT card.programme_create('HTTP A', '45671235') AS a \gset
-SELECT card.programme_create('HTTP B', '41111115') AS b \gset
-SELECT card.programme_grant(:'a', 'http_a'), card.programme_grant(:'b', 'http_b'),
-       card.programme_grant(:'a', 'http_a_proc'), card.programme_grant(:'a', 'http_reader'),
-       card.programme_grant(:'a', 'http_pages'), card.programme_grant(:'b', 'http_pages');
-SQL
-prog_a=$(sql "SELECT id FROM card.programme WHERE name = 'HTTP A'")
-prog_b=$(sql "SELECT id FROM card.programme WHERE name = 'HTTP B'")
-{
-    echo "# role sha256(token)"
-    echo "http_a $(sha "$tok_a")"
-    echo "http_b $(sha "$tok_b")"
-    echo "http_a_proc $(sha "$tok_proc")"
-    echo "http_reader $(sha "$tok_reader")"
-    echo "http_nogrant $(sha "$tok_nogrant")"
-} >"$work/tokens"
-
-"$server" --listen 127.0.0.1:0 --port-file "$work/port" --tokens "$work/tokens" \
-    --pages-role http_pages --pool 4 --max-body 4096 --max-wait 10 \
-    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-[ -s "$work/port" ] || fail "the server did not start"
-base="http://127.0.0.1:$(cat "$work/port")"
+http_setup card_http
+http_start -- --pool 4 --max-body 4096 --max-wait 10 || fail "the server did not start"
 echo "server: listening on $base"
 
 # call METHOD PATH TOKEN [BODY [EXTRA CURL ARGS]]: sets $status and $body.
@@ -342,13 +291,46 @@ fi
 ok
 echo "server:   $(wc -l <"$work/documented") route and status pairs, each answered"
 
+echo "server: the hosted pages in headless Chromium (playwright-core)"
+# Links as the extension issues them, opened on this server.
+link_of() {  # link_of PURPOSE CARD RETURN_URL: a hosted link, started by the card's API role
+    psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE http_a" \
+        -c "SELECT redirect_url FROM card.card_$1_start('$2', '$3')" | sed "s#^https://cards.example.com#$base#"
+}
+new_card() {  # new_card KEY: a physical card of A's holder
+    call POST /v3/cards "$tok_a" "$seed_body" -H "Idempotency-Key: $1"; expect 201 "card $1"
+    field .id
+}
+browser_card=$(new_card browser-1)
+expiring_card=$(new_card browser-2)
+shown_card=$(new_card browser-3)
+expiring_link=$(link_of activation "$expiring_card" https://app.example.test/never)
+sql "UPDATE card.hosted_link SET expires_at = now() - interval '1 minute' WHERE card_id = '$expiring_card'" >/dev/null
+# The card to reveal and reset is activated here, through the same page.
+shown_token=$(link_of activation "$shown_card" https://app.example.test/x | sed -n 's/.*token=//p')
+call POST /activate "" "" --data-urlencode "token=$shown_token" --data-urlencode pin=1111 --data-urlencode pin2=1111
+expect 303 "activating the card to reveal"
+jq -n --arg activate "$(link_of activation "$browser_card" https://app.example.test/activated)" \
+      --arg activate_return https://app.example.test/activated \
+      --arg activate_expired "$expiring_link" \
+      --arg reveal "$(link_of reveal "$shown_card" https://app.example.test/revealed)" \
+      --arg reveal_last4 "$(sql "SELECT last4 FROM card.card WHERE id = '$shown_card'")" \
+      --arg pin "$(link_of pin_reset "$shown_card" https://app.example.test/pin-changed)" \
+      --arg pin_return https://app.example.test/pin-changed \
+      '$ARGS.named' >"$work/links.json"
+mkdir -p "${CARD_ARTIFACTS:=test/artifacts/browser}"
+(cd test/browser && npm install --no-audit --no-fund --silent >/dev/null 2>&1) || fail "npm install playwright-core"
+ARTIFACTS=$CARD_ARTIFACTS node test/browser/pages.js <"$work/links.json" || fail "the hosted pages in Chromium"
+ok
+call GET "/v3/cards/$browser_card" "$tok_a"; [ "$(field .status)" = active ] || fail "the browser's activation: $body"
+
 echo "server: HTTPS with a certificate (a second server, its own port)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1
 "$server" --listen 127.0.0.1:0 --port-file "$work/tls-port" --tokens "$work/tokens" \
     --pages-role http_pages --pool 1 --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
-    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/tls.log" &
+    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/tls.log" &  # beside the first
 tls_pid=$!
 for _ in $(seq 100); do [ -s "$work/tls-port" ] && break; sleep 0.05; done
 tls_base="https://127.0.0.1:$(cat "$work/tls-port")"
@@ -362,9 +344,7 @@ kill -TERM "$tls_pid"; rc=0; wait "$tls_pid" || rc=$?
 ok
 
 echo "server: stopping on SIGTERM"
-kill -TERM "$server_pid"
-rc=0; wait "$server_pid" || rc=$?
-server_pid=
+rc=0; http_stop || rc=$?
 [ "$rc" = 0 ] || fail "card-server exited $rc on SIGTERM"
 grep -q 'stopped' "$work/server.log" || fail "no clean stop in the log"
 ok

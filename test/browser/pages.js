@@ -1,0 +1,110 @@
+// The hosted pages in headless Chromium (issue 13), driven by
+// playwright-core: activation (PIN twice), reveal (shown once) and PIN
+// reset, as a cardholder would use them, and their refusals.  The links
+// come from test/browser.sh (JSON on stdin); the return_urls are https
+// pages of app.example.test, answered here by route() so that a landing is
+// observed without a network.  Screenshots go to ARTIFACTS.
+'use strict';
+const { chromium } = require('playwright-core');
+const fs = require('fs');
+const path = require('path');
+
+const links = JSON.parse(fs.readFileSync(0, 'utf8'));
+const artifacts = process.env.ARTIFACTS;
+let checks = 0;
+
+function fail(message) {
+  console.error(`browser: FAIL: ${message}`);
+  process.exit(1);
+}
+function check(condition, message) {
+  if (!condition) fail(message);
+  checks++;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const consoleErrors = [];
+  // (the browser's own favicon request is not the page's)
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !msg.text().includes('favicon')) consoleErrors.push(msg.text());
+  });
+  // The app the holder returns to.
+  await context.route('https://app.example.test/**', (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<title>Back in the app</title><h1>Back in the app</h1>' }));
+
+  // Activation: a mismatch first, then the PIN twice; lands on return_url.
+  let response = await page.goto(links.activate);
+  check(response.status() === 200, `activation page status ${response.status()}`);
+  check((await page.title()) === 'Activate your card', 'activation page title');
+  const headers = response.headers();
+  check(headers['content-security-policy'].includes("default-src 'none'"), 'CSP on the page');
+  check(headers['cache-control'] === 'no-store', 'no-store on the page');
+  check(await page.evaluate(() => document.scripts.length === 0), 'no script on the page');
+  check(await page.evaluate(() => getComputedStyle(document.querySelector('button')).backgroundColor !== 'rgba(0, 0, 0, 0)'),
+    'the stylesheet applies');
+  await shot(page, '1-activation-form');
+  await page.fill('#pin', '2468');
+  await page.fill('#pin2', '2469');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  check((await page.textContent('.error')).includes('differ'), 'mismatched PINs are told');
+  await shot(page, '2-activation-mismatch');
+  await page.fill('#pin', '2468');
+  await page.fill('#pin2', '2468');
+  await Promise.all([page.waitForURL('https://app.example.test/**'), page.click('button[type=submit]')]);
+  check(page.url() === links.activate_return, `landed on ${page.url()}`);
+  check(!page.url().includes('token') && !page.url().includes('2468'), 'no secret in the return URL');
+  await shot(page, '3-activation-returned');
+
+  // The same link again: a clear page, not a form.
+  response = await page.goto(links.activate);
+  await page.fill('#pin', '2468');
+  await page.fill('#pin2', '2468');
+  const [used] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  check(used.status() === 410, `a used link answers ${used.status()}`);
+  check((await page.title()) === 'This link can no longer be used', 'used link page');
+  await shot(page, '4-activation-used');
+
+  // An expired link (its expiry moved into the past by the test).
+  await page.goto(links.activate_expired);
+  await page.fill('#pin', '1357');
+  await page.fill('#pin2', '1357');
+  const [expired] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  check(expired.status() === 410, `an expired link answers ${expired.status()}`);
+  await shot(page, '5-activation-expired');
+
+  // Reveal: nothing shown until asked; shown once.
+  await page.goto(links.reveal);
+  check(!/\d{16}/.test(await page.content()), 'no PAN before the holder asks');
+  await shot(page, '6-reveal-ask');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  const shown = await page.textContent('dl');
+  const pan = (shown.match(/\d{16}/) || [''])[0];
+  check(pan.endsWith(links.reveal_last4), 'the PAN shown is the card\'s');
+  check(/\d{3}/.test(shown.split('Security code')[1] || ''), 'a CVV is shown');
+  await shot(page, '7-reveal-shown');
+  await page.goto(links.reveal);
+  const [again] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  check(again.status() === 410 && !/\d{16}/.test(await page.content()), 'a second reveal shows nothing');
+
+  // PIN reset: lands on its return_url.
+  await page.goto(links.pin);
+  await page.fill('#pin', '9753');
+  await page.fill('#pin2', '9753');
+  await Promise.all([page.waitForURL('https://app.example.test/**'), page.click('button[type=submit]')]);
+  check(page.url() === links.pin_return, `PIN reset landed on ${page.url()}`);
+  await shot(page, '8-pin-reset-returned');
+
+  check(consoleErrors.length === 0, `console errors: ${consoleErrors.join('; ')}`);
+  await browser.close();
+  console.log(`browser: ${checks} checks passed; screenshots in ${artifacts}`);
+})().catch((error) => fail(error.stack || String(error)));
