@@ -174,6 +174,7 @@ handle_events(Request *req, const char *role)
 	call.params = params;
 	call.role = role;
 	call.timeout_s = (int) wait_s + server_config.timeout_s;
+	call.long_poll = true;
 	pool_call(&call, &result);
 	ret = respond_call(req->connection, &result, 200);
 	db_result_free(&result);
@@ -301,6 +302,7 @@ api_handle(Request *req)
 				call.params = params;
 				call.role = role;
 				call.timeout_s = 0;
+				call.long_poll = false;
 				pool_call(&call, &result);
 				ret = respond_call(req->connection, &result, route->success);
 				db_result_free(&result);

@@ -4,7 +4,7 @@
  *
  *   card-server --listen HOST:PORT --database CONNINFO --tokens FILE
  *               --pages-role ROLE [--tls-cert FILE --tls-key FILE]
- *               [--pool N] [--max-body BYTES] [--timeout S] [--max-wait S]
+ *               [--pool N] [--poll-pool N] [--max-body BYTES] [--timeout S] [--max-wait S]
  *               [--port-file FILE]
  *
  * libmicrohttpd runs a thread per connection: a request blocks its thread
@@ -33,6 +33,7 @@ ServerConfig server_config = {
 	.listen_host = "127.0.0.1",
 	.listen_port = 8080,
 	.pool_size = 8,
+	.poll_pool_size = 4,
 	.max_body = 64 * 1024,
 	.timeout_s = 30,
 	.max_wait_s = 30,
@@ -43,14 +44,15 @@ usage(FILE *out)
 {
 	fprintf(out,
 			"usage: card-server --listen HOST:PORT --database CONNINFO --tokens FILE --pages-role ROLE\n"
-			"                   [--tls-cert FILE --tls-key FILE] [--pool N] [--max-body BYTES]\n"
+			"                   [--tls-cert FILE --tls-key FILE] [--pool N] [--poll-pool N] [--max-body BYTES]\n"
 			"                   [--timeout SECONDS] [--max-wait SECONDS] [--port-file FILE]\n"
 			"  --listen      address and port to serve (port 0: any free one, printed)\n"
 			"  --database    libpq connection string of the server's login role\n"
 			"  --tokens      file of \"<role> <SHA-256 hex of its bearer token>\" lines\n"
 			"  --pages-role  the role the hosted pages call the database as\n"
 			"  --tls-cert, --tls-key  serve HTTPS with this PEM certificate and key\n"
-			"  --pool        database connections (default 8)\n"
+			"  --pool        database connections for calls (default 8)\n"
+			"  --poll-pool   database connections for long polls of GET /v3/events (default 4)\n"
 			"  --max-body    largest request body in bytes (default 65536)\n"
 			"  --timeout     statement and idle connection timeout (default 30)\n"
 			"  --max-wait    longest long poll of GET /v3/events?wait= (default 30)\n"
@@ -217,6 +219,7 @@ main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, 'c'},
 		{"tls-key", required_argument, NULL, 'k'},
 		{"pool", required_argument, NULL, 'p'},
+		{"poll-pool", required_argument, NULL, 'P'},
 		{"max-body", required_argument, NULL, 'b'},
 		{"timeout", required_argument, NULL, 'T'},
 		{"max-wait", required_argument, NULL, 'w'},
@@ -268,6 +271,9 @@ main(int argc, char **argv)
 			case 'p':
 				server_config.pool_size = atoi(optarg);
 				break;
+			case 'P':
+				server_config.poll_pool_size = atoi(optarg);
+				break;
 			case 'b':
 				server_config.max_body = (size_t) atol(optarg);
 				break;
@@ -291,6 +297,7 @@ main(int argc, char **argv)
 	if (optind < argc || !server_config.conninfo || !server_config.tokens_file ||
 		!server_config.pages_role || !server_config.tls_cert != !server_config.tls_key ||
 		server_config.pool_size < 1 || server_config.pool_size > 256 ||
+		server_config.poll_pool_size < 1 || server_config.poll_pool_size > 256 ||
 		server_config.max_body < 1 || server_config.timeout_s < 1 ||
 		server_config.max_wait_s < 0 || server_config.max_wait_s > 3600)
 	{
@@ -337,7 +344,8 @@ main(int argc, char **argv)
 		}
 		flags |= MHD_USE_TLS;
 	}
-	if (pool_init(server_config.conninfo, server_config.pool_size, err, sizeof(err)) != 0)
+	if (pool_init(server_config.conninfo, server_config.pool_size, server_config.poll_pool_size,
+				  err, sizeof(err)) != 0)
 	{
 		fprintf(stderr, "card-server: %s\n", err);
 		return 1;

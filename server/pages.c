@@ -149,7 +149,7 @@ respond_redirect(struct MHD_Connection *connection, const char *return_url)
 static void
 call_as_pages(const char *sql, int nparams, const char *const *params, DbResult *result)
 {
-	DbCall		call = {sql, nparams, params, server_config.pages_role, 0};
+	DbCall		call = {sql, nparams, params, server_config.pages_role, 0, false};
 
 	pool_call(&call, result);
 }

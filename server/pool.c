@@ -7,7 +7,8 @@
  * The Sync that ends the pipeline commits them, or rolls both back if one
  * fails, so no role outlives its request and nothing half-done is kept.
  * One pool for every role (rather than a pool per role): connections are
- * few and each serves whoever comes next.  The server's login role must be
+ * few and each serves whoever comes next; long polls of the feed have a
+ * pool of their own.  The server's login role must be
  * a member of every role in the tokens file and of the pages role.
  */
 #include <pthread.h>
@@ -29,11 +30,22 @@ typedef struct PoolConn
 	int			nprepared;
 } PoolConn;
 
-static PoolConn *conns;
-static int	nconns;
+/*
+ * Two pools: calls, and long polls of the feed.  A long poll holds its
+ * connection for up to --max-wait seconds; in a pool of their own, any
+ * number of them cannot keep a call from a connection.
+ */
+typedef struct Pool
+{
+	PoolConn   *conns;
+	int			nconns;
+	pthread_mutex_t lock;
+	pthread_cond_t free;
+} Pool;
+
+static Pool call_pool = {NULL, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+static Pool poll_pool = {NULL, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 static const char *pool_conninfo;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_free = PTHREAD_COND_INITIALIZER;
 
 static const char *const enter_role_sql =
 "SELECT pg_catalog.set_config('role', $1, true),"
@@ -49,57 +61,66 @@ connect_one(void)
 	return PQconnectdbParams(keys, values, 1);
 }
 
-int
-pool_init(const char *conninfo, int size, char *err, size_t errlen)
+static int
+pool_open(Pool *pool, int size, char *err, size_t errlen)
 {
-	pool_conninfo = conninfo;
-	conns = calloc(size, sizeof(PoolConn));
-	if (conns == NULL)
+	pool->conns = calloc(size, sizeof(PoolConn));
+	if (pool->conns == NULL)
 	{
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	nconns = size;
+	pool->nconns = size;
 	for (int i = 0; i < size; i++)
 	{
-		conns[i].conn = connect_one();
-		if (PQstatus(conns[i].conn) != CONNECTION_OK)
+		pool->conns[i].conn = connect_one();
+		if (PQstatus(pool->conns[i].conn) != CONNECTION_OK)
 		{
 			snprintf(err, errlen, "cannot connect to the database: %s",
-					 PQerrorMessage(conns[i].conn));
+					 PQerrorMessage(pool->conns[i].conn));
 			return -1;
 		}
 	}
 	return 0;
 }
 
+/* size connections for calls and poll_size for long polls of the feed. */
+int
+pool_init(const char *conninfo, int size, int poll_size, char *err, size_t errlen)
+{
+	pool_conninfo = conninfo;
+	if (pool_open(&call_pool, size, err, errlen) != 0)
+		return -1;
+	return pool_open(&poll_pool, poll_size, err, errlen);
+}
+
 static PoolConn *
-acquire(void)
+acquire(Pool *pool)
 {
 	PoolConn   *pc = NULL;
 
-	pthread_mutex_lock(&pool_lock);
+	pthread_mutex_lock(&pool->lock);
 	for (;;)
 	{
-		for (int i = 0; i < nconns && pc == NULL; i++)
-			if (!conns[i].busy)
-				pc = &conns[i];
+		for (int i = 0; i < pool->nconns && pc == NULL; i++)
+			if (!pool->conns[i].busy)
+				pc = &pool->conns[i];
 		if (pc != NULL)
 			break;
-		pthread_cond_wait(&pool_free, &pool_lock);
+		pthread_cond_wait(&pool->free, &pool->lock);
 	}
 	pc->busy = true;
-	pthread_mutex_unlock(&pool_lock);
+	pthread_mutex_unlock(&pool->lock);
 	return pc;
 }
 
 static void
-release(PoolConn *pc)
+release(Pool *pool, PoolConn *pc)
 {
-	pthread_mutex_lock(&pool_lock);
+	pthread_mutex_lock(&pool->lock);
 	pc->busy = false;
-	pthread_cond_signal(&pool_free);
-	pthread_mutex_unlock(&pool_lock);
+	pthread_cond_signal(&pool->free);
+	pthread_mutex_unlock(&pool->lock);
 }
 
 /* The name of sql prepared on pc, preparing it first if need be. */
@@ -257,7 +278,8 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 void
 pool_call(const DbCall *call, DbResult *result)
 {
-	PoolConn   *pc = acquire();
+	Pool	   *pool = call->long_poll ? &poll_pool : &call_pool;
+	PoolConn   *pc = acquire(pool);
 	int			tries = 0;
 
 	memset(result, 0, sizeof(*result));
@@ -284,7 +306,7 @@ pool_call(const DbCall *call, DbResult *result)
 			continue;
 		break;
 	}
-	release(pc);
+	release(pool, pc);
 }
 
 const char *
@@ -313,7 +335,7 @@ db_result_free(DbResult *result)
 bool
 pool_healthy(void)
 {
-	PoolConn   *pc = acquire();
+	PoolConn   *pc = acquire(&call_pool);
 	PGresult   *res;
 	bool		ok;
 
@@ -325,16 +347,23 @@ pool_healthy(void)
 	res = PQexec(pc->conn, "SELECT 1");
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 	PQclear(res);
-	release(pc);
+	release(&call_pool, pc);
 	return ok;
+}
+
+static void
+pool_shut(Pool *pool)
+{
+	for (int i = 0; i < pool->nconns; i++)
+		PQfinish(pool->conns[i].conn);
+	free(pool->conns);
+	pool->conns = NULL;
+	pool->nconns = 0;
 }
 
 void
 pool_close(void)
 {
-	for (int i = 0; i < nconns; i++)
-		PQfinish(conns[i].conn);
-	free(conns);
-	conns = NULL;
-	nconns = 0;
+	pool_shut(&call_pool);
+	pool_shut(&poll_pool);
 }

@@ -24,7 +24,8 @@ typedef struct ServerConfig
 	const char *tls_cert;		/* both or neither */
 	const char *tls_key;
 	const char *port_file;		/* where the bound port is written, if set */
-	int			pool_size;		/* database connections */
+	int			pool_size;		/* database connections for calls */
+	int			poll_pool_size; /* and for long polls of the feed */
 	size_t		max_body;		/* bytes of a request body */
 	int			timeout_s;		/* idle connection and statement timeout */
 	int			max_wait_s;		/* longest long-poll of /v3/events */
@@ -44,6 +45,7 @@ typedef struct DbCall
 	const char *const *params;	/* text values; NULL is SQL NULL */
 	const char *role;			/* run as this role (set_config, local) */
 	int			timeout_s;		/* statement_timeout; 0: the server's */
+	bool		long_poll;		/* a wait for the feed: the long polls' pool */
 } DbCall;
 
 typedef struct DbResult
@@ -57,7 +59,7 @@ typedef struct DbResult
 	char	  **values;			/* ntuples * nfields, NULL for SQL NULL (malloc) */
 } DbResult;
 
-extern int	pool_init(const char *conninfo, int size, char *err, size_t errlen);
+extern int	pool_init(const char *conninfo, int size, int poll_size, char *err, size_t errlen);
 extern void pool_call(const DbCall *call, DbResult *result);
 extern const char *db_value(const DbResult *result, int row, int col);
 extern void db_result_free(DbResult *result);

@@ -24,7 +24,7 @@ ok() { checks=$((checks + 1)); }
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
 
 http_setup card_http
-http_start -- --pool 4 --max-body 4096 --max-wait 10 || fail "the server did not start"
+http_start -- --pool 4 --poll-pool 2 --max-body 4096 --max-wait 10 || fail "the server did not start"
 echo "server: listening on $base"
 
 # call METHOD PATH TOKEN [BODY [EXTRA CURL ARGS]]: sets $status and $body.
@@ -197,6 +197,19 @@ waited=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$waited" -lt 6000 ] || fail "the long poll waited ${waited} ms for a commit"
 ok
 echo "server:   a commit ended an 8 s long poll after $waited ms"
+# More long polls than their pool has connections: calls still answer at once.
+polls=()
+for i in 1 2 3 4 5; do
+    curl -s -o /dev/null -H "Authorization: Bearer $tok_a" "$base/v3/events?after=999999999&wait=5" &
+    polls+=($!)
+done
+sleep 0.5
+start=$(date +%s%N)
+call GET "/v3/cards/$card" "$tok_a"; expect 200 "a call beside 5 long polls"
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$took" -lt 1000 ] || fail "a call waited $took ms behind long polls"
+wait "${polls[@]}"
+echo "server:   a call beside 5 long polls (2 poll connections) answered in $took ms"
 
 echo "server: reveal, once"
 call POST "/v3/cards/$card/reveal" "$tok_a" '{"return_url": "https://app.example.com/seen"}'; expect 200 "reveal link"
