@@ -11,14 +11,18 @@ as_root() {
 }
 
 # Debian 12 packages the build and the suites need.
+# ensure_packages [test]: with "test", also what only the suites use.
 ensure_packages() {
     local wanted=(make gcc pkg-config postgresql-15 postgresql-server-dev-15 libssl-dev libpq-dev
                   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json sqlsmith libdbd-pg-perl
                   libmicrohttpd-dev libjson-c-dev curl)
     local missing=()
+    [ "${1:-}" = test ] && wanted+=(jq wrk valgrind chromium)
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
+    # npm drives the browser suite (playwright-core); any Node 18+ with its npm will do.
+    [ "${1:-}" = test ] && ! command -v npm >/dev/null && missing+=(npm)
     if ((${#missing[@]})); then
         say "installing ${missing[*]}"
         as_root apt-get update -q
