@@ -13,6 +13,8 @@
 
 #include "server.h"
 
+#define JSON_MAX_DEPTH 64
+
 typedef enum BodyUse
 {
 	BODY_NONE,					/* GET: no body is read */
@@ -71,9 +73,10 @@ path_matches(const char *pattern, const char *path, char **id)
 	{
 		if (strncmp(pattern, ":id", 3) == 0)
 		{
-			size_t		len = strcspn(path, "/");
+			/* An id is a UUID; a segment of other bytes names no object. */
+			size_t		len = strspn(path, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_");
 
-			if (len == 0 || len > 64)
+			if (len == 0 || len > 64 || (path[len] != '\0' && path[len] != '/'))
 				break;
 			free(*id);
 			*id = strndup(path, len);
@@ -189,6 +192,7 @@ static bool
 check_body(Request *req, enum MHD_Result *ret, bool *has_key)
 {
 	enum json_tokener_error jerr = json_tokener_success;
+	json_tokener *tok;
 	json_object *parsed;
 	bool		is_object;
 
@@ -201,7 +205,28 @@ check_body(Request *req, enum MHD_Result *ret, bool *has_key)
 								  "the request body holds a NUL byte");
 		return false;
 	}
-	parsed = json_tokener_parse_verbose(req->body, &jerr);
+	/* Strict RFC 8259, valid UTF-8, at most 64 levels deep, nothing after it. */
+	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+	if (tok == NULL)
+		abort();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	parsed = json_tokener_parse_ex(tok, req->body, (int) req->body_len);
+	jerr = json_tokener_get_error(tok);
+	if (parsed != NULL && jerr == json_tokener_success)
+	{
+		size_t		end = json_tokener_get_parse_end(tok);
+
+		end += strspn(req->body + end, " \t\r\n");
+		if (end != req->body_len)
+		{
+			json_object_put(parsed);
+			parsed = NULL;
+			jerr = json_tokener_error_parse_unexpected;
+		}
+	}
+	else if (parsed == NULL && jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	json_tokener_free(tok);
 	if (parsed == NULL)
 	{
 		char	   *message = str_printf("the request body is not JSON: %s",

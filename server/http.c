@@ -102,6 +102,7 @@ status_of_sqlstate(const char *sqlstate)
 		{"08006", MHD_HTTP_SERVICE_UNAVAILABLE},
 		{"57P01", MHD_HTTP_SERVICE_UNAVAILABLE},
 		{"54000", MHD_HTTP_UNPROCESSABLE_CONTENT},
+		{"22021", MHD_HTTP_BAD_REQUEST},	/* bytes that are not UTF-8 (in a path) */
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -135,6 +136,7 @@ code_of_status(unsigned int status, const char *sqlstate)
 		{"08006", "connection_failure"},
 		{"57P01", "admin_shutdown"},
 		{"54000", "program_limit_exceeded"},
+		{"22021", "character_not_in_repertoire"},
 	};
 
 	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR)

@@ -51,14 +51,31 @@ static const char *const enter_role_sql =
 "SELECT pg_catalog.set_config('role', $1, true),"
 " pg_catalog.set_config('statement_timeout', $2, true)";
 
+/*
+ * A session's settings: names resolve in pg_catalog first and never in a
+ * schema of the login role's (the prepared calls cast to jsonb and uuid).
+ */
+static void
+session_setup(PGconn *conn)
+{
+	PGresult   *res;
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		return;
+	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
+	PQclear(res);
+}
+
 static PGconn *
 connect_one(void)
 {
 	const char *keys[] = {"dbname", "application_name", NULL};
 	const char *values[] = {pool_conninfo, "card-server", NULL};
-
 	/* expand_dbname: conninfo may be a string or URI naming everything. */
-	return PQconnectdbParams(keys, values, 1);
+	PGconn	   *conn = PQconnectdbParams(keys, values, 1);
+
+	session_setup(conn);
+	return conn;
 }
 
 static int
@@ -295,6 +312,7 @@ pool_call(const DbCall *call, DbResult *result)
 		{
 			/* Remade connections have nothing prepared. */
 			PQreset(pc->conn);
+			session_setup(pc->conn);
 			pc->nprepared = 0;
 			if (tries < 2 && PQstatus(pc->conn) == CONNECTION_OK)
 				continue;
@@ -342,6 +360,7 @@ pool_healthy(void)
 	if (PQstatus(pc->conn) != CONNECTION_OK)
 	{
 		PQreset(pc->conn);
+		session_setup(pc->conn);
 		pc->nprepared = 0;
 	}
 	res = PQexec(pc->conn, "SELECT 1");
