@@ -217,7 +217,9 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 	char		timeout[32];
 	const char *enter_params[2];
 	char		name[16];
+	char		enter_name[16];
 	const char *stmt;
+	const char *enter;
 	PGresult   *res;
 	int			step = 0;		/* 0: entering the role, 1: the call */
 	bool		synced = false;
@@ -227,10 +229,12 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 			 call->timeout_s > 0 ? call->timeout_s : server_config.timeout_s);
 	enter_params[0] = call->role;
 	enter_params[1] = timeout;
+	enter = prepared_name(pc, enter_role_sql, 2, enter_name, sizeof(enter_name));
 	stmt = prepared_name(pc, call->sql, call->nparams, name, sizeof(name));
 	if (PQstatus(pc->conn) != CONNECTION_OK || !PQenterPipelineMode(pc->conn))
 		return false;
-	if (!PQsendQueryParams(pc->conn, enter_role_sql, 2, NULL, enter_params, NULL, NULL, 0) ||
+	if (!(enter ? PQsendQueryPrepared(pc->conn, enter, 2, enter_params, NULL, NULL, 0)
+		  : PQsendQueryParams(pc->conn, enter_role_sql, 2, NULL, enter_params, NULL, NULL, 0)) ||
 		!(stmt ? PQsendQueryPrepared(pc->conn, stmt, call->nparams, call->params, NULL, NULL, 0)
 		  : PQsendQueryParams(pc->conn, call->sql, call->nparams, NULL, call->params,
 							  NULL, NULL, 0)) ||
