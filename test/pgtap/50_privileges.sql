@@ -34,7 +34,11 @@ INSERT INTO tap_allowed VALUES
   ('card_admin', 'programme_grant'), ('card_admin', 'programme_revoke'), ('card_admin', 'pan_key_versions'),
   ('card_api', 'card_reveal_start'), ('card_api', 'card_replace'), ('card_api', 'card_pin_reset_start'),
   ('card_processor', 'card_pin_check'), ('card_processor', 'card_pin_result'),
-  ('card_hosted_pages', 'card_reveal'), ('card_hosted_pages', 'card_pin_reset');
+  ('card_hosted_pages', 'card_reveal'), ('card_hosted_pages', 'card_pin_reset'),
+  -- 1.6: the reads and settlement calls of the HTTP API's JSON forms
+  ('card_admin', 'card_get'), ('card_api', 'card_get'), ('card_reader', 'card_get'),
+  ('card_admin', 'account_get'), ('card_api', 'account_get'), ('card_reader', 'account_get'),
+  ('card_processor', 'authorization_capture_request'), ('card_processor', 'authorization_reverse_request');
 
 -- What row-level security policies and the views evaluate as the querying
 -- role: every role may call them; each tells only about the caller itself.
