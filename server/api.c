@@ -103,9 +103,27 @@ request_role(struct MHD_Connection *connection)
 	const char *auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
 												   MHD_HTTP_HEADER_AUTHORIZATION);
 
+	char		token[512];
+	size_t		len;
+
 	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
 		return NULL;
-	return tokens_role(auth + 7);
+	auth += 7;
+	while (*auth == ' ' || *auth == '\t')
+		auth++;
+	len = strlen(auth);
+	while (len > 0 && (auth[len - 1] == ' ' || auth[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len >= sizeof(token))
+		return NULL;
+	memcpy(token, auth, len);
+	token[len] = '\0';
+	{
+		const char *role = tokens_role(token);
+
+		explicit_bzero(token, sizeof(token));
+		return role;
+	}
 }
 
 /* Answer a call's result: its one value, or its error. */
@@ -134,6 +152,10 @@ respond_call(struct MHD_Connection *connection, const DbResult *result, unsigned
 	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR)
 		return respond_json_error(connection, status, "internal_error",
 								  "the request failed; nothing was changed");
+	if (strcmp(result->sqlstate, "08007") == 0)
+		return respond_json_error(connection, status, code_of_status(status, result->sqlstate),
+								  "the connection to the database was lost during the call, which may "
+								  "have been done: read the object before trying again");
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		return respond_json_error(connection, status, code_of_status(status, result->sqlstate),
 								  "the database is busy or unreachable; nothing was changed, try again");
@@ -179,6 +201,15 @@ handle_events(Request *req, const char *role)
 	call.timeout_s = (int) wait_s + server_config.timeout_s;
 	call.long_poll = true;
 	pool_call(&call, &result);
+	if (!result.ok && strcmp(result.sqlstate, "53300") == 0)
+	{
+		/* Every long-poll connection waits already: read now, without a wait. */
+		db_result_free(&result);
+		params[2] = "0";
+		call.timeout_s = 0;
+		call.long_poll = false;
+		pool_call(&call, &result);
+	}
 	ret = respond_call(req->connection, &result, 200);
 	db_result_free(&result);
 	return ret;
@@ -254,14 +285,15 @@ api_handle(Request *req)
 {
 	const char *role;
 	bool		path_known = false;
+	char		allow[64] = "";
 	char	   *id = NULL;
 	const char *path = req->url;
 
 	if (strcmp(path, "/healthz") == 0)
 	{
 		if (strcmp(req->method, "GET") != 0)
-			return respond_json_error(req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-									  "method_not_allowed", "use GET");
+			return respond_json_error_allow(req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
+											"method_not_allowed", "use GET", "GET");
 		if (pool_healthy())
 			return respond(req->connection, MHD_HTTP_OK, "application/json",
 						   "{\"status\": \"ok\"}\n", NULL);
@@ -281,6 +313,8 @@ api_handle(Request *req)
 		if (path_matches(routes[i].pattern, path, &id))
 		{
 			path_known = true;
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+					 allow[0] ? ", " : "", routes[i].method);
 			if (strcmp(routes[i].method, req->method) == 0)
 			{
 				const Route *route = &routes[i];
@@ -341,8 +375,8 @@ api_handle(Request *req)
 	if (strcmp(path, "/v3/events") == 0)
 	{
 		if (strcmp(req->method, "GET") != 0)
-			return respond_json_error(req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-									  "method_not_allowed", "use GET");
+			return respond_json_error_allow(req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
+											"method_not_allowed", "use GET", "GET");
 		role = request_role(req->connection);
 		if (role == NULL)
 			return respond_json_error(req->connection, MHD_HTTP_UNAUTHORIZED, "unauthorized",
@@ -350,7 +384,8 @@ api_handle(Request *req)
 		return handle_events(req, role);
 	}
 	if (path_known)
-		return respond_json_error(req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-								  "method_not_allowed", "this route does not take that method");
+		return respond_json_error_allow(req->connection, MHD_HTTP_METHOD_NOT_ALLOWED,
+										"method_not_allowed", "this route does not take that method",
+										allow);
 	return respond_json_error(req->connection, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
 }

@@ -26,6 +26,22 @@ str_printf(const char *fmt,...)
 	return s;
 }
 
+/* A response body of ours: wiped when libmicrohttpd is done with it (a page may show a PAN). */
+typedef struct OwnedBody
+{
+	size_t		len;
+	char		data[];
+} OwnedBody;
+
+static void
+wipe_body(void *cls)
+{
+	OwnedBody  *owned = cls;
+
+	explicit_bzero(owned->data, owned->len);
+	free(owned);
+}
+
 /*
  * Send a response.  Every answer carries the headers of DESIGN section 13:
  * nothing is cached, framed, sniffed or sent on as a referrer; pages load
@@ -35,13 +51,32 @@ enum MHD_Result
 respond(struct MHD_Connection *connection, unsigned int status,
 		const char *content_type, const char *body, const char *location)
 {
+	return respond_with(connection, status, content_type, body,
+						location ? MHD_HTTP_HEADER_LOCATION : NULL, location);
+}
+
+/* respond(), with one more header (name NULL: none). */
+enum MHD_Result
+respond_with(struct MHD_Connection *connection, unsigned int status,
+			 const char *content_type, const char *body, const char *name, const char *value)
+{
 	struct MHD_Response *response;
 	enum MHD_Result ret;
 
-	response = MHD_create_response_from_buffer(strlen(body), (void *) body,
-											   MHD_RESPMEM_MUST_COPY);
-	if (response == NULL)
+	size_t		len = strlen(body);
+	OwnedBody  *owned = malloc(sizeof(OwnedBody) + len + 1);
+
+	if (owned == NULL)
 		return MHD_NO;
+	owned->len = len;
+	memcpy(owned->data, body, len + 1);
+	response = MHD_create_response_from_buffer_with_free_callback_cls(len, owned->data,
+																	  wipe_body, owned);
+	if (response == NULL)
+	{
+		wipe_body(owned);
+		return MHD_NO;
+	}
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
@@ -52,8 +87,8 @@ respond(struct MHD_Connection *connection, unsigned int status,
 							"base-uri 'none'; frame-ancestors 'none'");
 	if (server_config.tls_cert)
 		MHD_add_response_header(response, "Strict-Transport-Security", "max-age=31536000");
-	if (location)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, location);
+	if (name)
+		MHD_add_response_header(response, name, value);
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	note_response_status(status);
@@ -67,10 +102,19 @@ enum MHD_Result
 respond_json_error(struct MHD_Connection *connection, unsigned int status,
 				   const char *code, const char *message)
 {
+	return respond_json_error_allow(connection, status, code, message, NULL);
+}
+
+/* The same, for a 405: allow lists the methods the path takes. */
+enum MHD_Result
+respond_json_error_allow(struct MHD_Connection *connection, unsigned int status,
+						 const char *code, const char *message, const char *allow)
+{
 	char	   *escaped = json_escape(message);
 	char	   *body = str_printf("{\"error\": {\"code\": \"%s\", \"message\": \"%s\"}}\n",
 								  code, escaped);
-	enum MHD_Result ret = respond(connection, status, "application/json", body, NULL);
+	enum MHD_Result ret = respond_with(connection, status, "application/json", body,
+									   allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
 
 	free(escaped);
 	free(body);
@@ -89,7 +133,11 @@ status_of_sqlstate(const char *sqlstate)
 		{"P0002", MHD_HTTP_NOT_FOUND},
 		{"55000", MHD_HTTP_CONFLICT},
 		{"23505", MHD_HTTP_CONFLICT},
-		{"55P03", MHD_HTTP_CONFLICT},	/* a lock held elsewhere: try again */
+		{"55P03", MHD_HTTP_SERVICE_UNAVAILABLE},	/* a lock held elsewhere: try again */
+		{"53400", MHD_HTTP_SERVICE_UNAVAILABLE},	/* no worker slot: try again */
+		{"53300", MHD_HTTP_SERVICE_UNAVAILABLE},	/* every pool connection busy */
+		{"08007", MHD_HTTP_SERVICE_UNAVAILABLE},	/* lost mid-call: outcome unknown */
+		{"22P05", MHD_HTTP_UNPROCESSABLE_CONTENT},	/* \u0000 in a JSON string */
 		{"22023", MHD_HTTP_UNPROCESSABLE_CONTENT},
 		{"22P02", MHD_HTTP_UNPROCESSABLE_CONTENT},
 		{"23502", MHD_HTTP_UNPROCESSABLE_CONTENT},
@@ -124,6 +172,10 @@ code_of_status(unsigned int status, const char *sqlstate)
 		{"55000", "object_not_in_prerequisite_state"},
 		{"23505", "unique_violation"},
 		{"55P03", "lock_not_available"},
+		{"53400", "configuration_limit_exceeded"},
+		{"53300", "too_many_connections"},
+		{"08007", "transaction_resolution_unknown"},
+		{"22P05", "untranslatable_character"},
 		{"22023", "invalid_parameter_value"},
 		{"22P02", "invalid_text_representation"},
 		{"23502", "not_null_violation"},

@@ -121,9 +121,23 @@ static atomic_int requests_in_flight;
 static void
 log_request(const Request *req, double ms)
 {
-	/* The path only: a query string may hold a token. */
-	fprintf(stderr, "card-server: %s %s %u %.1f ms\n", req->method, req->url,
-			response_status, ms);
+	char		path[256];
+	size_t		n = 0;
+
+	/*
+	 * The path only (a query string may hold a token), decoded by
+	 * libmicrohttpd: bytes outside printable ASCII are shown as \xNN, so no
+	 * path can end the line and forge another.
+	 */
+	for (const unsigned char *p = (const unsigned char *) req->url; *p && n < sizeof(path) - 5; p++)
+	{
+		if (*p >= 0x21 && *p < 0x7f && *p != '\\')
+			path[n++] = (char) *p;
+		else
+			n += snprintf(path + n, sizeof(path) - n, "\\x%02x", *p);
+	}
+	path[n] = '\0';
+	fprintf(stderr, "card-server: %s %s %u %.1f ms\n", req->method, path, response_status, ms);
 }
 
 static double
@@ -234,7 +248,7 @@ main(int argc, char **argv)
 	struct sockaddr_storage addr;
 	socklen_t	addr_len;
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-		MHD_USE_ERROR_LOG;
+		MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	char	   *cert = NULL;
 	char	   *key = NULL;
 	struct MHD_Daemon *daemon;
@@ -350,6 +364,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "card-server: %s\n", err);
 		return 1;
 	}
+	for (int i = -1; i < tokens_count(); i++)
+	{
+		if (pool_check_role(i < 0 ? server_config.pages_role : tokens_role_at(i), err, sizeof(err)) != 0)
+		{
+			fprintf(stderr, "card-server: %s\n", err);
+			pool_close();
+			return 1;
+		}
+	}
 
 	/* Signals wait for the main thread; every other thread blocks them. */
 	sigemptyset(&stop_signals);
@@ -361,8 +384,10 @@ main(int argc, char **argv)
 	daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
 							  MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 							  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) server_config.timeout_s + server_config.max_wait_s,
+							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) server_config.timeout_s,
 							  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 512,
+							  /* one client cannot hold every connection slot */
+							  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) 64,
 							  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 128 * 1024,
 							  /* without TLS the list ends here */
 							  server_config.tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
@@ -397,7 +422,13 @@ main(int argc, char **argv)
 	while (sigwait(&stop_signals, &sig) != 0)
 		;
 	fprintf(stderr, "card-server: signal %d: finishing the requests in flight\n", sig);
-	MHD_quiesce_daemon(daemon);
+	{
+		/* No new connection: the listening socket closes now, not at exit. */
+		MHD_socket	listener = MHD_quiesce_daemon(daemon);
+
+		if (listener != MHD_INVALID_SOCKET)
+			close(listener);
+	}
 	deadline = now_ms() + (server_config.max_wait_s + server_config.timeout_s) * 1000.0;
 	while (atomic_load(&requests_in_flight) > 0 && now_ms() < deadline)
 		usleep(20 * 1000);

@@ -123,9 +123,15 @@ respond_refused(struct MHD_Connection *connection, const DbResult *result)
 		return respond_html(connection, MHD_HTTP_GONE, "This link can no longer be used",
 							"<p>It was used already, a newer one replaced it, or it has expired. "
 							"Ask for a new one in your app.</p>\n");
+	if (strcmp(result->sqlstate, "08007") == 0)
+		return respond_html(connection, MHD_HTTP_SERVICE_UNAVAILABLE, "We could not tell whether that worked",
+							"<p>Check your card in your app before you try again.</p>\n");
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		return respond_html(connection, status, "Please try again",
 							"<p>We could not finish just now. Nothing was changed.</p>\n");
+	if (status == MHD_HTTP_BAD_REQUEST || status == MHD_HTTP_UNPROCESSABLE_CONTENT)
+		return respond_html(connection, MHD_HTTP_NOT_FOUND, "This link is not valid",
+							"<p>Check that you opened the whole link, or ask for a new one in your app.</p>\n");
 	return respond_html(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Something went wrong",
 						"<p>Nothing was changed. Please try again later.</p>\n");
 }
@@ -170,7 +176,10 @@ post_pin_page(Request *req, const Page *page, const char *token)
 	DbResult	result;
 	enum MHD_Result ret;
 
-	if (pin == NULL || pin2 == NULL || strcmp(pin, pin2) != 0)
+	if (pin == NULL || pin2 == NULL || *pin == '\0')
+		ret = respond_form(req->connection, MHD_HTTP_UNPROCESSABLE_CONTENT, page, token,
+						   "Enter your PIN in both fields.");
+	else if (strcmp(pin, pin2) != 0)
 		ret = respond_form(req->connection, MHD_HTTP_UNPROCESSABLE_CONTENT, page, token,
 						   "The two PINs differ. Enter the same PIN twice.");
 	else
@@ -239,7 +248,10 @@ post_reveal(Request *req, const char *token)
 		memset(content, 0, strlen(content));
 		free(content);
 	}
-	/* The PAN and CVV leave this process only in the page just sent. */
+	/*
+	 * Our copies of PAN and CVV are wiped (the page's too, once sent:
+	 * respond()); libpq's buffers and the kernel's are not ours to wipe.
+	 */
 	for (int i = 0; result.values && i < result.ntuples * result.nfields; i++)
 		if (result.values[i])
 			memset(result.values[i], 0, strlen(result.values[i]));

@@ -64,6 +64,9 @@ session_setup(PGconn *conn)
 		return;
 	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
 	PQclear(res);
+	/* Only pg_catalog's functions: preparable as the login role. */
+	res = PQprepare(conn, "enter", enter_role_sql, 2, NULL);
+	PQclear(res);
 }
 
 static PGconn *
@@ -111,22 +114,27 @@ pool_init(const char *conninfo, int size, int poll_size, char *err, size_t errle
 	return pool_open(&poll_pool, poll_size, err, errlen);
 }
 
+/* A free connection of pool, waiting up to wait_s seconds; NULL if none. */
 static PoolConn *
-acquire(Pool *pool)
+acquire(Pool *pool, int wait_s)
 {
 	PoolConn   *pc = NULL;
+	struct timespec deadline;
 
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += wait_s;
 	pthread_mutex_lock(&pool->lock);
 	for (;;)
 	{
 		for (int i = 0; i < pool->nconns && pc == NULL; i++)
 			if (!pool->conns[i].busy)
 				pc = &pool->conns[i];
-		if (pc != NULL)
+		if (pc != NULL || wait_s == 0 ||
+			pthread_cond_timedwait(&pool->free, &pool->lock, &deadline) != 0)
 			break;
-		pthread_cond_wait(&pool->free, &pool->lock);
 	}
-	pc->busy = true;
+	if (pc)
+		pc->busy = true;
 	pthread_mutex_unlock(&pool->lock);
 	return pc;
 }
@@ -140,9 +148,9 @@ release(Pool *pool, PoolConn *pc)
 	pthread_mutex_unlock(&pool->lock);
 }
 
-/* The name of sql prepared on pc, preparing it first if need be. */
+/* The name sql is prepared under on pc, or NULL if it is not (yet). */
 static const char *
-prepared_name(PoolConn *pc, const char *sql, int nparams, char *name, size_t namelen)
+prepared_name(PoolConn *pc, const char *sql, char *name, size_t namelen)
 {
 	for (int i = 0; i < pc->nprepared; i++)
 		if (pc->prepared[i] == sql)
@@ -150,21 +158,8 @@ prepared_name(PoolConn *pc, const char *sql, int nparams, char *name, size_t nam
 			snprintf(name, namelen, "s%d", i);
 			return name;
 		}
-	if (pc->nprepared == MAX_PREPARED)
-		return NULL;			/* not kept: sent unnamed */
-	snprintf(name, namelen, "s%d", pc->nprepared);
-	{
-		PGresult   *res = PQprepare(pc->conn, name, sql, nparams, NULL);
-		bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-		PQclear(res);
-		if (!ok)
-			return NULL;
-	}
-	pc->prepared[pc->nprepared++] = sql;
-	return name;
+	return NULL;
 }
-
 static char *
 dup_or_null(const char *s)
 {
@@ -207,21 +202,29 @@ take_rows(DbResult *result, const PGresult *res)
 				result->values[r * result->nfields + c] = strdup(PQgetvalue(res, r, c));
 }
 
+typedef enum PipelineOutcome
+{
+	PIPELINE_ANSWERED,			/* result holds the answer or the error */
+	PIPELINE_NOT_SENT,			/* the connection failed before the Sync left */
+	PIPELINE_LOST				/* it failed after: the call may have committed */
+} PipelineOutcome;
+
 /*
- * Run the call's pipeline on pc.  false if the connection itself failed
- * (nothing is known of the call's fate before its Sync came back).
+ * Run the call's pipeline on pc: enter the role, prepare the call the first
+ * time this connection runs it (as that role: the login role itself may
+ * not see schema card), execute it, Sync.
  */
-static bool
+static PipelineOutcome
 run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 {
 	char		timeout[32];
 	const char *enter_params[2];
 	char		name[16];
-	char		enter_name[16];
 	const char *stmt;
-	const char *enter;
+	bool		preparing = false;
 	PGresult   *res;
-	int			step = 0;		/* 0: entering the role, 1: the call */
+	int			step = 0;		/* 0: the role, 1: the prepare (if any), then the call */
+	int			call_step;
 	bool		synced = false;
 	bool		answered = false;
 
@@ -229,19 +232,26 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 			 call->timeout_s > 0 ? call->timeout_s : server_config.timeout_s);
 	enter_params[0] = call->role;
 	enter_params[1] = timeout;
-	enter = prepared_name(pc, enter_role_sql, 2, enter_name, sizeof(enter_name));
-	stmt = prepared_name(pc, call->sql, call->nparams, name, sizeof(name));
-	if (PQstatus(pc->conn) != CONNECTION_OK || !PQenterPipelineMode(pc->conn))
-		return false;
-	if (!(enter ? PQsendQueryPrepared(pc->conn, enter, 2, enter_params, NULL, NULL, 0)
-		  : PQsendQueryParams(pc->conn, enter_role_sql, 2, NULL, enter_params, NULL, NULL, 0)) ||
+	stmt = prepared_name(pc, call->sql, name, sizeof(name));
+	if (stmt == NULL && pc->nprepared < MAX_PREPARED)
+	{
+		snprintf(name, sizeof(name), "s%d", pc->nprepared);
+		stmt = name;
+		preparing = true;
+	}
+	call_step = preparing ? 2 : 1;
+	if (!PQenterPipelineMode(pc->conn))
+		return PIPELINE_NOT_SENT;
+	if (!PQsendQueryPrepared(pc->conn, "enter", 2, enter_params, NULL, NULL, 0) ||
+		(preparing && !PQsendPrepare(pc->conn, stmt, call->sql, call->nparams, NULL)) ||
 		!(stmt ? PQsendQueryPrepared(pc->conn, stmt, call->nparams, call->params, NULL, NULL, 0)
 		  : PQsendQueryParams(pc->conn, call->sql, call->nparams, NULL, call->params,
 							  NULL, NULL, 0)) ||
 		!PQpipelineSync(pc->conn))
 	{
+		/* Without its Sync the server rolls back whatever it received. */
 		PQexitPipelineMode(pc->conn);
-		return false;
+		return PIPELINE_NOT_SENT;
 	}
 	while (!synced)
 	{
@@ -250,7 +260,7 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 		{
 			/* The end of one statement's results; the next follows. */
 			if (PQstatus(pc->conn) != CONNECTION_OK)
-				return false;
+				return PIPELINE_LOST;
 			step++;
 			continue;
 		}
@@ -261,7 +271,9 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 				break;
 			case PGRES_TUPLES_OK:
 			case PGRES_COMMAND_OK:
-				if (step == 1)
+				if (preparing && step == 1)
+					pc->prepared[pc->nprepared++] = call->sql;
+				else if (step == call_step)
 				{
 					take_rows(result, res);
 					answered = true;
@@ -273,7 +285,7 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 				if (PQstatus(pc->conn) != CONNECTION_OK)
 				{
 					PQclear(res);
-					return false;
+					return PIPELINE_LOST;
 				}
 				if (step == 0)
 				{
@@ -292,35 +304,61 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 	if (!answered)
 		set_error(result, "XX000", "no answer from the database", NULL);
 	PQexitPipelineMode(pc->conn);
-	return true;
+	return PIPELINE_ANSWERED;
 }
 
-/* Run one call; a broken connection is remade once, a serialisation failure retried once. */
+/* Remake pc's connection if the server closed it while it was idle. */
+static void
+revive(PoolConn *pc)
+{
+	if (PQstatus(pc->conn) == CONNECTION_OK && PQconsumeInput(pc->conn) &&
+		PQstatus(pc->conn) == CONNECTION_OK)
+		return;
+	PQreset(pc->conn);
+	session_setup(pc->conn);
+	pc->nprepared = 0;			/* a new session has nothing prepared */
+}
+
+/*
+ * Run one call.  A connection that fails before its Sync left is remade
+ * and the call sent once more; one that fails after it leaves the call's
+ * fate unknown (08007), never retried.  A serialisation failure or
+ * deadlock (the transaction rolled back) is retried once.
+ */
 void
 pool_call(const DbCall *call, DbResult *result)
 {
 	Pool	   *pool = call->long_poll ? &poll_pool : &call_pool;
-	PoolConn   *pc = acquire(pool);
+	/* A long poll takes a free connection or none: the caller reads without waiting. */
+	PoolConn   *pc = acquire(pool, call->long_poll ? 0 : server_config.timeout_s);
 	int			tries = 0;
 
 	memset(result, 0, sizeof(*result));
+	if (pc == NULL)
+	{
+		set_error(result, "53300", "every database connection of the server is busy", NULL);
+		return;
+	}
 	for (;;)
 	{
-		bool		reached;
+		PipelineOutcome outcome;
 
 		db_result_free(result); /* what a try before this one left */
-		reached = run_pipeline(pc, call, result);
-
+		revive(pc);
+		outcome = run_pipeline(pc, call, result);
 		tries++;
-		if (!reached)
+		if (outcome == PIPELINE_NOT_SENT)
 		{
-			/* Remade connections have nothing prepared. */
-			PQreset(pc->conn);
-			session_setup(pc->conn);
-			pc->nprepared = 0;
+			revive(pc);
 			if (tries < 2 && PQstatus(pc->conn) == CONNECTION_OK)
 				continue;
 			set_error(result, "08006", "the database is not reachable", NULL);
+			break;
+		}
+		if (outcome == PIPELINE_LOST)
+		{
+			revive(pc);
+			set_error(result, "08007", "the connection to the database was lost during the call", NULL);
 			break;
 		}
 		if (!result->ok && tries < 2 &&
@@ -357,21 +395,62 @@ db_result_free(DbResult *result)
 bool
 pool_healthy(void)
 {
-	PoolConn   *pc = acquire(&call_pool);
-	PGresult   *res;
-	bool		ok;
+	PoolConn   *pc = acquire(&call_pool, server_config.timeout_s);
+	bool		ok = false;
 
-	if (PQstatus(pc->conn) != CONNECTION_OK)
+	if (pc == NULL)
+		return false;
+
+	for (int tries = 0; tries < 2 && !ok; tries++)
 	{
-		PQreset(pc->conn);
-		session_setup(pc->conn);
-		pc->nprepared = 0;
+		PGresult   *res;
+
+		revive(pc);
+		res = PQexec(pc->conn, "SELECT 1");
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		PQclear(res);
+		if (!ok)
+		{
+			PQreset(pc->conn);
+			session_setup(pc->conn);
+			pc->nprepared = 0;
+		}
 	}
-	res = PQexec(pc->conn, "SELECT 1");
-	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-	PQclear(res);
 	release(&call_pool, pc);
 	return ok;
+}
+
+/*
+ * 0 if the login role can act as role, else -1 with err set: checked at
+ * start, so that a mistyped role fails the start, not every request.
+ */
+int
+pool_check_role(const char *role, char *err, size_t errlen)
+{
+	const char *params[1] = {role};
+	PGresult   *res;
+	const char *verdict;
+	int			rc = 0;
+
+	res = PQexecParams(call_pool.conns[0].conn,
+					   "SELECT CASE WHEN pg_catalog.to_regrole(pg_catalog.quote_ident($1)) IS NULL"
+					   " THEN 'does not exist'"
+					   " WHEN NOT pg_catalog.pg_has_role($1, 'MEMBER')"
+					   " THEN 'is not a role the server''s login role is a member of' END",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		snprintf(err, errlen, "cannot check role %s: %s", role, PQresultErrorMessage(res));
+		rc = -1;
+	}
+	else if (!PQgetisnull(res, 0, 0))
+	{
+		verdict = PQgetvalue(res, 0, 0);
+		snprintf(err, errlen, "role %s %s", role, verdict);
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
 }
 
 static void

@@ -36,6 +36,8 @@ extern ServerConfig server_config;
 /* tokens.c: bearer tokens, stored as SHA-256 hex, each mapped to a role. */
 extern int	tokens_load(const char *path, char *err, size_t errlen);
 extern const char *tokens_role(const char *bearer);
+extern int	tokens_count(void);
+extern const char *tokens_role_at(int i);
 
 /* pool.c: a fixed pool of libpq connections. */
 typedef struct DbCall
@@ -64,6 +66,7 @@ extern void pool_call(const DbCall *call, DbResult *result);
 extern const char *db_value(const DbResult *result, int row, int col);
 extern void db_result_free(DbResult *result);
 extern bool pool_healthy(void);
+extern int	pool_check_role(const char *role, char *err, size_t errlen);
 extern void pool_close(void);
 
 /* http.c: responses and small helpers shared by the API and the pages. */
@@ -80,9 +83,15 @@ typedef struct Request
 extern enum MHD_Result respond(struct MHD_Connection *connection, unsigned int status,
 							   const char *content_type, const char *body,
 							   const char *location);
+extern enum MHD_Result respond_with(struct MHD_Connection *connection, unsigned int status,
+								   const char *content_type, const char *body,
+								   const char *name, const char *value);
 extern enum MHD_Result respond_json_error(struct MHD_Connection *connection,
 										  unsigned int status, const char *code,
 										  const char *message);
+extern enum MHD_Result respond_json_error_allow(struct MHD_Connection *connection,
+												unsigned int status, const char *code,
+												const char *message, const char *allow);
 extern unsigned int status_of_sqlstate(const char *sqlstate);
 extern const char *code_of_status(unsigned int status, const char *sqlstate);
 extern char *json_escape(const char *s);

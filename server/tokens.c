@@ -7,6 +7,7 @@
  * every entry in constant time, so timing tells nothing of which is close.
  */
 #include <ctype.h>
+#include <strings.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,15 +69,18 @@ int
 tokens_load(const char *path, char *err, size_t errlen)
 {
 	FILE	   *f = fopen(path, "r");
-	char		line[512];
+	char	   *line = NULL;
+	size_t		cap = 0;
 	int			lineno = 0;
+	int			rc = 0;
 
 	if (f == NULL)
 	{
 		snprintf(err, errlen, "cannot open tokens file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL)
+	/* Whole lines, however long: a long comment must not hide a token. */
+	while (rc == 0 && getline(&line, &cap, f) != -1)
 	{
 		char	   *p = line;
 		TokenEntry entry;
@@ -91,25 +95,51 @@ tokens_load(const char *path, char *err, size_t errlen)
 		{
 			snprintf(err, errlen, "%s:%d: expected \"<role> <SHA-256 hex of the token>\"",
 					 path, lineno);
-			fclose(f);
-			return -1;
+			rc = -1;
 		}
-		entries = realloc(entries, (nentries + 1) * sizeof(TokenEntry));
-		if (entries == NULL)
+		else if (strcasecmp(entry.role, "none") == 0)
 		{
-			snprintf(err, errlen, "out of memory");
-			fclose(f);
-			return -1;
+			/* set_config('role', 'none') would run as the server's own login role */
+			snprintf(err, errlen, "%s:%d: \"none\" is not a role a client can be", path, lineno);
+			rc = -1;
 		}
-		entries[nentries++] = entry;
+		else
+		{
+			TokenEntry *grown = realloc(entries, (nentries + 1) * sizeof(TokenEntry));
+
+			if (grown == NULL)
+			{
+				snprintf(err, errlen, "out of memory");
+				rc = -1;
+			}
+			else
+			{
+				entries = grown;
+				entries[nentries++] = entry;
+			}
+		}
 	}
+	free(line);
 	fclose(f);
-	if (nentries == 0)
+	if (rc == 0 && nentries == 0)
 	{
 		snprintf(err, errlen, "%s holds no token", path);
-		return -1;
+		rc = -1;
 	}
-	return 0;
+	return rc;
+}
+
+/* The roles of the tokens file, in file order (the server checks them at start). */
+int
+tokens_count(void)
+{
+	return nentries;
+}
+
+const char *
+tokens_role_at(int i)
+{
+	return entries[i].role;
 }
 
 /* The role a bearer token maps to, or NULL. */

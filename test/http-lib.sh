@@ -5,7 +5,7 @@
 # scratch directory; http_cleanup undoes everything.
 server=${CARD_SERVER:-server/card-server}
 server_pid=
-http_roles="http_server, http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages"
+http_roles="http_server, http_server2, http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages"
 
 # Tokens: random, given to the client, stored only as SHA-256 hashes.
 http_token() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }

@@ -55,6 +55,9 @@ call GET /healthz ""; expect 200 healthz
 call GET /nowhere "$tok_a"; expect_code 404 not_found "unknown route"
 call GET /v3/nowhere "$tok_a"; expect_code 404 not_found "unknown /v3 route"
 call DELETE /v3/cards "$tok_a"; expect_code 405 method_not_allowed "DELETE /v3/cards"
+grep -qi '^Allow: POST' "$work/headers" || fail "405 without Allow"
+call POST /healthz ""; expect_code 405 method_not_allowed "POST /healthz"
+grep -qi '^Allow: GET' "$work/headers" || fail "405 of /healthz without Allow"
 call POST /v3/cards ""; expect_code 401 unauthorized "no token"
 grep -qi '^WWW-Authenticate: Bearer' "$work/headers" || fail "401 without WWW-Authenticate"
 call POST /v3/cards "not-a-token" '{}'; expect_code 401 unauthorized "unknown token"
@@ -109,6 +112,11 @@ call POST /v3/cards "$tok_a" '{"a": 1}x'; expect_code 400 malformed_json "traili
 call POST /v3/cards "$tok_a" "{\"display_name\": \"$(printf 'caf\xe9')\"}"; expect_code 400 malformed_json "a body that is not UTF-8"
 call POST /v3/cards "$tok_a" "{\"a\": $(printf '[%.0s' $(seq 100))$(printf ']%.0s' $(seq 100))}"; expect_code 400 malformed_json "100 levels deep"
 call POST /v3/cards "$tok_a" "{\"a\": 'single'}"; expect_code 400 malformed_json "single quotes"
+call POST /v3/individuals "$tok_a" "{\"programme_id\": \"$prog_a\", \"name\": \"nul \\u0000 here\"}"
+expect 422 "a JSON string holding \\u0000"
+call POST /v3/cards "$tok_a" "$seed_body" -H "$(printf 'Idempotency-Key: a\xffb')"
+[ "$status" = 400 ] || [ "$status" = 422 ] || fail "an Idempotency-Key that is not UTF-8: $status $body"
+ok
 call POST /v3/cards "$tok_a" "${seed_body%\}}, \"colour\": \"red\"}"; expect_code 422 invalid_parameter_value "unknown field"
 call POST /v3/cards "$tok_a" "{\"pad\": \"$(head -c 5000 /dev/zero | tr '\0' a)\"}"; expect_code 413 payload_too_large "5 kB body"
 call GET /v3/cards/not-a-uuid "$tok_a"; expect_code 422 invalid_text_representation "malformed id"
@@ -217,10 +225,46 @@ took=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$took" -lt 1000 ] || fail "a call waited $took ms behind long polls"
 wait "${polls[@]}"
 echo "server:   a call beside 5 long polls (2 poll connections) answered in $took ms"
+# Polls beyond their pool read at once (no wait) instead of queueing.
+for i in 1 2 3 4 5; do
+    curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $tok_a" \
+        "$base/v3/events?after=999999999&wait=4" >>"$work/poll-times" &
+    polls[$i]=$!
+done
+wait "${polls[@]}"
+quick=$(awk '$1 < 1.5' "$work/poll-times" | wc -l)
+[ "$quick" -ge 3 ] || fail "long polls beyond their pool queued: $(tr '\n' ' ' <"$work/poll-times")"
+ok
+
+echo "server: a call whose connection is lost after it was sent is not sent again"
+# A lock holds the order on A's account; the server's backend waiting on it is then terminated.
+psql -X -q -d "$db" -c "BEGIN" -c "SELECT 1 FROM card.account WHERE id = '$acct' FOR UPDATE" \
+    -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null &
+locker=$!
+sleep 0.5
+( call POST /v3/cards "$tok_a" "${seed_body/Ada\'s card/Lost in flight}"; echo "$status $body" >"$work/lost" ) &
+caller=$!
+for _ in $(seq 50); do
+    n=$(sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE usename = 'http_server' AND wait_event_type = 'Lock'")
+    [ "$n" -gt 0 ] && break
+    sleep 0.05
+done
+wait "$caller"; wait "$locker"
+grep -q '^503 .*transaction_resolution_unknown' "$work/lost" || fail "a lost call: $(cat "$work/lost")"
+[ "$(sql "SELECT count(*) FROM card.card WHERE display_name = 'Lost in flight'")" = 0 ] \
+    || fail "the lost call was sent again"
+call GET "/v3/cards/$card" "$tok_a"; expect 200 "the next call after a lost connection"
 
 echo "server: reveal, once"
 call POST "/v3/cards/$card/reveal" "$tok_a" '{"return_url": "https://app.example.com/seen"}'; expect 200 "reveal link"
 rvl_token=$(field .redirect_url | sed -n 's/.*[?&]token=\([^&]*\).*/\1/p')
+call POST /reveal "" "" --data-urlencode "token=abc"; expect 404 "a malformed reveal token"
+call POST /reveal "" "" --data-binary "token=$(printf '%%ff%%fe')"; expect 404 "a reveal token that is not UTF-8"
+call POST /activate "" "" --data-binary "token=$act_token&pin=%ff%fe&pin2=%ff%fe"; [ "$status" -lt 500 ] || fail "a PIN that is not UTF-8: $status"
+ok
+call POST /activate "" "" --data-urlencode "token=$act_token"; expect 422 "no PIN at all"
+grep -q 'both fields' "$work/body" || fail "a missing PIN is not told as such"
 call GET "/reveal?token=$rvl_token" ""; expect 200 "reveal page"
 grep -q -E '[0-9]{16}' "$work/body" && fail "the PAN shown before the holder asked"
 call POST /reveal "" "" --data-urlencode "token=$rvl_token"; expect 200 "reveal"
@@ -248,6 +292,10 @@ while read -r method route has_body; do
     path=${route//\{id\}/$(cat /proc/sys/kernel/random/uuid)}
     [ "$route" = /healthz ] && continue
     call "$m" "$path" ""; expect 401 "$m $route without a token"
+    # A role without the capability: the database refuses EXECUTE.
+    other_tok=$tok_proc; [ "$tok" = "$tok_proc" ] && other_tok=$tok_a
+    call "$m" "$path" "$other_tok" "$([ "$has_body" = true ] && echo '{}')"
+    expect_code 403 insufficient_privilege "$m $route as a role without its capability"
     if [ "$has_body" = true ]; then
         call "$m" "$path" "$tok" '[1]'; expect_code 400 malformed_json "$m $route with an array"
         call "$m" "$path" "$tok" "{\"pad\": \"$(head -c 5000 /dev/zero | tr '\0' a)\"}"
@@ -278,6 +326,7 @@ call PUT "/v3/accounts/$acct/controls" "$tok_a" '{"allowed_countries": ["SE"], "
 call PUT "/v3/cards/$card/controls" "$tok_a" '{"channels": {"teleport": true}}'; expect 422 "an unknown channel"
 call POST "/v3/accounts/$acct/credits" "$tok_reader" '{"amount": 1, "reference": "r"}'; expect_code 403 insufficient_privilege "a reader credits"
 call POST "/v3/accounts/$acct/credits" "$tok_a" '{"amount": 0, "reference": "r"}'; expect 422 "a zero credit"
+call POST "/v3/accounts/$acct/credits" "$tok_a" '{"amount": 7, "reference": "http-credit-1"}'; expect_code 409 unique_violation "a credit reference used for another amount"
 call POST /v3/cards "$tok_a" "{\"individual_id\": \"$holder\", \"account_id\": \"$(cat /proc/sys/kernel/random/uuid)\", \"display_name\": \"X\"}"
 expect_code 404 no_data_found "an order on an unknown account"
 call POST "/v3/cards/$card/replace" "$tok_a" '{"reason": "broken"}'; expect 422 "an unknown replacement reason"
@@ -289,27 +338,14 @@ call PATCH "/v3/cards/$other" "$tok_a" '{"return_url": "https://app.example.com/
 call POST /v3/authorizations "$tok_proc" '{"card_token": "tok_nothing", "amount": 1, "currency": "EUR", "mcc": "5411", "merchant_country": "SE", "channel": "chip", "external_id": "x"}'
 expect_code 404 no_data_found "an unknown card token"
 call POST /v3/authorizations "$tok_proc" '{"amount": 1}'; expect 422 "an authorisation without a card"
+other_token=$(sql "SELECT token FROM card.card WHERE id = '$keyed'")
+call POST /v3/authorizations "$tok_proc" "$(auth_body 1200 http-1 | sed "s/$card_token/$other_token/")"
+expect_code 409 unique_violation "an external_id used for another card"
 call POST "/v3/authorizations/$auth/capture" "$tok_proc" '{"amount": 1}'; expect_code 409 object_not_in_prerequisite_state "capturing a captured hold"
 call POST /v3/authorizations "$tok_proc" "$(auth_body 100 http-5)"; expect 200 "a hold to refuse amounts on"
 auth5=$(field .authorization_id)
 call POST "/v3/authorizations/$auth5/capture" "$tok_proc" '{"amount": -1}'; expect 422 "a negative capture"
 call POST "/v3/authorizations/$auth5/reverse" "$tok_proc" '{"amount": "x"}'; expect 422 "a reverse of x"
-
-echo "server: the routes and statuses answered, against docs/openapi.json"
-jq -r '.paths | to_entries[] | .key as $r | .value | to_entries[] | .key as $m | .value.responses | keys[] | "\($m | ascii_upcase) \($r) \(.)"' \
-    docs/openapi.json | sort -u >"$work/documented"
-sort -u "$work/seen" | grep -v -E '^[A-Z]+ (/nowhere|/v3/nowhere|/activate|/reveal|/pin|/pages.css) ' \
-    | grep -v -E '^(DELETE /v3/cards 405)$' >"$work/answered"
-if ! diff <(comm -23 "$work/documented" "$work/answered") /dev/null >/dev/null; then
-    comm -23 "$work/documented" "$work/answered" | sed 's/^/server:   never answered: /'
-    fail "documented statuses no test provoked"
-fi
-if ! diff <(comm -13 "$work/documented" "$work/answered") /dev/null >/dev/null; then
-    comm -13 "$work/documented" "$work/answered" | sed 's/^/server:   undocumented: /'
-    fail "answers docs/openapi.json does not document"
-fi
-ok
-echo "server:   $(wc -l <"$work/documented") route and status pairs, each answered"
 
 echo "server: the hosted pages in headless Chromium (playwright-core)"
 # Links as the extension issues them, opened on this server.
@@ -344,13 +380,14 @@ ARTIFACTS=$CARD_ARTIFACTS node test/browser/pages.js <"$work/links.json" || fail
 ok
 call GET "/v3/cards/$browser_card" "$tok_a"; [ "$(field .status)" = active ] || fail "the browser's activation: $body"
 
-echo "server: HTTPS with a certificate (a second server, its own port)"
+echo "server: HTTPS with a certificate (a second server, its own port and login role)"
+sql "CREATE ROLE http_server2 LOGIN NOINHERIT; GRANT http_a, http_b, http_a_proc, http_reader, http_nogrant, http_pages TO http_server2" >/dev/null
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1
 "$server" --listen 127.0.0.1:0 --port-file "$work/tls-port" --tokens "$work/tokens" \
     --pages-role http_pages --pool 1 --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
-    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/tls.log" &  # beside the first
+    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server2" 2>"$work/tls.log" &
 tls_pid=$!
 for _ in $(seq 100); do [ -s "$work/tls-port" ] && break; sleep 0.05; done
 tls_base="https://127.0.0.1:$(cat "$work/tls-port")"
@@ -359,16 +396,84 @@ tls_status=$(curl -s -o "$work/tls-body" -D "$work/tls-headers" -w '%{http_code}
 [ "$tls_status" = 200 ] || fail "HTTPS GET: $tls_status $(cat "$work/tls-body")"
 grep -qi '^Strict-Transport-Security:' "$work/tls-headers" || fail "HTTPS without HSTS"
 curl -s -o /dev/null "http://127.0.0.1:$(cat "$work/tls-port")/healthz" && fail "plain HTTP answered on the TLS port"
+# /healthz when the database refuses the server: its login role may not log in.
+sql "ALTER ROLE http_server2 NOLOGIN" >/dev/null
+sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'http_server2'" >/dev/null
+tls_status=$(curl -s -o "$work/tls-body" -w '%{http_code}' --cacert "$work/tls.crt" "$tls_base/healthz")
+[ "$tls_status" = 503 ] || fail "/healthz with the database refusing: $tls_status"
+echo "GET /healthz 503" >>"$work/seen"
+sql "ALTER ROLE http_server2 LOGIN" >/dev/null
+tls_status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/tls.crt" "$tls_base/healthz")
+[ "$tls_status" = 200 ] || fail "/healthz once the database lets it in again: $tls_status"
 kill -TERM "$tls_pid"; rc=0; wait "$tls_pid" || rc=$?
 [ "$rc" = 0 ] || fail "the TLS server exited $rc"
 ok
 
-echo "server: stopping on SIGTERM"
+echo "server: the routes and statuses answered, against docs/openapi.json"
+jq -r '.paths | to_entries[] | .key as $r | .value | to_entries[] | .key as $m | .value.responses | keys[] | select(. != "default") | "\($m | ascii_upcase) \($r) \(.)"' \
+    docs/openapi.json | sort -u >"$work/documented"
+sort -u "$work/seen" | grep -v -E '^[A-Z]+ (/nowhere|/v3/nowhere|/activate|/reveal|/pin|/pages.css) ' \
+    | grep -v -E ' 405$|^[A-Z]+ /v3/.* 503$' >"$work/answered"  # 405: no answer; 503 of /v3: "default"
+grep -q ' 500$' "$work/seen" && fail "a 500: $(grep ' 500$' "$work/seen" | head -3 | tr '\n' ' ')"
+if ! diff <(comm -23 "$work/documented" "$work/answered") /dev/null >/dev/null; then
+    comm -23 "$work/documented" "$work/answered" | sed 's/^/server:   never answered: /'
+    fail "documented statuses no test provoked"
+fi
+if ! diff <(comm -13 "$work/documented" "$work/answered") /dev/null >/dev/null; then
+    comm -13 "$work/documented" "$work/answered" | sed 's/^/server:   undocumented: /'
+    fail "answers docs/openapi.json does not document"
+fi
+ok
+echo "server:   $(wc -l <"$work/documented") route and status pairs, each answered"
+
+echo "server: a tokens file it cannot serve stops the start"
+start_fails() {  # start_fails WHAT MESSAGE: a server with $work/bad-tokens exits 1 saying MESSAGE
+    local rc=0
+    timeout 20 "$server" --listen 127.0.0.1:0 --tokens "$work/bad-tokens" --pages-role http_pages \
+        --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>"$work/bad.log" || rc=$?
+    [ "$rc" = 1 ] && grep -q -- "$2" "$work/bad.log" || fail "$1: exit $rc, $(cat "$work/bad.log")"
+    ok
+}
+{ cat "$work/tokens"; echo "http_ghost $(http_sha ghost-token)"; } >"$work/bad-tokens"
+start_fails "a role that does not exist" "role http_ghost does not exist"
+{ cat "$work/tokens"; echo "NONE $(http_sha none-token)"; } >"$work/bad-tokens"
+start_fails "the role none" "is not a role a client can be"
+sql "CREATE ROLE http_stranger" >/dev/null
+{ cat "$work/tokens"; echo "http_stranger $(http_sha stranger-token)"; } >"$work/bad-tokens"
+start_fails "a role the login role cannot become" "is not a role the server's login role is a member of"
+sql "DROP ROLE http_stranger" >/dev/null
+# A token hidden in a comment line longer than any buffer is still a comment.
+{ printf '#%0600d' 0; echo " http_a $(http_sha hidden)"; cat "$work/tokens"; } >"$work/long-tokens"
+"$server" --listen 127.0.0.1:0 --port-file "$work/long-port" --tokens "$work/long-tokens" --pages-role http_pages \
+    --database "host=$PGHOST port=$PGPORT dbname=$db user=http_server" 2>/dev/null &
+long_pid=$!
+for _ in $(seq 100); do [ -s "$work/long-port" ] && break; sleep 0.05; done
+long_status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer hidden" \
+    "http://127.0.0.1:$(cat "$work/long-port")/v3/cards/$card")
+kill -TERM "$long_pid"; wait "$long_pid" || true
+[ "$long_status" = 401 ] || fail "a token in a long comment line was accepted: $long_status"
+ok
+
+curl -s -o /dev/null "$base/x%0acard-server:%20POST%20/v3/forged%20200%201.0%20ms"
+echo "server: stopping on SIGTERM, a long poll in flight"
+curl -s -o "$work/last-poll" -w '%{http_code}' -H "Authorization: Bearer $tok_a" \
+    "$base/v3/events?after=999999999&wait=3" >"$work/last-poll-status" &
+last_poll=$!
+sleep 0.5
+kill -TERM "$server_pid"
+sleep 0.3
+refused=0; curl -s -m 2 -o /dev/null "$base/healthz" || refused=$?
+[ "$refused" = 7 ] || fail "a connection during shutdown: curl exit $refused (7: refused at once)"
+wait "$last_poll"
+[ "$(cat "$work/last-poll-status")" = 200 ] || fail "the long poll in flight at SIGTERM: $(cat "$work/last-poll-status")"
+ok
 rc=0; http_stop || rc=$?
 [ "$rc" = 0 ] || fail "card-server exited $rc on SIGTERM"
 grep -q 'stopped' "$work/server.log" || fail "no clean stop in the log"
 ok
 
+grep -q '^card-server: POST /v3/forged' "$work/server.log" && fail "a path forged a log line"
+ok
 echo "server: no secret in the server's log"
 for secret in "$tok_a" "$tok_b" "$tok_proc" "$act_token" "$rvl_token" "$pin_token" "$pan" "$card_token" 2468 1357; do
     if grep -q -F -- "$secret" "$work/server.log"; then fail "a secret in the server log"; fi

@@ -32,14 +32,20 @@ async function shot(page, name) {
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   });
   const context = await browser.newContext();
-  const page = await context.newPage();
   const consoleErrors = [];
-  // What the Content-Security-Policy blocked, if anything (a 4xx page is
-  // logged too, as a failed resource: those are the pages under test).
-  page.on('console', (msg) => {
-    if (/Content Security Policy|Refused to/.test(msg.text())) consoleErrors.push(msg.text());
-  });
-  // Submit a form and return the request for the app it redirected to.
+  // A page of its own for each step; it reports what the
+  // Content-Security-Policy blocked, if anything (a 4xx page is logged
+  // too, as a failed resource: those are the pages under test).
+  async function freshPage() {
+    const p = await context.newPage();
+    p.on('console', (msg) => {
+      if (/Content Security Policy|Refused to/.test(msg.text())) consoleErrors.push(msg.text());
+    });
+    return p;
+  }
+  let page = await freshPage();
+  // Submit a form and return the request for the app it redirected to; the
+  // page (left on the browser's error page for the app) is replaced.
   async function submitToApp() {
     const [landing] = await Promise.all([
       page.waitForRequest((r) => r.url().startsWith('https://app.example.test/')),
@@ -47,6 +53,8 @@ async function shot(page, name) {
     ]);
     const from = landing.redirectedFrom();
     check(from !== null && from.method() === 'POST', 'reached by the redirect of the form');
+    await page.close();
+    page = await freshPage();
     return landing.url();
   }
 
