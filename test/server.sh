@@ -23,6 +23,10 @@ fail() { echo "server: FAIL: $*"; [ -f "$work/server.log" ] && tail -20 "$work/s
 ok() { checks=$((checks + 1)); }
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
 
+# The cluster's log, if known (scripts/test's CARD_DIR): no statement of the
+# server may fail there unseen (such as a prepare as its login role).
+pg_log=${CARD_DIR:+$CARD_DIR/server.log}
+denied_before=$( [ -n "$pg_log" ] && grep -c 'permission denied for schema card' "$pg_log" || true)
 http_setup card_http
 http_start -- --pool 4 --poll-pool 2 --max-body 4096 --max-wait 10 || fail "the server did not start"
 echo "server: listening on $base"
@@ -474,6 +478,11 @@ ok
 
 grep -q '^card-server: POST /v3/forged' "$work/server.log" && fail "a path forged a log line"
 ok
+if [ -n "$pg_log" ]; then
+    denied=$(grep -c 'permission denied for schema card' "$pg_log" || true)
+    [ "$denied" = "$denied_before" ] || fail "$((denied - denied_before)) statements refused in the cluster's log"
+    ok
+fi
 echo "server: no secret in the server's log"
 for secret in "$tok_a" "$tok_b" "$tok_proc" "$act_token" "$rvl_token" "$pin_token" "$pan" "$card_token" 2468 1357; do
     if grep -q -F -- "$secret" "$work/server.log"; then fail "a secret in the server log"; fi
