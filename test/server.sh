@@ -370,7 +370,12 @@ sql "UPDATE card.hosted_link SET expires_at = now() - interval '1 minute' WHERE 
 shown_token=$(link_of activation "$shown_card" https://app.example.test/x | sed -n 's/.*token=//p')
 call POST /activate "" "" --data-urlencode "token=$shown_token" --data-urlencode pin=1111 --data-urlencode pin2=1111
 expect 303 "activating the card to reveal"
+# A replacement of the activated card carries its PIN: its activation asks for that PIN.
+call POST "/v3/cards/$shown_card/replace" "$tok_a" '{"reason": "damaged"}'; expect 201 "a replacement that carries the PIN"
+reissue_card=$(field .id)
 jq -n --arg activate "$(link_of activation "$browser_card" https://app.example.test/activated)" \
+      --arg reissue "$(link_of activation "$reissue_card" https://app.example.test/reissued)" \
+      --arg reissue_return https://app.example.test/reissued \
       --arg activate_return https://app.example.test/activated \
       --arg activate_expired "$expiring_link" \
       --arg reveal "$(link_of reveal "$shown_card" https://app.example.test/revealed)" \

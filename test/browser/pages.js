@@ -119,6 +119,20 @@ async function shot(page, name) {
   const pinLanded = await submitToApp();
   check(pinLanded === links.pin_return, `PIN reset landed on ${pinLanded}`);
 
+  // A replacement's activation: a wrong PIN is told with the tries left,
+  // the PIN it carries (9753, the reset above) lands.
+  await page.goto(links.reissue);
+  await page.fill('#pin', '9999');
+  await page.fill('#pin2', '9999');
+  const [wrong] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  check(wrong.status() === 422, `a wrong PIN answers ${wrong.status()}`);
+  const told = await page.textContent('.error');
+  check(/not your card's PIN/.test(told) && /2 tries left/.test(told), `a wrong PIN is told: ${told}`);
+  await shot(page, '9-reissue-wrong-pin');
+  await page.fill('#pin', '9753');
+  await page.fill('#pin2', '9753');
+  check((await submitToApp()) === links.reissue_return, 'the carried PIN activates the replacement');
+
   check(consoleErrors.length === 0, `blocked by the page's CSP: ${consoleErrors.join('; ')}`);
   await browser.close();
   console.log(`browser: ${checks} checks passed; screenshots in ${artifacts}`);
