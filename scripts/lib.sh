@@ -21,12 +21,16 @@ ensure_packages() {
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
-    # npm drives the browser suite (playwright-core); any Node 18+ with its npm will do.
-    [ "${1:-}" = test ] && ! command -v npm >/dev/null && missing+=(npm)
+    # npm drives the browser suite (playwright-core); any Node 18+ with its npm will do:
+    # nodejs first (some repositories' nodejs carries npm and conflicts with Debian's).
+    [ "${1:-}" = test ] && ! command -v npm >/dev/null && missing+=(nodejs)
     if ((${#missing[@]})); then
         say "installing ${missing[*]}"
         as_root apt-get update -q
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
+    fi
+    if [ "${1:-}" = test ] && ! command -v npm >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q npm
     fi
 }
 
