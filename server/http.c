@@ -121,82 +121,62 @@ respond_json_error_allow(struct MHD_Connection *connection, unsigned int status,
 	return ret;
 }
 
-/* DESIGN section 13: the status a database error answers. */
+/*
+ * DESIGN section 13: the status a database error answers, and the code a
+ * client sees (the SQLSTATE's condition name).  Others: 500 internal_error.
+ */
+static const struct
+{
+	const char *sqlstate;
+	unsigned int status;
+	const char *name;
+}			sqlstate_map[] = {
+	{"P0002", MHD_HTTP_NOT_FOUND, "no_data_found"},
+	{"55000", MHD_HTTP_CONFLICT, "object_not_in_prerequisite_state"},
+	{"23505", MHD_HTTP_CONFLICT, "unique_violation"},
+	{"55P03", MHD_HTTP_SERVICE_UNAVAILABLE, "lock_not_available"},	/* try again */
+	{"53400", MHD_HTTP_SERVICE_UNAVAILABLE, "configuration_limit_exceeded"},	/* no worker slot */
+	{"53300", MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections"},	/* every pool connection busy */
+	{"08007", MHD_HTTP_SERVICE_UNAVAILABLE, "transaction_resolution_unknown"},	/* lost mid-call */
+	{"22P05", MHD_HTTP_UNPROCESSABLE_CONTENT, "untranslatable_character"},	/* \u0000 in JSON */
+	{"22023", MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter_value"},
+	{"22P02", MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_text_representation"},
+	{"23502", MHD_HTTP_UNPROCESSABLE_CONTENT, "not_null_violation"},
+	{"23514", MHD_HTTP_UNPROCESSABLE_CONTENT, "check_violation"},
+	{"22003", MHD_HTTP_UNPROCESSABLE_CONTENT, "numeric_value_out_of_range"},
+	{"42501", MHD_HTTP_FORBIDDEN, "insufficient_privilege"},
+	{"40001", MHD_HTTP_SERVICE_UNAVAILABLE, "serialization_failure"},	/* after one retry */
+	{"40P01", MHD_HTTP_SERVICE_UNAVAILABLE, "deadlock_detected"},
+	{"57014", MHD_HTTP_SERVICE_UNAVAILABLE, "query_canceled"},	/* statement timeout */
+	{"08006", MHD_HTTP_SERVICE_UNAVAILABLE, "connection_failure"},
+	{"57P01", MHD_HTTP_SERVICE_UNAVAILABLE, "admin_shutdown"},
+	{"54000", MHD_HTTP_UNPROCESSABLE_CONTENT, "program_limit_exceeded"},
+	{"22021", MHD_HTTP_BAD_REQUEST, "character_not_in_repertoire"},	/* not UTF-8 (a path) */
+};
+
+static int
+sqlstate_index(const char *sqlstate)
+{
+	for (size_t i = 0; i < sizeof(sqlstate_map) / sizeof(sqlstate_map[0]); i++)
+		if (strcmp(sqlstate_map[i].sqlstate, sqlstate) == 0)
+			return (int) i;
+	return -1;
+}
+
 unsigned int
 status_of_sqlstate(const char *sqlstate)
 {
-	static const struct
-	{
-		const char *sqlstate;
-		unsigned int status;
-	}			map[] = {
-		{"P0002", MHD_HTTP_NOT_FOUND},
-		{"55000", MHD_HTTP_CONFLICT},
-		{"23505", MHD_HTTP_CONFLICT},
-		{"55P03", MHD_HTTP_SERVICE_UNAVAILABLE},	/* a lock held elsewhere: try again */
-		{"53400", MHD_HTTP_SERVICE_UNAVAILABLE},	/* no worker slot: try again */
-		{"53300", MHD_HTTP_SERVICE_UNAVAILABLE},	/* every pool connection busy */
-		{"08007", MHD_HTTP_SERVICE_UNAVAILABLE},	/* lost mid-call: outcome unknown */
-		{"22P05", MHD_HTTP_UNPROCESSABLE_CONTENT},	/* \u0000 in a JSON string */
-		{"22023", MHD_HTTP_UNPROCESSABLE_CONTENT},
-		{"22P02", MHD_HTTP_UNPROCESSABLE_CONTENT},
-		{"23502", MHD_HTTP_UNPROCESSABLE_CONTENT},
-		{"23514", MHD_HTTP_UNPROCESSABLE_CONTENT},
-		{"22003", MHD_HTTP_UNPROCESSABLE_CONTENT},
-		{"42501", MHD_HTTP_FORBIDDEN},
-		{"40001", MHD_HTTP_SERVICE_UNAVAILABLE},	/* after one retry */
-		{"40P01", MHD_HTTP_SERVICE_UNAVAILABLE},
-		{"57014", MHD_HTTP_SERVICE_UNAVAILABLE},	/* statement timeout */
-		{"08006", MHD_HTTP_SERVICE_UNAVAILABLE},
-		{"57P01", MHD_HTTP_SERVICE_UNAVAILABLE},
-		{"54000", MHD_HTTP_UNPROCESSABLE_CONTENT},
-		{"22021", MHD_HTTP_BAD_REQUEST},	/* bytes that are not UTF-8 (in a path) */
-	};
+	int			i = sqlstate_index(sqlstate);
 
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i].sqlstate, sqlstate) == 0)
-			return map[i].status;
-	return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	return i < 0 ? MHD_HTTP_INTERNAL_SERVER_ERROR : sqlstate_map[i].status;
 }
 
-/* The error code a client sees: the SQLSTATE's condition name. */
 const char *
 code_of_status(unsigned int status, const char *sqlstate)
 {
-	static const struct
-	{
-		const char *sqlstate;
-		const char *name;
-	}			names[] = {
-		{"P0002", "no_data_found"},
-		{"55000", "object_not_in_prerequisite_state"},
-		{"23505", "unique_violation"},
-		{"55P03", "lock_not_available"},
-		{"53400", "configuration_limit_exceeded"},
-		{"53300", "too_many_connections"},
-		{"08007", "transaction_resolution_unknown"},
-		{"22P05", "untranslatable_character"},
-		{"22023", "invalid_parameter_value"},
-		{"22P02", "invalid_text_representation"},
-		{"23502", "not_null_violation"},
-		{"23514", "check_violation"},
-		{"22003", "numeric_value_out_of_range"},
-		{"42501", "insufficient_privilege"},
-		{"40001", "serialization_failure"},
-		{"40P01", "deadlock_detected"},
-		{"57014", "query_canceled"},
-		{"08006", "connection_failure"},
-		{"57P01", "admin_shutdown"},
-		{"54000", "program_limit_exceeded"},
-		{"22021", "character_not_in_repertoire"},
-	};
+	int			i = sqlstate_index(sqlstate);
 
-	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR)
-		return "internal_error";
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(names[i].sqlstate, sqlstate) == 0)
-			return names[i].name;
-	return "internal_error";
+	return status == MHD_HTTP_INTERNAL_SERVER_ERROR || i < 0 ? "internal_error" : sqlstate_map[i].name;
 }
 
 /* s as the inside of a JSON string. */

@@ -246,7 +246,6 @@ main(int argc, char **argv)
 	sigset_t	stop_signals;
 	int			sig;
 	struct sockaddr_storage addr;
-	socklen_t	addr_len;
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 		MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	char	   *cert = NULL;
@@ -330,14 +329,12 @@ main(int argc, char **argv)
 	{
 		((struct sockaddr_in *) &addr)->sin_family = AF_INET;
 		((struct sockaddr_in *) &addr)->sin_port = htons(server_config.listen_port);
-		addr_len = sizeof(struct sockaddr_in);
 	}
 	else if (inet_pton(AF_INET6, server_config.listen_host,
 					   &((struct sockaddr_in6 *) &addr)->sin6_addr) == 1)
 	{
 		((struct sockaddr_in6 *) &addr)->sin6_family = AF_INET6;
 		((struct sockaddr_in6 *) &addr)->sin6_port = htons(server_config.listen_port);
-		addr_len = sizeof(struct sockaddr_in6);
 		flags |= MHD_USE_IPv6;
 	}
 	else
@@ -346,7 +343,6 @@ main(int argc, char **argv)
 				server_config.listen_host);
 		return 2;
 	}
-	(void) addr_len;
 	if (server_config.tls_cert)
 	{
 		cert = read_file(server_config.tls_cert);

@@ -79,6 +79,14 @@ respond_html(struct MHD_Connection *connection, unsigned int status, const char 
 	return ret;
 }
 
+/* The page of a link that names nothing usable. */
+static enum MHD_Result
+respond_not_valid(struct MHD_Connection *connection)
+{
+	return respond_html(connection, MHD_HTTP_NOT_FOUND, "This link is not valid",
+						"<p>Check that you opened the whole link, or ask for a new one in your app.</p>\n");
+}
+
 /* The form of a page, with an error above it if any. */
 static enum MHD_Result
 respond_form(struct MHD_Connection *connection, unsigned int status, const Page *page,
@@ -117,8 +125,7 @@ respond_refused(struct MHD_Connection *connection, const DbResult *result)
 	unsigned int status = status_of_sqlstate(result->sqlstate);
 
 	if (status == MHD_HTTP_NOT_FOUND)
-		return respond_html(connection, MHD_HTTP_NOT_FOUND, "This link is not valid",
-							"<p>Check that you opened the whole link, or ask for a new one in your app.</p>\n");
+		return respond_not_valid(connection);
 	if (status == MHD_HTTP_CONFLICT)
 		return respond_html(connection, MHD_HTTP_GONE, "This link can no longer be used",
 							"<p>It was used already, a newer one replaced it, or it has expired. "
@@ -130,8 +137,7 @@ respond_refused(struct MHD_Connection *connection, const DbResult *result)
 		return respond_html(connection, status, "Please try again",
 							"<p>We could not finish just now. Nothing was changed.</p>\n");
 	if (status == MHD_HTTP_BAD_REQUEST || status == MHD_HTTP_UNPROCESSABLE_CONTENT)
-		return respond_html(connection, MHD_HTTP_NOT_FOUND, "This link is not valid",
-							"<p>Check that you opened the whole link, or ask for a new one in your app.</p>\n");
+		return respond_not_valid(connection);
 	return respond_html(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "Something went wrong",
 						"<p>Nothing was changed. Please try again later.</p>\n");
 }
@@ -285,16 +291,14 @@ pages_handle(Request *req)
 															  MHD_GET_ARGUMENT_KIND, "token");
 
 		if (query_token == NULL || *query_token == '\0')
-			return respond_html(req->connection, MHD_HTTP_NOT_FOUND, "This link is not valid",
-								"<p>Check that you opened the whole link, or ask for a new one in your app.</p>\n");
+			return respond_not_valid(req->connection);
 		return respond_form(req->connection, MHD_HTTP_OK, page, query_token, NULL);
 	}
 	token = form_value(req->body, "token");
 	if (token == NULL || *token == '\0')
 	{
 		free(token);
-		return respond_html(req->connection, MHD_HTTP_NOT_FOUND, "This link is not valid",
-							"<p>Check that you opened the whole link, or ask for a new one in your app.</p>\n");
+		return respond_not_valid(req->connection);
 	}
 	ret = page->asks_pin ? post_pin_page(req, page, token) : post_reveal(req, token);
 	free(token);

@@ -1,11 +1,12 @@
 /*
  * pool.c: a fixed pool of libpq connections, one request at a time each.
  *
- * A call is one transaction of two statements sent as one pipeline: the
- * first switches to the caller's role and sets the statement timeout, both
- * local to the transaction (set_config(..., true)); the second is the call.
- * The Sync that ends the pipeline commits them, or rolls both back if one
- * fails, so no role outlives its request and nothing half-done is kept.
+ * A call is one transaction sent as one pipeline: a statement switches to
+ * the caller's role and sets the statement timeout, both local to the
+ * transaction (set_config(..., true)); the call follows (prepared first,
+ * the first time the connection runs it).  The Sync that ends the pipeline
+ * commits them, or rolls all back if one fails, so no role outlives its
+ * request and nothing half-done is kept.
  * One pool for every role (rather than a pool per role): connections are
  * few and each serves whoever comes next; long polls of the feed have a
  * pool of their own.  The server's login role must be
@@ -307,6 +308,15 @@ run_pipeline(PoolConn *pc, const DbCall *call, DbResult *result)
 	return PIPELINE_ANSWERED;
 }
 
+/* A new session for pc: it has nothing prepared. */
+static void
+remake(PoolConn *pc)
+{
+	PQreset(pc->conn);
+	session_setup(pc->conn);
+	pc->nprepared = 0;
+}
+
 /* Remake pc's connection if the server closed it while it was idle. */
 static void
 revive(PoolConn *pc)
@@ -314,9 +324,7 @@ revive(PoolConn *pc)
 	if (PQstatus(pc->conn) == CONNECTION_OK && PQconsumeInput(pc->conn) &&
 		PQstatus(pc->conn) == CONNECTION_OK)
 		return;
-	PQreset(pc->conn);
-	session_setup(pc->conn);
-	pc->nprepared = 0;			/* a new session has nothing prepared */
+	remake(pc);
 }
 
 /*
@@ -349,7 +357,7 @@ pool_call(const DbCall *call, DbResult *result)
 		tries++;
 		if (outcome == PIPELINE_NOT_SENT)
 		{
-			revive(pc);
+			remake(pc);
 			if (tries < 2 && PQstatus(pc->conn) == CONNECTION_OK)
 				continue;
 			set_error(result, "08006", "the database is not reachable", NULL);
@@ -357,7 +365,7 @@ pool_call(const DbCall *call, DbResult *result)
 		}
 		if (outcome == PIPELINE_LOST)
 		{
-			revive(pc);
+			remake(pc);
 			set_error(result, "08007", "the connection to the database was lost during the call", NULL);
 			break;
 		}
@@ -410,11 +418,7 @@ pool_healthy(void)
 		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 		PQclear(res);
 		if (!ok)
-		{
-			PQreset(pc->conn);
-			session_setup(pc->conn);
-			pc->nprepared = 0;
-		}
+			remake(pc);
 	}
 	release(&call_pool, pc);
 	return ok;
