@@ -16,14 +16,15 @@ SQL_SOURCES = src/card.sql src/programme.sql src/tenancy.sql src/account.sql \
               src/status.sql src/validate.sql src/order.sql src/pan.sql \
               src/lifecycle.sql src/chain.sql src/link.sql src/activation.sql \
               src/reveal.sql src/replace.sql src/pin.sql src/controls.sql \
-              src/authorize.sql src/event.sql src/rotate.sql
+              src/authorize.sql src/event.sql src/rotate.sql src/comments.sql
 DATA_built = card--$(EXTVERSION).sql
 
 # Updates stay hand-written: 1.0's install script (kept so that the upgrade
 # test can start from it) and the delta to each later version.
 DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql \
        updates/card--1.2--1.3.sql updates/card--1.3--1.4.sql \
-       updates/card--1.4--1.5.sql updates/card--1.5--1.6.sql
+       updates/card--1.4--1.5.sql updates/card--1.5--1.6.sql \
+       updates/card--1.6--1.7.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

@@ -1,0 +1,5 @@
+-- The reference inside psql (issue 14): a comment on every function, table,
+-- view, type and column of schema card, so that \df+ card.* and
+-- \d+ card.cards explain themselves.  Last of the sources: it comments on
+-- objects of every file before it.  test/pgtap/95_comments.sql fails when a
+-- public object has none.
