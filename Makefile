@@ -31,7 +31,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = $(shell pkg-config --libs libcrypto)
 
 # pg_regress suites in sql/ + expected/
-REGRESS = setup order lifecycle activation idempotency expiry errors controls funding events keys tenancy reveal replace pin rotate json
+REGRESS = setup order lifecycle activation idempotency expiry errors controls funding events keys tenancy reveal replace pin rotate json guardrails
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected

@@ -14,6 +14,15 @@ ALTER TABLE card.individual ENABLE ROW LEVEL SECURITY;
 CREATE POLICY programme_of_caller ON card.individual
     USING (programme_id IN (SELECT card.visible_programmes()));
 
+-- Cardholders as a backend reads them (1.7): names, no secrets (a
+-- cardholder holds none), the caller's programmes only.
+GRANT SELECT (id, programme_id, name, created_at)
+    ON card.individual TO card_admin, card_api, card_reader;
+CREATE VIEW card.individuals WITH (security_invoker = true) AS
+SELECT i.id, i.programme_id, i.name, i.created_at
+  FROM card.individual i;
+GRANT SELECT ON card.individuals TO card_admin, card_api, card_reader;
+
 -- The account a card spends from; balances in minor units.
 CREATE TABLE card.account (
     id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),

@@ -57,6 +57,19 @@ CREATE POLICY programme_of_caller ON card."authorization"
 
 SELECT pg_catalog.pg_extension_config_dump('card.authorization', '');
 
+-- Authorisations as a backend reads them (1.7): the view reads the table as
+-- the querying role, so its policy shows only the caller's programmes.
+GRANT SELECT (id, programme_id, card_id, account_id, external_id, amount, currency, mcc,
+              merchant_country, channel, merchant_name, approved, decline_reason, status,
+              held, captured, released, created_at, expires_at, resolved_at)
+    ON card."authorization" TO card_admin, card_api, card_reader;
+CREATE VIEW card.authorizations WITH (security_invoker = true) AS
+SELECT h.id, h.card_id, h.account_id, h.external_id, h.amount, h.currency, h.mcc,
+       h.merchant_country, h.channel, h.merchant_name, h.approved, h.decline_reason,
+       h.status, h.held, h.captured, h.released, h.created_at, h.expires_at, h.resolved_at
+  FROM card."authorization" h;
+GRANT SELECT ON card.authorizations TO card_admin, card_api, card_reader;
+
 -- Real-time authorisation by card token (C: src/authorize.c).
 CREATE FUNCTION card.card_authorize(card_token text, amount bigint, currency text, mcc text,
     merchant_country text, channel text, external_id text, merchant_name text DEFAULT NULL)

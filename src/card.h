@@ -151,6 +151,7 @@ extern bool card_caller_reaches_role(Oid caller, Oid role);
 
 /* ---- the programmes the caller sees, kept per backend (visible.c) ---- */
 extern bool card_programme_visible(const pg_uuid_t *programme_id);
+extern bool card_caller_sees_no_programme(Oid caller);
 extern Datum card_entry_call(FunctionCallInfo fcinfo, PGFunction body);
 
 /*

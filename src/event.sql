@@ -80,6 +80,27 @@ CREATE FUNCTION card.events_after(cursor bigint, max integer DEFAULT 100,
 REVOKE ALL ON FUNCTION card.events_after(bigint, integer, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.events_after(bigint, integer, interval) TO card_reader;
 
+-- Where a consumer may stand (1.7): no further than the last seq drawn, or
+-- it would silently skip the events written after it.  The message does not
+-- say how far the feed has come: seqs are drawn for every programme.
+CREATE FUNCTION card_internal.cursor_check(cursor bigint, field text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last_seq bigint;
+BEGIN
+    SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END INTO last_seq FROM card.event_seq s;
+    IF cursor > last_seq THEN
+        RAISE EXCEPTION '% % is beyond the last event', field, cursor
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Acknowledge the seq of an event read from card.events_after(); a larger one would skip the events written after it.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.cursor_check(bigint, text) FROM PUBLIC;
+
 -- Registers a consumer of the caller's, or finds it (idempotent).
 CREATE FUNCTION card_internal.consumer_register(name text, start_after bigint DEFAULT 0)
     RETURNS bigint
@@ -109,6 +130,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use 1 to 100 letters, digits, ".", "_" or "-".';
     END IF;
+    PERFORM card_internal.cursor_check(start_after, 'start_after');
     INSERT INTO card.event_consumer AS c (role_name, name, cursor)
     VALUES (card.consumer_role(name), name, start_after)
     ON CONFLICT ON CONSTRAINT event_consumer_pkey DO NOTHING;
@@ -139,6 +161,7 @@ BEGIN
         RAISE EXCEPTION '% is required', CASE WHEN name IS NULL THEN 'name' ELSE 'cursor' END
             USING ERRCODE = 'not_null_violation';
     END IF;
+    PERFORM card_internal.cursor_check(cursor, 'cursor');
     UPDATE card.event_consumer c
        SET cursor = greatest(c.cursor, consumer_ack.cursor), acked_at = now()
      WHERE c.role_name = card.consumer_role(consumer_ack.name) AND c.name = consumer_ack.name

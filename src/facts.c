@@ -30,9 +30,11 @@ main(void)
 {
 	static const char *const live_statuses[] = {CARD_LIVE_STATUSES};
 	static const char *const channels[] = {CARD_CHANNELS};
+	static const char *const types[] = {CARD_TYPES};
 
 	list("CARD_LIVE_STATUSES", live_statuses, lengthof(live_statuses));
 	list("CARD_CHANNELS", channels, lengthof(channels));
+	list("CARD_TYPES", types, lengthof(types));
 	printf("s/@CARD_PIN_TRIES@/%d/g\n", CARD_PIN_TRIES);
 	return 0;
 }

@@ -25,6 +25,9 @@
 /* The channels a payment comes through, which controls may block. */
 #define CARD_CHANNELS "ecommerce", "atm", "contactless", "chip", "magstripe"
 
+/* The kinds of card, in the order of the card.card_type enum. */
+#define CARD_TYPES "virtual", "physical"
+
 /* Wrong PINs in a row that block a card's PIN until it is reset. */
 #define CARD_PIN_TRIES 3
 

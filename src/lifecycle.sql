@@ -26,6 +26,15 @@ ALTER TABLE card.card_status_change ENABLE ROW LEVEL SECURITY;
 CREATE POLICY card_of_caller ON card.card_status_change
     USING (card_id IN (SELECT c.id FROM card.card c));
 
+-- A card's status history as a backend reads it (1.7), through the audit
+-- trail's policy (the caller's cards only).
+GRANT SELECT (id, card_id, from_status, to_status, reason, channel, actor, changed_at)
+    ON card.card_status_change TO card_admin, card_api, card_reader;
+CREATE VIEW card.status_history WITH (security_invoker = true) AS
+SELECT s.id, s.card_id, s.from_status, s.to_status, s.reason, s.channel, s.actor, s.changed_at
+  FROM card.card_status_change s;
+GRANT SELECT ON card.status_history TO card_admin, card_api, card_reader;
+
 -- Every change of a card's status goes through the transition table
 -- (card_status_guard) and leaves a row in the audit trail.
 CREATE TRIGGER card_status_guard
@@ -94,7 +103,7 @@ BEGIN
     ELSIF new_status NOT IN ('active', 'frozen', 'blocked', 'lost', 'stolen') THEN
         RAISE EXCEPTION 'invalid status "%"', new_status
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use active, frozen, block, lost or stolen.';
+                  HINT = 'Use active, frozen, block (or blocked), lost or stolen.';
     END IF;
     RETURN to_jsonb(card.card_set_status(
         card_id => card_id,

@@ -205,8 +205,9 @@ has_control_char(const char *s)
 }
 
 static void
-check_display_name(const char *name)
+check_display_name(const char *name, const char *type)
 {
+	static const char *const types[] = {CARD_TYPES};
 	int			chars = pg_mbstrlen(name);
 
 	if (chars == 0 || strspn(name, " ") == strlen(name) ||
@@ -216,6 +217,21 @@ check_display_name(const char *name)
 				 errmsg("invalid display_name \"%s\"", name),
 				 errdetail("A display name has 1 to %d characters and no control characters.",
 						   DISPLAY_NAME_MAX)));
+
+	/*
+	 * card_order(individual, account, 'physical') passes the type as the
+	 * third argument, the display name: without this it would order a
+	 * virtual card named "physical".  A name that is the type ordered is
+	 * the caller's choice.
+	 */
+	for (size_t i = 0; i < lengthof(types); i++)
+		if (pg_strcasecmp(name, types[i]) == 0 && strcmp(type, types[i]) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("display_name \"%s\" is a card type", name),
+					 errdetail("The third argument of card_order is the display name printed on the card."),
+					 errhint("Pass the type by name: card_order(individual_id, account_id, display_name, type => '%s').",
+							 types[i])));
 }
 
 static void
@@ -349,7 +365,7 @@ order_read_request(FunctionCallInfo fcinfo, OrderRequest *req)
 	req->account_id = PG_GETARG_DATUM(1);
 	req->display_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	req->type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
-	check_display_name(req->display_name);
+	check_display_name(req->display_name, req->type);
 	if (req->key)
 		check_idempotency_key(req->key);
 }

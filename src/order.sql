@@ -1,7 +1,7 @@
 -- order.sql: the card, its view, and ordering (DESIGN.md sections 2-6;
 -- C: src/order.c).
 
-CREATE TYPE card.card_type AS ENUM ('virtual', 'physical');
+CREATE TYPE card.card_type AS ENUM (@CARD_TYPES@);
 
 -- Why a card replaced another (replace.sql).
 CREATE TYPE card.replacement_reason AS ENUM ('lost', 'stolen', 'damaged', 'expired');

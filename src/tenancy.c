@@ -77,6 +77,38 @@ function_owner(Oid fn_oid)
 }
 
 /*
+ * A caller who sees no programme at all finds nothing: its "... does not
+ * exist" error (P0002) gets a hint naming card.programme_grant.  Given for
+ * any id, so it tells nothing about what exists.  Called while the error
+ * is being handled: it reads only the set kept in memory (no catalog
+ * access), and returns if the error is not such an error.
+ */
+static void
+hint_missing_grant(Oid caller, MemoryContext cxt)
+{
+	static const char suffix[] = " does not exist";
+	MemoryContext old;
+	ErrorData  *edata;
+	size_t		len;
+
+	if (!card_caller_sees_no_programme(caller))
+		return;
+	old = MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	len = edata->message ? strlen(edata->message) : 0;
+	if (edata->sqlerrcode != ERRCODE_NO_DATA_FOUND || edata->hint != NULL ||
+		len < sizeof(suffix) || strcmp(edata->message + len - (sizeof(suffix) - 1), suffix) != 0)
+	{
+		FreeErrorData(edata);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	FlushErrorState();
+	edata->hint = pstrdup("The calling role sees no programme: grant it one with card.programme_grant(programme_id, role).");
+	ReThrowError(edata);
+}
+
+/*
  * Run body as the entry point's owner, with the acting role kept as the
  * caller.  One entry point calling another (card_update calling
  * card_set_status) finds the owner acting and keeps the outer caller.
@@ -87,6 +119,7 @@ card_entry_call(FunctionCallInfo fcinfo, PGFunction body)
 	Oid			save_user;
 	int			save_sec;
 	Oid			save_caller = entry_caller;
+	MemoryContext cxt = CurrentMemoryContext;
 	Oid			owner;
 	Datum		result;
 
@@ -100,12 +133,20 @@ card_entry_call(FunctionCallInfo fcinfo, PGFunction body)
 	{
 		result = body(fcinfo);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		Oid			caller = entry_caller;
+
 		SetUserIdAndSecContext(save_user, save_sec);
 		entry_caller = save_caller;
+		/* The outermost entry point speaks to the caller. */
+		if (!OidIsValid(save_caller))
+			hint_missing_grant(caller, cxt);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	SetUserIdAndSecContext(save_user, save_sec);
+	entry_caller = save_caller;
 	return result;
 }
 

@@ -145,7 +145,9 @@ REVOKE ALL ON FUNCTION card.programme_grant(uuid, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.programme_grant(uuid, name) TO card_admin;
 
 -- Takes a grant back; true when there was one.  The caller may revoke its
--- own last grant and so lose sight of the programme.
+-- own last grant and so lose sight of the programme.  A role that does not
+-- exist is refused as programme_grant refuses it (42704), unless a grant to
+-- it was left behind when it was dropped: that one is taken back.
 CREATE FUNCTION card_internal.programme_revoke(programme_id uuid, role name)
     RETURNS boolean
     LANGUAGE plpgsql
@@ -162,6 +164,10 @@ BEGIN
     END IF;
     DELETE FROM card.programme_role g
      WHERE g.programme_id = programme_revoke.programme_id AND g.role_name = programme_revoke.role;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                                  WHERE r.rolname = programme_revoke.role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role USING ERRCODE = 'undefined_object';
+    END IF;
     RETURN FOUND;
 END
 $$;

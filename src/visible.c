@@ -186,6 +186,18 @@ visible_set(void)
 	return &visible;
 }
 
+/*
+ * Whether the set kept for caller holds no programme and caller does not
+ * see all; false when no set is kept for it.  Reads memory only: safe
+ * while an error is being handled.
+ */
+bool
+card_caller_sees_no_programme(Oid caller)
+{
+	return visible.valid && visible.caller == caller && !visible.sees_all &&
+		visible.count == 0;
+}
+
 /* Whether the caller sees a programme. */
 bool
 card_programme_visible(const pg_uuid_t *programme_id)
