@@ -5,7 +5,7 @@ CREATE EXTENSION IF NOT EXISTS card;
 -- Roles per capability (DESIGN.md section 10): each role can call exactly
 -- its functions, every other one fails with 42501; no role writes a table.
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT has_role(r, 'role ' || r || ' exists')
   FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r;
@@ -135,6 +135,24 @@ SELECT is((SELECT count(*)::int
 SELECT ok(has_table_privilege('card_reader', 'card.cards', 'SELECT'), 'card_reader reads card.cards');
 SELECT ok(has_table_privilege('card_api', 'card.balances', 'SELECT'), 'card_api reads card.balances');
 SELECT ok(NOT has_table_privilege('card_processor', 'card.cards', 'SELECT'), 'card_processor does not read card.cards');
+-- Who reads which view (1.7): the backend's roles read cards, balances,
+-- authorisations, status history and cardholders; the processor and the
+-- hosted pages read none (they work through their functions only).
+CREATE TEMP TABLE tap_view_readers (role name, view text) ON COMMIT DROP;
+INSERT INTO tap_view_readers
+SELECT r, v FROM unnest(ARRAY['card_admin', 'card_api', 'card_reader']::name[]) r,
+       unnest(ARRAY['cards', 'balances', 'authorizations', 'status_history', 'individuals']) v;
+SELECT is((SELECT string_agg(format('%s %s card.%s', r, CASE WHEN t.role IS NULL THEN 'reads' ELSE 'cannot read' END, c.relname), ', ')
+             FROM pg_class c
+             CROSS JOIN unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r
+             LEFT JOIN tap_view_readers t ON t.role = r AND t.view = c.relname
+            WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'v'
+              AND has_table_privilege(r, c.oid, 'SELECT') <> (t.role IS NOT NULL)),
+    NULL, 'each role reads exactly the views of its table');
+SELECT is((SELECT string_agg(c.relname, ', ') FROM pg_class c
+            WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'v'
+              AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)),
+    NULL, 'every view reads its tables as the querying role (security_invoker), so their policies apply');
 SELECT is((SELECT count(*)::int FROM pg_class c
              CROSS JOIN unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']) r
             WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'r' AND c.relname <> 'event'
