@@ -34,5 +34,3 @@ GRANT USAGE ON SCHEMA card TO card_admin, card_api, card_processor, card_hosted_
 
 CREATE SCHEMA card_internal;
 REVOKE ALL ON SCHEMA card_internal FROM PUBLIC;
-COMMENT ON SCHEMA card_internal IS
-    'Bodies of the card extension''s PL/pgSQL and SQL entry points; called only by their C wrappers in schema card';
