@@ -272,7 +272,7 @@ struct CardPlan
 	SPIPlanPtr	plan;
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[20];
+	Oid			argtypes[24];
 };
 
 extern SPIPlanPtr card_plan(CardPlan *cp);
