@@ -147,11 +147,12 @@ extern int	card_chain_row(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);
+extern bool card_entry_nested(void);
 extern bool card_caller_reaches_role(Oid caller, Oid role);
 
 /* ---- the programmes the caller sees, kept per backend (visible.c) ---- */
 extern bool card_programme_visible(const pg_uuid_t *programme_id);
-extern bool card_caller_sees_no_programme(Oid caller);
+extern bool card_caller_sees_no_programme(void);
 extern Datum card_entry_call(FunctionCallInfo fcinfo, PGFunction body);
 
 /*

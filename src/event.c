@@ -235,14 +235,36 @@ card_event_append_only(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
+/* The lock of card.event_seq, which every writer of a seq holds. */
+static void
+feed_seq_tag(LOCKTAG *tag)
+{
+	Oid			seq_relid = get_relname_relid("event_seq", get_namespace_oid("card", false));
+
+	if (!OidIsValid(seq_relid))
+		elog(ERROR, "card.event_seq is missing");
+	SET_LOCKTAG_RELATION(*tag, MyDatabaseId, seq_relid);
+}
+
 /*
- * Reads into rsinfo's tuplestore the settled events after cursor that the
- * caller may be shown, at most max; returns how many (the caller is
- * connected to SPI, in a memory context reset after each read; seq_tag is
- * the lock of card.event_seq).
+ * The feed as the caller may be shown it, settled: every event of its
+ * programmes with a seq up to horizon is committed or gone.
  */
-static uint64
-read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsinfo)
+typedef struct FeedSettled
+{
+	int64		horizon;
+	Datum		sees_all;		/* bool */
+	Datum		visible_ids;	/* uuid[]: the programmes waited for */
+	SPITupleTable *caller;		/* holds the two above */
+} FeedSettled;
+
+/*
+ * Settle the feed after cursor for the caller (connected to SPI; seq_tag is
+ * the lock of card.event_seq); false, with nothing waited for, if no seq
+ * beyond cursor has been drawn.
+ */
+static bool
+feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 {
 	/*
 	 * Read the sequence's tuple, not pg_sequence_last_value(): that takes
@@ -269,25 +291,17 @@ read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsi
 		"SELECT card.caller_sees_all(), ARRAY(SELECT card.visible_programmes())",
 		0, {InvalidOid}
 	};
-	static CardPlan read_events = {
-		NULL,
-		"SELECT * FROM card.event WHERE seq > $1 AND seq <= $2"
-		" AND ($4 OR programme_id = ANY ($5))"
-		" ORDER BY seq LIMIT $3",
-		5, {INT8OID, INT8OID, INT4OID, BOOLOID, UUIDARRAYOID}
-	};
 	bool		isnull;
 	int64		horizon;
 	Datum		sees_all;
 	Datum		visible_ids;
-	uint64		found;
 
 	/* 1. Every seq up to the horizon has been drawn by now. */
 	card_exec(&last_seq, NULL, NULL, false, 1);
 	horizon = DatumGetInt64(card_spi_datum(0, LAST_SEQ, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	if (horizon <= cursor)
-		return 0;
+		return false;
 
 	/*
 	 * 2. Wait for the writers in flight that the caller could be shown (new
@@ -317,6 +331,34 @@ read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsi
 		if (tags != NIL)
 			WaitForLockersMultiple(tags, ShareLock, false);
 	}
+	settled->horizon = horizon;
+	settled->sees_all = sees_all;
+	settled->visible_ids = visible_ids;
+	settled->caller = SPI_tuptable;
+	return true;
+}
+
+/*
+ * Reads into rsinfo's tuplestore the settled events after cursor that the
+ * caller may be shown, at most max; returns how many (the caller is
+ * connected to SPI, in a memory context reset after each read; seq_tag is
+ * the lock of card.event_seq).
+ */
+static uint64
+read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsinfo)
+{
+	static CardPlan read_events = {
+		NULL,
+		"SELECT * FROM card.event WHERE seq > $1 AND seq <= $2"
+		" AND ($4 OR programme_id = ANY ($5))"
+		" ORDER BY seq LIMIT $3",
+		5, {INT8OID, INT8OID, INT4OID, BOOLOID, UUIDARRAYOID}
+	};
+	FeedSettled settled;
+	uint64		found;
+
+	if (!feed_settle(cursor, seq_tag, &settled))
+		return 0;
 
 	/*
 	 * 3. A new snapshot: every event up to the horizon is settled.  The
@@ -324,14 +366,13 @@ read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsi
 	 * one granted meanwhile could have events still in flight.
 	 */
 	{
-		SPITupleTable *caller = SPI_tuptable;
 		Datum		args[5] = {
-			Int64GetDatum(cursor), Int64GetDatum(horizon), Int32GetDatum(max),
-			sees_all, visible_ids
+			Int64GetDatum(cursor), Int64GetDatum(settled.horizon), Int32GetDatum(max),
+			settled.sees_all, settled.visible_ids
 		};
 
 		card_exec(&read_events, args, NULL, false, 0);
-		SPI_freetuptable(caller);
+		SPI_freetuptable(settled.caller);
 	}
 	found = SPI_processed;
 	for (uint64 i = 0; i < found; i++)
@@ -360,7 +401,6 @@ CARD_ENTRY_POINT(card_events_after)
 	MemoryContext pass_context;
 	int64		wait_usecs;
 	TimestampTz deadline = 0;
-	Oid			seq_relid;
 	LOCKTAG		tag;
 
 	if (cursor < 0)
@@ -388,10 +428,7 @@ CARD_ENTRY_POINT(card_events_after)
 				 errmsg("card.events_after cannot run on a standby"),
 				 errdetail("A standby does not know which writers on the primary are in flight."),
 				 errhint("Read the feed on the primary.")));
-	seq_relid = get_relname_relid("event_seq", get_namespace_oid("card", false));
-	if (!OidIsValid(seq_relid))
-		elog(ERROR, "card.event_seq is missing");
-	SET_LOCKTAG_RELATION(tag, MyDatabaseId, seq_relid);
+	feed_seq_tag(&tag);
 	if (LockHeldByMe(&tag, RowExclusiveLock))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -421,4 +458,48 @@ CARD_ENTRY_POINT(card_events_after)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * card_internal.cursor_settled(cursor bigint) RETURNS boolean
+ *
+ * Whether a consumer may stand at cursor without skipping an event: an
+ * event the caller may be shown, settled (as events_after settles the
+ * feed: no writer of its programmes still in flight below it), has a seq
+ * of cursor or more.  Only the caller's own events count, so the answer
+ * tells nothing of other programmes' feed.
+ */
+PG_FUNCTION_INFO_V1(card_cursor_settled);
+Datum
+card_cursor_settled(PG_FUNCTION_ARGS)
+{
+	static CardPlan event_from = {
+		NULL,
+		"SELECT EXISTS (SELECT FROM card.event WHERE seq >= $1 AND seq <= $2"
+		" AND ($3 OR programme_id = ANY ($4)))",
+		4, {INT8OID, INT8OID, BOOLOID, UUIDARRAYOID}
+	};
+	int64		cursor = PG_GETARG_INT64(0);
+	LOCKTAG		tag;
+	FeedSettled settled;
+	bool		exists = false;
+
+	if (cursor <= 0)
+		PG_RETURN_BOOL(true);
+	feed_seq_tag(&tag);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (feed_settle(cursor - 1, tag, &settled))
+	{
+		Datum		args[4] = {
+			Int64GetDatum(cursor), Int64GetDatum(settled.horizon),
+			settled.sees_all, settled.visible_ids
+		};
+		bool		isnull;
+
+		card_exec(&event_from, args, NULL, false, 1);
+		exists = DatumGetBool(card_spi_datum(0, 1, &isnull));
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(exists);
 }

@@ -222,9 +222,8 @@ has_control_char(const char *s)
 }
 
 static void
-check_display_name(const char *name, const char *type)
+check_display_name(const char *name)
 {
-	static const char *const types[] = {CARD_TYPES};
 	int			chars = pg_mbstrlen(name);
 
 	if (chars == 0 || strspn(name, " ") == strlen(name) ||
@@ -234,15 +233,29 @@ check_display_name(const char *name, const char *type)
 				 errmsg("invalid display_name \"%s\"", name),
 				 errdetail("A display name has 1 to %d characters and no control characters.",
 						   DISPLAY_NAME_MAX)));
+}
 
-	/*
-	 * card_order(individual, account, 'physical') passes the type as the
-	 * third argument, the display name: without this it would order a
-	 * virtual card named "physical".  A name that is the type ordered is
-	 * the caller's choice.
-	 */
+/*
+ * card_order(individual, account, 'physical') passes the type as the third
+ * argument, the display name: refused, where it would order a virtual card
+ * named "physical".  A name that is the type ordered is the caller's
+ * choice, and so is any name given by the JSON form (called from another
+ * entry point), whose fields are named.
+ */
+static void
+check_type_as_name(const char *name, const char *type)
+{
+	static const char *const types[] = {CARD_TYPES};
+	size_t		start = strspn(name, " ");
+	size_t		len = strlen(name + start);
+
+	if (card_entry_nested())
+		return;
+	while (len > 0 && name[start + len - 1] == ' ')
+		len--;
 	for (size_t i = 0; i < lengthof(types); i++)
-		if (pg_strcasecmp(name, types[i]) == 0 && strcmp(type, types[i]) != 0)
+		if (len == strlen(types[i]) && pg_strncasecmp(name + start, types[i], len) == 0 &&
+			strcmp(type, types[i]) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("display_name \"%s\" is a card type", name),
@@ -382,7 +395,7 @@ order_read_request(FunctionCallInfo fcinfo, OrderRequest *req)
 	req->account_id = PG_GETARG_DATUM(1);
 	req->display_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	req->type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
-	check_display_name(req->display_name, req->type);
+	check_display_name(req->display_name);
 	if (req->key)
 		check_idempotency_key(req->key);
 }
@@ -576,6 +589,7 @@ CARD_ENTRY_POINT(card_order)
 	}
 
 	order_check_allowed(&req, &account);
+	check_type_as_name(req.display_name, req.type);
 	card_new_expiry(req.expiry_requested, account.validity_years, req.month, req.year);
 	/* A programme of 1.1 whose brand does not issue its PAN length: 55000. */
 	card_pan_length_refuse(&account.pan_length_rule, account.programme_id,

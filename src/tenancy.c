@@ -44,6 +44,16 @@
 /* The caller of the entry point running now, or InvalidOid outside one. */
 static Oid	entry_caller = InvalidOid;
 
+/* How many entry points are running, one inside another. */
+static int	entry_depth = 0;
+
+/* Whether the entry point running now was called by another one. */
+bool
+card_entry_nested(void)
+{
+	return entry_depth > 1;
+}
+
 static void
 refuse_restricted(void)
 {
@@ -78,21 +88,21 @@ function_owner(Oid fn_oid)
 
 /*
  * A caller who sees no programme at all finds nothing: its "... does not
- * exist" error (P0002) gets a hint naming card.programme_grant.  Given for
- * any id, so it tells nothing about what exists.  Called while the error
- * is being handled: it reads only the set kept in memory (no catalog
- * access), and returns if the error is not such an error.
+ * exist" error (P0002) gets a hint naming card.programme_grant.  Whether it
+ * sees none is decided when the outermost entry point starts, for every
+ * call alike: decided later, from whatever set a lookup happened to build,
+ * the hint would follow whether the id exists.  Called while the error is
+ * being handled (no catalog access); returns if the error is not such an
+ * error.
  */
 static void
-hint_missing_grant(Oid caller, MemoryContext cxt)
+hint_missing_grant(MemoryContext cxt)
 {
 	static const char suffix[] = " does not exist";
 	MemoryContext old;
 	ErrorData  *edata;
 	size_t		len;
 
-	if (!card_caller_sees_no_programme(caller))
-		return;
 	old = MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
 	len = edata->message ? strlen(edata->message) : 0;
@@ -121,6 +131,7 @@ card_entry_call(FunctionCallInfo fcinfo, PGFunction body)
 	Oid			save_caller = entry_caller;
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			owner;
+	volatile bool sees_nothing = false;
 	Datum		result;
 
 	refuse_restricted();
@@ -129,22 +140,25 @@ card_entry_call(FunctionCallInfo fcinfo, PGFunction body)
 	if (!(OidIsValid(entry_caller) && save_user == owner))
 		entry_caller = save_user;
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	entry_depth++;
 	PG_TRY();
 	{
+		/* The outermost entry point speaks to the caller (see above). */
+		if (!OidIsValid(save_caller))
+			sees_nothing = card_caller_sees_no_programme();
 		result = body(fcinfo);
 	}
 	PG_CATCH();
 	{
-		Oid			caller = entry_caller;
-
+		entry_depth--;
 		SetUserIdAndSecContext(save_user, save_sec);
 		entry_caller = save_caller;
-		/* The outermost entry point speaks to the caller. */
-		if (!OidIsValid(save_caller))
-			hint_missing_grant(caller, cxt);
+		if (sees_nothing)
+			hint_missing_grant(cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	entry_depth--;
 	SetUserIdAndSecContext(save_user, save_sec);
 	entry_caller = save_caller;
 	return result;

@@ -186,16 +186,13 @@ visible_set(void)
 	return &visible;
 }
 
-/*
- * Whether the set kept for caller holds no programme and caller does not
- * see all; false when no set is kept for it.  Reads memory only: safe
- * while an error is being handled.
- */
+/* Whether the caller sees no programme at all (nor every one). */
 bool
-card_caller_sees_no_programme(Oid caller)
+card_caller_sees_no_programme(void)
 {
-	return visible.valid && visible.caller == caller && !visible.sees_all &&
-		visible.count == 0;
+	const VisibleSet *set = visible_set();
+
+	return !set->sees_all && set->count == 0;
 }
 
 /* Whether the caller sees a programme. */

@@ -50,7 +50,7 @@ SELECT is(card.consumer_register('tap-atk-billing', 0), 0::bigint,
 RESET ROLE;
 -- B drops it.
 SELECT pg_temp.tap_run_as('tap_atk_b', $$SELECT card.consumer_unregister('tap-atk-billing')$$) AS b_dropped \gset
-SELECT is(pg_temp.tap_run_as('tap_atk_a', $$SELECT card.consumer_ack('tap-atk-billing', 1)$$), 'ran',
+SELECT is(pg_temp.tap_run_as('tap_atk_a', $$SELECT card.consumer_ack('tap-atk-billing', 0)$$), 'ran',
     'another tenant cannot drop A''s consumer');
 
 -- ---------------------------------------------------------------------------
