@@ -147,5 +147,6 @@ SELECT attrelid::regclass AS "table", attname AS "column",
   FROM pg_attribute a
  WHERE a.attrelid IN ('card.individual'::regclass, 'card.card'::regclass, 'card."authorization"'::regclass,
                       'card.card_status_change'::regclass, 'card.event'::regclass)
-   AND a.attname IN ('name', 'display_name', 'merchant_name', 'external_id', 'reason', 'actor', 'data')
+   AND a.attname IN ('name', 'display_name', 'last4', 'merchant_name', 'external_id', 'amount', 'currency',
+                     'mcc', 'merchant_country', 'channel', 'reason', 'actor', 'data', 'type')
  ORDER BY 1, 2;

@@ -261,7 +261,9 @@ typedef struct FeedSettled
 /*
  * Settle the feed after cursor for the caller (connected to SPI; seq_tag is
  * the lock of card.event_seq); false, with nothing waited for, if no seq
- * beyond cursor has been drawn.
+ * beyond cursor has been drawn and the caller sees every programme.  A
+ * caller who does not waits for its writers either way: whether it waited
+ * would tell it how far every programme's feed has come.
  */
 static bool
 feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
@@ -300,8 +302,6 @@ feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 	card_exec(&last_seq, NULL, NULL, false, 1);
 	horizon = DatumGetInt64(card_spi_datum(0, LAST_SEQ, &isnull));
 	SPI_freetuptable(SPI_tuptable);
-	if (horizon <= cursor)
-		return false;
 
 	/*
 	 * 2. Wait for the writers in flight that the caller could be shown (new
@@ -310,6 +310,11 @@ feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 	card_exec(&caller_programmes, NULL, NULL, true, 1);
 	sees_all = card_spi_datum(0, CALLER_SEES_ALL, &isnull);
 	visible_ids = card_spi_datum(0, CALLER_PROGRAMMES, &isnull);
+	if (horizon <= cursor && DatumGetBool(sees_all))
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return false;
+	}
 	if (DatumGetBool(sees_all))
 		WaitForLockers(seq_tag, ShareLock, false);
 	else
@@ -463,16 +468,23 @@ CARD_ENTRY_POINT(card_events_after)
 /*
  * card_internal.cursor_settled(cursor bigint) RETURNS boolean
  *
- * Whether a consumer may stand at cursor without skipping an event: an
- * event the caller may be shown, settled (as events_after settles the
- * feed: no writer of its programmes still in flight below it), has a seq
- * of cursor or more.  Only the caller's own events count, so the answer
- * tells nothing of other programmes' feed.
+ * Whether a consumer may stand at cursor without skipping an event: the
+ * event of that seq is one the caller may be shown (the usual ack: no
+ * wait), or, once the feed is settled as events_after settles it (no
+ * writer of the caller's programmes in flight), such an event has a seq of
+ * cursor or more.  Only the caller's own events count, so the answer tells
+ * nothing of other programmes' feed.
  */
 PG_FUNCTION_INFO_V1(card_cursor_settled);
 Datum
 card_cursor_settled(PG_FUNCTION_ARGS)
 {
+	static CardPlan event_at = {
+		NULL,
+		"SELECT EXISTS (SELECT FROM card.event WHERE seq = $1"
+		" AND card.programme_visible(programme_id))",
+		1, {INT8OID}
+	};
 	static CardPlan event_from = {
 		NULL,
 		"SELECT EXISTS (SELECT FROM card.event WHERE seq >= $1 AND seq <= $2"
@@ -480,8 +492,10 @@ card_cursor_settled(PG_FUNCTION_ARGS)
 		4, {INT8OID, INT8OID, BOOLOID, UUIDARRAYOID}
 	};
 	int64		cursor = PG_GETARG_INT64(0);
+	Datum		cursor_datum = Int64GetDatum(cursor);
 	LOCKTAG		tag;
 	FeedSettled settled;
+	bool		isnull;
 	bool		exists = false;
 
 	if (cursor <= 0)
@@ -489,13 +503,15 @@ card_cursor_settled(PG_FUNCTION_ARGS)
 	feed_seq_tag(&tag);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (feed_settle(cursor - 1, tag, &settled))
+	card_exec(&event_at, &cursor_datum, NULL, false, 1);
+	if (DatumGetBool(card_spi_datum(0, 1, &isnull)))
+		exists = true;
+	else if (feed_settle(cursor - 1, tag, &settled))
 	{
 		Datum		args[4] = {
 			Int64GetDatum(cursor), Int64GetDatum(settled.horizon),
 			settled.sees_all, settled.visible_ids
 		};
-		bool		isnull;
 
 		card_exec(&event_from, args, NULL, false, 1);
 		exists = DatumGetBool(card_spi_datum(0, 1, &isnull));

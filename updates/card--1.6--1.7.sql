@@ -201,11 +201,13 @@ GRANT SELECT ON card.authorizations TO card_admin, card_api, card_reader;
 -- gathered so far go too.
 ALTER TABLE card.individual ALTER name SET STATISTICS 0;
 ALTER TABLE card."authorization" ALTER merchant_name SET STATISTICS 0,
-    ALTER external_id SET STATISTICS 0;
-ALTER TABLE card.event ALTER data SET STATISTICS 0;
+    ALTER external_id SET STATISTICS 0, ALTER amount SET STATISTICS 0,
+    ALTER currency SET STATISTICS 0, ALTER mcc SET STATISTICS 0,
+    ALTER merchant_country SET STATISTICS 0, ALTER channel SET STATISTICS 0;
+ALTER TABLE card.event ALTER data SET STATISTICS 0, ALTER type SET STATISTICS 0;
 ALTER TABLE card.card_status_change ALTER reason SET STATISTICS 0,
     ALTER actor SET STATISTICS 0;
-ALTER TABLE card.card ALTER display_name SET STATISTICS 0;
+ALTER TABLE card.card ALTER display_name SET STATISTICS 0, ALTER last4 SET STATISTICS 0;
 DELETE FROM pg_catalog.pg_statistic s
  USING pg_catalog.pg_attribute a
  WHERE a.attrelid = s.starelid AND a.attnum = s.staattnum AND a.attstattarget = 0
