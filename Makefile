@@ -6,7 +6,8 @@ MODULE_big = card
 OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
-       src/replace.o src/rotate.o src/pin_try.o src/chain.o src/visible.o src/wakeup.o
+       src/replace.o src/rotate.o src/pin_try.o src/chain.o src/visible.o src/wakeup.o \
+       src/shard.o
 
 # The install script of the default version is built from one SQL source
 # per concept, beside its C file, in this order (each file's objects need

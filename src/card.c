@@ -5,7 +5,8 @@
  *
  * card.key_file names the key file (superuser only, reloadable);
  * card.hosted_pages_url is the base of activation and reveal links;
- * card.events switches the live feed of events, card.notify its NOTIFY.
+ * card.events switches the live feed of events, card.notify its NOTIFY;
+ * card.shard numbers the server among the shards of a scale-out.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,6 +73,15 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("card.shard",
+							"The number of this server among the shards of a scale-out (0 on a single server).",
+							"Ids and tokens made here carry it, so that a proxy routes each call to the shard that holds its data. Set once, in postgresql.conf.",
+							&card_shard,
+							0, 0, CARD_SHARD_MAX,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("card.notify",
 							 "Sends NOTIFY card_events once per transaction that writes events.",

@@ -73,6 +73,13 @@ extern char *card_random_token(const char *prefix, int nbytes);
 /* Characters of nbytes random bytes in a token (unpadded base64url). */
 #define CARD_TOKEN_TEXT_LEN(nbytes) (((nbytes) * 4 + 2) / 3)
 extern Datum card_random_uuid(void);
+
+/* ---- the shard an id or token belongs to (shard.c) ---- */
+#define CARD_SHARD_MAX 4095
+extern int	card_shard;
+extern void card_shard_stamp(pg_uuid_t *uuid);
+extern char *card_shard_token_marker(void);
+extern const char *card_shard_token_payload(const char *token, size_t prefix_len);
 extern Datum card_time_uuid(void);
 
 /* ---- PAN (pan.c) ---- */

@@ -158,15 +158,17 @@ card_decrypt(int key_version, const pg_uuid_t *card_id, const bytea *sealed,
 }
 
 /*
- * A random URL-safe token: prefix followed by nbytes of CSPRNG output in
- * unpadded base64url.  It carries no information about the card.
+ * A random URL-safe token: prefix, this server's shard marker (shard.c;
+ * none on shard 0), then nbytes of CSPRNG output in unpadded base64url.
+ * It carries no information about the card.
  */
 char *
 card_random_token(const char *prefix, int nbytes)
 {
 	uint8		raw[64];
 	char		b64[4 * (64 / 3) + 8];
-	size_t		plen = strlen(prefix);
+	char	   *marked = card_shard > 0 ? psprintf("%s%s", prefix, card_shard_token_marker()) : (char *) prefix;
+	size_t		plen = strlen(marked);
 	int			n;
 	char	   *result;
 
@@ -177,7 +179,7 @@ card_random_token(const char *prefix, int nbytes)
 	while (n > 0 && b64[n - 1] == '=')
 		n--;
 	result = palloc(plen + n + 1);
-	memcpy(result, prefix, plen);
+	memcpy(result, marked, plen);
 	for (int i = 0; i < n; i++)
 		result[plen + i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
 	result[plen + n] = '\0';
@@ -202,6 +204,7 @@ card_time_uuid(void)
 		uuid->data[i] = (uint8) (ms >> (8 * (5 - i)));
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x70;	/* version 7 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	card_shard_stamp(uuid);
 	return UUIDPGetDatum(uuid);
 }
 
@@ -218,5 +221,6 @@ card_random_uuid(void)
 	card_random_bytes(uuid->data, UUID_LEN);
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	card_shard_stamp(uuid);
 	return UUIDPGetDatum(uuid);
 }

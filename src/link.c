@@ -183,12 +183,14 @@ link_token_hash(const CardLinkKind *kind, const char *token)
 {
 	size_t		len = strlen(token);
 	size_t		plen = strlen(kind->prefix);
+	const char *payload = strncmp(token, kind->prefix, plen) == 0 ?
+		card_shard_token_payload(token, plen) : NULL;
 
-	if (len != plen + CARD_TOKEN_TEXT_LEN(LINK_TOKEN_BYTES) ||
-		strncmp(token, kind->prefix, plen) != 0 ||
-		strspn(token + plen,
+	if (payload == NULL ||
+		strlen(payload) != CARD_TOKEN_TEXT_LEN(LINK_TOKEN_BYTES) ||
+		strspn(payload,
 			   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-		!= len - plen)
+		!= strlen(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("malformed %s token", kind->noun),
