@@ -13,7 +13,7 @@ OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
 # per concept, beside its C file, in this order (each file's objects need
 # only those of the files before it).  A source holds its concept's types,
 # tables, functions, privileges and comments.
-SQL_SOURCES = src/card.sql src/programme.sql src/tenancy.sql src/account.sql \
+SQL_SOURCES = src/card.sql src/shard.sql src/programme.sql src/tenancy.sql src/account.sql \
               src/status.sql src/validate.sql src/order.sql src/pan.sql \
               src/lifecycle.sql src/chain.sql src/link.sql src/activation.sql \
               src/reveal.sql src/replace.sql src/pin.sql src/controls.sql \
@@ -25,14 +25,14 @@ DATA_built = card--$(EXTVERSION).sql
 DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.sql \
        updates/card--1.2--1.3.sql updates/card--1.3--1.4.sql \
        updates/card--1.4--1.5.sql updates/card--1.5--1.6.sql \
-       updates/card--1.6--1.7.sql
+       updates/card--1.6--1.7.sql updates/card--1.7--1.8.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = $(shell pkg-config --libs libcrypto)
 
 # pg_regress suites in sql/ + expected/
-REGRESS = setup order lifecycle activation idempotency expiry errors controls funding events keys tenancy reveal replace pin rotate json guardrails
+REGRESS = setup order lifecycle activation idempotency expiry errors controls funding events keys tenancy reveal replace pin rotate json guardrails shard
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected

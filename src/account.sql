@@ -3,7 +3,7 @@
 
 -- A cardholder.
 CREATE TABLE card.individual (
-    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    id              uuid PRIMARY KEY DEFAULT card.new_id(),
     programme_id    uuid NOT NULL REFERENCES card.programme,
     name            text NOT NULL CHECK (pg_catalog.length(name) BETWEEN 1 AND 200),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -29,7 +29,7 @@ GRANT SELECT ON card.individuals TO card_admin, card_api, card_reader;
 
 -- The account a card spends from; balances in minor units.
 CREATE TABLE card.account (
-    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    id              uuid PRIMARY KEY DEFAULT card.new_id(),
     programme_id    uuid NOT NULL REFERENCES card.programme,
     individual_id   uuid NOT NULL,
     currency        text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),

@@ -551,3 +551,15 @@ COMMENT ON COLUMN card.individuals.id IS 'Individual id, as individual_create re
 COMMENT ON COLUMN card.individuals.programme_id IS 'The programme the cardholder belongs to.';
 COMMENT ON COLUMN card.individuals.name IS 'The cardholder''s name, 1 to 200 characters.';
 COMMENT ON COLUMN card.individuals.created_at IS 'When the cardholder was created.';
+
+-- ===========================================================================
+-- Shards (1.8)
+-- ===========================================================================
+COMMENT ON FUNCTION card.shard() IS
+    'This server''s number among the shards of a scale-out (the setting card.shard; 0 on a single server). All five roles.';
+COMMENT ON FUNCTION card.shard_of(uuid) IS
+    'The shard that made an id: the number a version 8 id made on shard k > 0 carries, else 0 (every id of a single server). What a proxy routes a call by. All five roles.';
+COMMENT ON FUNCTION card.shard_of_token(text) IS
+    'The shard of a card or link token: k for "<prefix>k.<random>", 0 for a token without the marker or a value that is no token. All five roles.';
+COMMENT ON FUNCTION card.new_id() IS
+    'A new random id of this shard (version 4 on shard 0, version 8 carrying the shard elsewhere): the default id of individuals and accounts. All five roles.';

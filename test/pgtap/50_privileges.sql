@@ -44,7 +44,9 @@ INSERT INTO tap_allowed VALUES
 -- role: every role may call them; each tells only about the caller itself.
 CREATE TEMP TABLE tap_policy_helpers (fn text) ON COMMIT DROP;
 INSERT INTO tap_policy_helpers VALUES ('caller'), ('caller_sees_all'), ('caller_has_role'),
-  ('programme_visible'), ('visible_programmes'), ('effective_status');
+  ('programme_visible'), ('visible_programmes'), ('effective_status'),
+  -- 1.8: which shard an id or token belongs to (pure functions of their argument)
+  ('shard'), ('shard_of'), ('shard_of_token'), ('new_id');
 INSERT INTO tap_allowed
 SELECT r, h.fn FROM tap_policy_helpers h,
        unnest(ARRAY['card_admin', 'card_api', 'card_processor', 'card_hosted_pages', 'card_reader']::name[]) r;
