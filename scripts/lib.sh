@@ -17,7 +17,7 @@ ensure_packages() {
                   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-wal2json sqlsmith libdbd-pg-perl
                   libmicrohttpd-dev libjson-c-dev curl)
     local missing=()
-    [ "${1:-}" = test ] && wanted+=(jq wrk valgrind chromium openssl)
+    [ "${1:-}" = test ] && wanted+=(jq wrk valgrind chromium openssl postgresql-15-plproxy)
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done

@@ -1,0 +1,84 @@
+-- The proxy's functions, generated from a shard's catalog (scale-out,
+-- issue 15; scripts/shards runs it on shard 0 and feeds its output to the
+-- proxy).  Every function of schema card that a capability role may call
+-- gets a PL/Proxy function of the same name, arguments (with their
+-- defaults) and result, routed by what it names:
+--   a card, account, authorisation, individual or PIN check id: the shard
+--     that made it (card_proxy.shard_of);
+--   a card or link token: the shard its marker names (card_proxy.shard_of_token);
+--   a JSON request: the id or token field that names its data;
+--   a new cardholder: any shard (RUN ON ANY);
+--   the same answer everywhere (the lifecycle table, the caller's own
+--     questions): shard 0.
+-- Functions that act on every shard (programmes, grants, sweeps, the feed)
+-- are not generated here: scripts/shards defines them by hand... (to do).
+-- Output: one DDL statement per row, for psql -At.
+\set ON_ERROR_STOP 1
+
+-- The types the functions take and return: the enums, and the row types of
+-- the views and tables they return (card.cards, card.event), as composite
+-- types with the same columns.
+SELECT format('CREATE TYPE %s AS ENUM (%s);', t.oid::regtype,
+              string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder))
+  FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
+ WHERE t.typnamespace = 'card'::regnamespace
+ GROUP BY t.oid ORDER BY t.oid;
+SELECT format('CREATE TYPE %s AS (%s);', c.oid::regclass,
+              string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                         ORDER BY a.attnum))
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE c.relnamespace = 'card'::regnamespace
+   AND c.reltype IN (SELECT p.prorettype FROM pg_proc p WHERE p.pronamespace = 'card'::regnamespace)
+ GROUP BY c.oid ORDER BY c.oid;
+WITH fn AS (
+    SELECT p.oid, p.proname, p.proargtypes, p.pronargs,
+           -- the input arguments' names (TABLE and OUT columns route nothing)
+           ARRAY(SELECT a.name
+                   FROM unnest(coalesce(p.proargnames, '{}'),
+                               coalesce(p.proargmodes, array_fill('i'::"char",
+                                        ARRAY[cardinality(coalesce(p.proargnames, '{}'))]))) a(name, mode)
+                  WHERE a.mode IN ('i', 'b', 'v')) AS proargnames,
+           pg_get_function_arguments(p.oid) AS args,
+           pg_get_function_result(p.oid) AS result
+      FROM pg_proc p
+     WHERE p.pronamespace = 'card'::regnamespace
+       AND p.proname NOT IN ('shard', 'shard_of', 'shard_of_token', 'new_id')
+       AND EXISTS (SELECT FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
+                                            'card_hosted_pages', 'card_reader']) r
+                    WHERE has_function_privilege(r, p.oid, 'EXECUTE'))
+), routed AS (
+    SELECT fn.*,
+           CASE
+             WHEN 'card_id' = ANY (proargnames) THEN 'card_proxy.shard_of(card_id)'
+             WHEN 'authorization_id' = ANY (proargnames) THEN 'card_proxy.shard_of(authorization_id)'
+             WHEN 'check_id' = ANY (proargnames) THEN 'card_proxy.shard_of(check_id)'
+             WHEN 'account_id' = ANY (proargnames) THEN 'card_proxy.shard_of(account_id)'
+             WHEN proname = 'account_open' AND 'individual_id' = ANY (proargnames)
+               THEN 'card_proxy.shard_of(individual_id)'
+             WHEN 'card_token' = ANY (proargnames) THEN 'card_proxy.shard_of_token(card_token)'
+             WHEN 'activation_token' = ANY (proargnames) THEN 'card_proxy.shard_of_token(activation_token)'
+             WHEN 'reveal_token' = ANY (proargnames) THEN 'card_proxy.shard_of_token(reveal_token)'
+             WHEN 'reset_token' = ANY (proargnames) THEN 'card_proxy.shard_of_token(reset_token)'
+             WHEN proname = 'card_order' AND 'request' = ANY (proargnames)
+               THEN 'card_proxy.shard_of_field(request, ''account_id'')'
+             WHEN proname = 'account_open' AND 'request' = ANY (proargnames)
+               THEN 'card_proxy.shard_of_field(request, ''individual_id'')'
+             WHEN proname = 'card_authorize' AND 'request' = ANY (proargnames)
+               THEN 'card_proxy.shard_of_token_field(request, ''card_token'')'
+             WHEN proname = 'individual_create' THEN 'ANY'
+             WHEN proname IN ('card_status_transitions', 'effective_status', 'caller', 'caller_sees_all',
+                              'caller_has_role', 'programme_visible', 'visible_programmes', 'pan_key_versions')
+               THEN '0'
+           END AS route
+      FROM fn
+)
+SELECT format(E'CREATE FUNCTION card.%I(%s)\n    RETURNS %s\n    LANGUAGE plproxy\nAS $proxy$\n    CLUSTER ''card'';\n    RUN ON %s;\n$proxy$;\nREVOKE ALL ON FUNCTION card.%I(%s) FROM PUBLIC;\n%s',
+              proname, args, result, route, proname, pg_get_function_identity_arguments(oid),
+              (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %I;', proname,
+                                        pg_get_function_identity_arguments(oid), r), E'\n')
+                 FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
+                                   'card_hosted_pages', 'card_reader']::name[]) r
+                WHERE has_function_privilege(r, oid, 'EXECUTE')))
+  FROM routed
+ WHERE route IS NOT NULL
+ ORDER BY proname, oid;
