@@ -10,8 +10,12 @@
 --   a new cardholder: any shard (RUN ON ANY);
 --   the same answer everywhere (the lifecycle table, the caller's own
 --     questions): shard 0.
--- Functions that act on every shard (programmes, grants, sweeps, the feed)
--- are not generated here: scripts/shards defines them by hand... (to do).
+-- Functions that act on every shard run there all (RUN ON ALL, through a
+-- set-returning function in schema card_proxy) and answer one value:
+-- grants and revokes whether any shard changed, sweeps the sum of their
+-- counts; programme_create makes the programme on shard 0 and then adopts
+-- it, with its id, on every shard (card.programme_adopt).  Still to come:
+-- the feed and its consumers across shards.
 -- Output: one DDL statement per row, for psql -At.
 \set ON_ERROR_STOP 1
 
@@ -67,8 +71,9 @@ WITH fn AS (
                THEN 'card_proxy.shard_of_token_field(request, ''card_token'')'
              WHEN proname = 'individual_create' THEN 'ANY'
              WHEN proname IN ('card_status_transitions', 'effective_status', 'caller', 'caller_sees_all',
-                              'caller_has_role', 'programme_visible', 'visible_programmes', 'pan_key_versions')
+                              'caller_has_role', 'programme_visible', 'visible_programmes')
                THEN '0'
+             WHEN proname = 'pan_key_versions' THEN 'ALL'
            END AS route
       FROM fn
 )
@@ -82,3 +87,39 @@ SELECT format(E'CREATE FUNCTION card.%I(%s)\n    RETURNS %s\n    LANGUAGE plprox
   FROM routed
  WHERE route IS NOT NULL
  ORDER BY proname, oid;
+
+-- On every shard, one answer: the aggregate of each shard's.
+WITH everywhere(proname, agg) AS (
+    VALUES ('programme_grant', 'bool_or(r)'), ('programme_revoke', 'bool_or(r)'),
+           ('programme_adopt', '(array_agg(r))[1]'), ('card_expire_due', 'sum(r)'),
+           ('authorization_expire_due', 'sum(r)'), ('events_prune', 'sum(r)')
+)
+SELECT format(E'CREATE FUNCTION card_proxy.%1$I_all(%2$s)\n    RETURNS SETOF %3$s\n    LANGUAGE plproxy\nAS $proxy$\n    CLUSTER ''card'';\n    RUN ON ALL;\n    TARGET card.%1$I;\n$proxy$;\n'
+              'CREATE FUNCTION card.%1$I(%4$s)\n    RETURNS %3$s\n    LANGUAGE sql\nRETURN (SELECT (%5$s)::%3$s FROM card_proxy.%1$I_all(%6$s) r);\n'
+              'REVOKE ALL ON FUNCTION card.%1$I(%2$s) FROM PUBLIC;\n%7$s',
+              p.proname, pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid),
+              pg_get_function_arguments(p.oid), e.agg,
+              (SELECT string_agg(quote_ident(n), ', ' ORDER BY o) FROM unnest(p.proargnames) WITH ORDINALITY a(n, o)),
+              (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %I;', p.proname,
+                                        pg_get_function_identity_arguments(p.oid), r), E'\n')
+                 FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
+                                   'card_hosted_pages', 'card_reader']::name[]) r
+                WHERE has_function_privilege(r, p.oid, 'EXECUTE')))
+  FROM pg_proc p JOIN everywhere e USING (proname)
+ WHERE p.pronamespace = 'card'::regnamespace
+ ORDER BY p.proname;
+
+-- programme_create: made on shard 0 (its checks, its id), then adopted with
+-- that id on every shard.  Not atomic across shards: if a shard fails, the
+-- programme exists where it was made and card.programme_adopt through the
+-- proxy, with the same arguments, completes it (a second adopt is a no-op).
+SELECT format(E'CREATE FUNCTION card_proxy.programme_create_first(%1$s)\n    RETURNS uuid\n    LANGUAGE plproxy\nAS $proxy$\n    CLUSTER ''card'';\n    RUN ON 0;\n    TARGET card.programme_create;\n$proxy$;\n'
+              'CREATE FUNCTION card.programme_create(%2$s)\n    RETURNS uuid\n    LANGUAGE plpgsql\nAS $body$\nDECLARE\n    made uuid;\nBEGIN\n'
+              '    made := card_proxy.programme_create_first(%3$s);\n'
+              '    PERFORM card.programme_adopt(made, %3$s);\n    RETURN made;\nEND\n$body$;\n'
+              'REVOKE ALL ON FUNCTION card.programme_create(%1$s) FROM PUBLIC;\n'
+              'GRANT EXECUTE ON FUNCTION card.programme_create(%1$s) TO card_admin;',
+              pg_get_function_identity_arguments(p.oid), pg_get_function_arguments(p.oid),
+              (SELECT string_agg(quote_ident(n), ', ' ORDER BY o) FROM unnest(p.proargnames) WITH ORDINALITY a(n, o)))
+  FROM pg_proc p
+ WHERE p.oid = 'card.programme_create(text, text, text, text, integer, integer, interval, interval)'::regprocedure;

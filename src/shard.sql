@@ -28,3 +28,61 @@ CREATE FUNCTION card.new_id()
 REVOKE ALL ON FUNCTION card.new_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.new_id()
     TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
+
+-- A programme another shard created, made here with the same id and
+-- configuration (the proxy's programme_create: programmes exist on every
+-- shard).  The same checks and grant as programme_create; a second call
+-- with the same id and configuration returns the id (a retry after a shard
+-- failed); another configuration under that id is 23505.
+CREATE FUNCTION card_internal.programme_adopt(
+    programme_id uuid, name text, bin text, brand text DEFAULT 'visa', region text DEFAULT 'europe',
+    pan_length integer DEFAULT 16, validity_years integer DEFAULT 3,
+    activation_ttl interval DEFAULT '30 minutes', hold_lifetime interval DEFAULT '7 days')
+    RETURNS uuid
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    made uuid;
+    granted boolean;
+BEGIN
+    IF programme_id IS NULL THEN
+        RAISE EXCEPTION 'programme_id is required' USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF EXISTS (SELECT 1 FROM card.programme p WHERE p.id = programme_adopt.programme_id) THEN
+        IF EXISTS (SELECT 1 FROM card.programme p
+                    WHERE p.id = programme_adopt.programme_id AND card.programme_visible(p.id)
+                      AND (p.name, p.bin, p.brand, p.region, p.pan_length::integer,
+                           p.validity_years::integer, p.activation_ttl, p.hold_lifetime)
+                          = (programme_adopt.name, programme_adopt.bin, programme_adopt.brand,
+                             programme_adopt.region, programme_adopt.pan_length,
+                             programme_adopt.validity_years, programme_adopt.activation_ttl,
+                             programme_adopt.hold_lifetime)) THEN
+            RETURN programme_id;
+        END IF;
+        RAISE EXCEPTION 'programme % already exists with another configuration', programme_id
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    made := card_internal.programme_create(name, bin, brand, region, pan_length, validity_years,
+                                           activation_ttl, hold_lifetime);
+    -- Nothing else refers to the row made a moment ago but its grant.
+    DELETE FROM card.programme_role g WHERE g.programme_id = made;
+    granted := FOUND;
+    UPDATE card.programme p SET id = programme_adopt.programme_id WHERE p.id = made;
+    IF granted THEN
+        INSERT INTO card.programme_role (programme_id, role_name)
+        VALUES (programme_adopt.programme_id, card.caller());
+    END IF;
+    RETURN programme_id;
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.programme_adopt(uuid, text, text, text, text, integer, integer, interval, interval) FROM PUBLIC;
+CREATE FUNCTION card.programme_adopt(
+    programme_id uuid, name text, bin text, brand text DEFAULT 'visa', region text DEFAULT 'europe',
+    pan_length integer DEFAULT 16, validity_years integer DEFAULT 3,
+    activation_ttl interval DEFAULT '30 minutes', hold_lifetime interval DEFAULT '7 days')
+    RETURNS uuid
+    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION card.programme_adopt(uuid, text, text, text, text, integer, integer, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card.programme_adopt(uuid, text, text, text, text, integer, integer, interval, interval) TO card_admin;

@@ -11,27 +11,38 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 dir=$(mktemp -d /tmp/card-shards.XXXXXX)
 trap 'scripts/shards down "$dir"; rm -rf "$dir"' EXIT
+# The login role this suite creates on every cluster goes with them.
 fail() { echo "shards: FAIL: $*"; exit 1; }
 
 scripts/shards up 2 "$dir" >"$dir.log" 2>&1 || { cat "$dir.log"; fail "scripts/shards up"; }
 rm -f "$dir.log"
 on() { local where=$1; shift; psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/$where" -p 5432 -U postgres -d card "$@"; }
 
-# A programme on both shards with the same id (the proxy's programme_create
-# is still to come: the superuser copies the row).
-prog=$(on shard0 -c "SELECT card.programme_create('Sharded', '45671234')")
-on shard1 -c "INSERT INTO card.programme SELECT * FROM (VALUES ('$prog'::uuid)) v(id)
-              CROSS JOIN LATERAL (SELECT name, bin, brand, region, pan_length, validity_years,
-                                         activation_ttl, hold_lifetime, created_at
-                                    FROM (VALUES ('Sharded', '45671234', 'visa', 'europe', 16::smallint,
-                                                  3::smallint, '30 minutes'::interval, '7 days'::interval,
-                                                  now())) p(name, bin, brand, region, pan_length, validity_years,
-                                                            activation_ttl, hold_lifetime, created_at)) p"
+# A programme through the proxy exists on both shards with one id; a tenant's
+# login role, created on every cluster, is granted it through the proxy.
+prog=$(on proxy -c "SELECT card.programme_create('Sharded', '45671234', activation_ttl => '1 hour')")
+for k in 0 1; do
+    [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE id = '$prog' AND activation_ttl = '1 hour'") == 1 ]] \
+        || fail "the programme is missing on shard $k"
+done
+[[ $(on proxy -c "SELECT card.programme_adopt('$prog', 'Sharded', '45671234', activation_ttl => '1 hour')") == "$prog" ]] \
+    || fail "adopting the programme again is not a no-op"
+on proxy -c "SELECT card.programme_adopt('$prog', 'Sharded', '45671234')" >/dev/null 2>&1 \
+    && fail "the programme was adopted with another configuration"
+for where in proxy shard0 shard1; do
+    on "$where" -c "CREATE ROLE shard_tenant LOGIN IN ROLE card_admin, card_api, card_processor"
+done
+[[ $(on proxy -c "SELECT card.programme_grant('$prog', 'shard_tenant')") == t ]] || fail "programme_grant through the proxy"
+for k in 0 1; do
+    [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme_role WHERE programme_id = '$prog' AND role_name = 'shard_tenant'") == 1 ]] \
+        || fail "the grant is missing on shard $k"
+done
+echo "shards: programme_create and programme_grant through the proxy reach both shards with one id"
 
 # Twenty cardholders through the proxy land on both shards; on each shard,
 # an account, a card, a credit, an authorisation and its capture, all routed
 # by the ids and tokens the shard made.
-out=$(on proxy -v prog="$prog" <<'SQL'
+out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" <<'SQL'
 CREATE TEMP TABLE holder AS
 SELECT card.individual_create(:'prog', 'Holder ' || g) AS id FROM generate_series(1, 20) g;
 SELECT string_agg(DISTINCT card_proxy.shard_of(id)::text, ',' ORDER BY card_proxy.shard_of(id)::text) FROM holder;
@@ -64,6 +75,29 @@ for k in 0 1; do
     [[ $n == 2 ]] || fail "shard $k holds $n of its own cards, expected 2"
 done
 echo "shards: each shard holds its own two cards, ids and tokens stamped with its number"
+
+# PL/Proxy connects to the shards as the calling role: a role without the
+# programme finds none of its cards, on either shard.
+for where in proxy shard0 shard1; do
+    on "$where" -c "CREATE ROLE shard_stranger LOGIN IN ROLE card_api"
+done
+for k in 0 1; do
+    c=$(on "shard$k" -c "SELECT id FROM card.card WHERE card.shard_of(id) = $k LIMIT 1")
+    state=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_stranger -d card \
+                 -c "SELECT card.card_get('$c')" 2>&1 | grep -c 'does not exist' || true)
+    [[ $state == 1 ]] || fail "a role without the programme read a card of shard $k through the proxy"
+done
+echo "shards: through the proxy a role without the programme finds no card on either shard"
+
+# A sweep through the proxy runs on every shard and answers the sum: one
+# lapsed card on each shard.
+for k in 0 1; do
+    on "shard$k" -c "UPDATE card.card SET exp_month = '01', exp_year = '2020'
+                     WHERE id = (SELECT id FROM card.card WHERE status = 'active' ORDER BY id LIMIT 1)"
+done
+[[ $(on proxy -c "SELECT card.card_expire_due()") == 2 ]] || fail "the expiry sweep through the proxy did not count both shards"
+[[ $(on proxy -c "SELECT card.programme_revoke('$prog', 'shard_tenant')") == t ]] || fail "programme_revoke through the proxy"
+echo "shards: a sweep and a revoke through the proxy act on both shards"
 
 # The proxy's SQL reading of ids and tokens agrees with the extension's.
 values=$(on shard1 -c "SELECT string_agg(quote_literal(v), ',') FROM (

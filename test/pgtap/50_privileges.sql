@@ -38,7 +38,9 @@ INSERT INTO tap_allowed VALUES
   -- 1.6: the reads and settlement calls of the HTTP API's JSON forms
   ('card_admin', 'card_get'), ('card_api', 'card_get'), ('card_reader', 'card_get'),
   ('card_admin', 'account_get'), ('card_api', 'account_get'), ('card_reader', 'account_get'),
-  ('card_processor', 'authorization_capture_request'), ('card_processor', 'authorization_reverse_request');
+  ('card_processor', 'authorization_capture_request'), ('card_processor', 'authorization_reverse_request'),
+  -- 1.8: a programme made on every shard with one id (the scale-out proxy)
+  ('card_admin', 'programme_adopt');
 
 -- What row-level security policies and the views evaluate as the querying
 -- role: every role may call them; each tells only about the caller itself.
