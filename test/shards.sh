@@ -30,7 +30,7 @@ done
 on proxy -c "SELECT card.programme_adopt('$prog', 'Sharded', '45671234')" >/dev/null 2>&1 \
     && fail "the programme was adopted with another configuration"
 for where in proxy shard0 shard1; do
-    on "$where" -c "CREATE ROLE shard_tenant LOGIN IN ROLE card_admin, card_api, card_processor"
+    on "$where" -c "CREATE ROLE shard_tenant LOGIN IN ROLE card_admin, card_api, card_processor, card_reader"
 done
 [[ $(on proxy -c "SELECT card.programme_grant('$prog', 'shard_tenant')") == t ]] || fail "programme_grant through the proxy"
 for k in 0 1; do
@@ -75,6 +75,43 @@ for k in 0 1; do
     [[ $n == 2 ]] || fail "shard $k holds $n of its own cards, expected 2"
 done
 echo "shards: each shard holds its own two cards, ids and tokens stamped with its number"
+
+# The feed across shards: a cursor per shard, read in batches of 3 per shard
+# through the proxy, with more events written on both shards and shard 1
+# restarted between reads: every event of each shard is read once, none is
+# skipped (compared with each shard's own table).
+tenant() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card "$@"; }
+cursors="0,0"
+: >"$dir/seen"
+drain() {
+    local batch
+    while :; do
+        batch=$(tenant -c "SELECT shard || ' ' || seq FROM card.events_after(ARRAY[$cursors]::bigint[], 3)")
+        [[ -n $batch ]] || break
+        printf '%s\n' "$batch" >>"$dir/seen"
+        cursors=$(awk '{ if ($2 > c[$1]) c[$1] = $2 } END { printf "%d,%d", c[0], c[1] }' "$dir/seen")
+    done
+}
+credit_all() {  # a credit through the proxy on every account of both shards
+    local a
+    for a in $(on shard0 -c "SELECT id FROM card.account WHERE programme_id = '$prog'") \
+             $(on shard1 -c "SELECT id FROM card.account WHERE programme_id = '$prog'"); do
+        tenant -c "SELECT balance FROM card.account_credit('$a', 5, '$1')" >/dev/null
+    done
+}
+drain
+credit_all feed-1
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard1/data" -m fast -w restart >/dev/null
+drain
+credit_all feed-2
+drain
+for k in 0 1; do
+    want=$(on "shard$k" -c "SELECT string_agg(seq::text, ' ' ORDER BY seq) FROM card.event WHERE programme_id = '$prog'")
+    got=$(awk -v k="$k" '$1 == k { print $2 }' "$dir/seen" | sort -n | tr '\n' ' ' | sed 's/ $//')
+    [[ $got == "$want" ]] || fail "the feed of shard $k through the proxy: read [$got], the shard holds [$want]"
+done
+[[ $(sort "$dir/seen" | uniq -d | wc -l) == 0 ]] || fail "an event was read twice through the proxy"
+echo "shards: the feed through the proxy, a cursor per shard, read every event of both shards once across a restart of shard 1 ($(wc -l <"$dir/seen") events)"
 
 # PL/Proxy connects to the shards as the calling role: a role without the
 # programme finds none of its cards, on either shard.
