@@ -136,6 +136,21 @@ done
 [[ $(on proxy -c "SELECT card.programme_revoke('$prog', 'shard_tenant')") == t ]] || fail "programme_revoke through the proxy"
 echo "shards: a sweep and a revoke through the proxy act on both shards"
 
+# A shard down: calls for its data fail at once with a clear error, calls
+# for the other shard's go on.  Then it comes back and serves again.
+acct0=$(on shard0 -c "SELECT id FROM card.account WHERE programme_id = '$prog' LIMIT 1")
+acct1=$(on shard1 -c "SELECT id FROM card.account WHERE programme_id = '$prog' LIMIT 1")
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard1/data" -m fast -w stop >/dev/null
+t0=$(date +%s%N)
+err=$(on proxy -c "SELECT card.account_get('$acct1')" 2>&1 >/dev/null || true)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[[ $err == *"card.account_get"* && $err == *"shard1"* ]] || fail "a call for the stopped shard: $err"
+(( ms < 5000 )) || fail "a call for the stopped shard took $ms ms"
+[[ $(on proxy -c "SELECT card.account_get('$acct0') ->> 'currency'") == EUR ]] || fail "shard 0 stopped serving while shard 1 was down"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard1/data" -l "$dir/shard1/server.log" -w start >/dev/null
+[[ $(on proxy -c "SELECT card.account_get('$acct1') ->> 'currency'") == EUR ]] || fail "shard 1 did not serve again after its restart"
+echo "shards: shard 1 down: its call failed in $ms ms naming it, shard 0's went on; back up, it serves again"
+
 # The proxy's SQL reading of ids and tokens agrees with the extension's.
 values=$(on shard1 -c "SELECT string_agg(quote_literal(v), ',') FROM (
     SELECT card.new_id()::text AS v FROM generate_series(1, 50)
