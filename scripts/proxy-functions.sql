@@ -14,10 +14,32 @@
 -- set-returning function in schema card_proxy) and answer one value:
 -- grants and revokes whether any shard changed, sweeps the sum of their
 -- counts; programme_create makes the programme on shard 0 and then adopts
--- it, with its id, on every shard (card.programme_adopt).  Still to come:
--- the feed and its consumers across shards.
+-- it, with its id, on every shard (card.programme_adopt).  The feed across
+-- shards is scripts/proxy-feed.sql.
 -- Output: one DDL statement per row, for psql -At.
 \set ON_ERROR_STOP 1
+\set QUIET on
+
+-- The GRANTs of a function to the capability roles that may call it (NULL:
+-- none may), and the names of its input arguments (TABLE and OUT columns
+-- route nothing and are passed nothing).
+CREATE FUNCTION pg_temp.proxy_grants(f oid) RETURNS text LANGUAGE sql STABLE
+RETURN (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %I;', p.proname,
+                                 pg_get_function_identity_arguments(f), r), E'\n')
+          FROM pg_proc p, unnest(ARRAY['card_admin', 'card_api', 'card_processor',
+                                       'card_hosted_pages', 'card_reader']::name[]) r
+         WHERE p.oid = f AND has_function_privilege(r, f, 'EXECUTE'));
+CREATE FUNCTION pg_temp.proxy_inputs(f oid) RETURNS text[] LANGUAGE sql STABLE
+RETURN ARRAY(SELECT a.name
+               FROM pg_proc p,
+                    unnest(coalesce(p.proargnames, '{}'),
+                           coalesce(p.proargmodes, array_fill('i'::"char",
+                                    ARRAY[cardinality(coalesce(p.proargnames, '{}'))]))) WITH ORDINALITY a(name, mode, o)
+              WHERE p.oid = f AND a.mode IN ('i', 'b', 'v') ORDER BY a.o);
+-- Those names as the arguments of a call.
+CREATE FUNCTION pg_temp.proxy_call_args(f oid) RETURNS text LANGUAGE sql STABLE
+RETURN (SELECT string_agg(quote_ident(n), ', ' ORDER BY o)
+          FROM unnest(pg_temp.proxy_inputs(f)) WITH ORDINALITY a(n, o));
 
 -- The types the functions take and return: the enums, and the row types of
 -- the views and tables they return (card.cards, card.event), as composite
@@ -35,21 +57,13 @@ SELECT format('CREATE TYPE %s AS (%s);', c.oid::regclass,
    AND c.reltype IN (SELECT p.prorettype FROM pg_proc p WHERE p.pronamespace = 'card'::regnamespace)
  GROUP BY c.oid ORDER BY c.oid;
 WITH fn AS (
-    SELECT p.oid, p.proname, p.proargtypes, p.pronargs,
-           -- the input arguments' names (TABLE and OUT columns route nothing)
-           ARRAY(SELECT a.name
-                   FROM unnest(coalesce(p.proargnames, '{}'),
-                               coalesce(p.proargmodes, array_fill('i'::"char",
-                                        ARRAY[cardinality(coalesce(p.proargnames, '{}'))]))) a(name, mode)
-                  WHERE a.mode IN ('i', 'b', 'v')) AS proargnames,
+    SELECT p.oid, p.proname, pg_temp.proxy_inputs(p.oid) AS proargnames,
            pg_get_function_arguments(p.oid) AS args,
-           pg_get_function_result(p.oid) AS result
+           pg_get_function_result(p.oid) AS result,
+           pg_temp.proxy_grants(p.oid) AS grants
       FROM pg_proc p
      WHERE p.pronamespace = 'card'::regnamespace
        AND p.proname NOT IN ('shard', 'shard_of', 'shard_of_token', 'new_id')
-       AND EXISTS (SELECT FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
-                                            'card_hosted_pages', 'card_reader']) r
-                    WHERE has_function_privilege(r, p.oid, 'EXECUTE'))
 ), routed AS (
     SELECT fn.*,
            CASE
@@ -78,14 +92,9 @@ WITH fn AS (
       FROM fn
 )
 SELECT format(E'CREATE FUNCTION card.%I(%s)\n    RETURNS %s\n    LANGUAGE plproxy\nAS $proxy$\n    CLUSTER ''card'';\n    RUN ON %s;\n$proxy$;\nREVOKE ALL ON FUNCTION card.%I(%s) FROM PUBLIC;\n%s',
-              proname, args, result, route, proname, pg_get_function_identity_arguments(oid),
-              (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %I;', proname,
-                                        pg_get_function_identity_arguments(oid), r), E'\n')
-                 FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
-                                   'card_hosted_pages', 'card_reader']::name[]) r
-                WHERE has_function_privilege(r, oid, 'EXECUTE')))
+              proname, args, result, route, proname, pg_get_function_identity_arguments(oid), grants)
   FROM routed
- WHERE route IS NOT NULL
+ WHERE route IS NOT NULL AND grants IS NOT NULL
  ORDER BY proname, oid;
 
 -- On every shard, one answer: the aggregate of each shard's.
@@ -98,13 +107,8 @@ SELECT format(E'CREATE FUNCTION card_proxy.%1$I_all(%2$s)\n    RETURNS SETOF %3$
               'CREATE FUNCTION card.%1$I(%4$s)\n    RETURNS %3$s\n    LANGUAGE sql\nRETURN (SELECT (%5$s)::%3$s FROM card_proxy.%1$I_all(%6$s) r);\n'
               'REVOKE ALL ON FUNCTION card.%1$I(%2$s) FROM PUBLIC;\n%7$s',
               p.proname, pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid),
-              pg_get_function_arguments(p.oid), e.agg,
-              (SELECT string_agg(quote_ident(n), ', ' ORDER BY o) FROM unnest(p.proargnames) WITH ORDINALITY a(n, o)),
-              (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %I;', p.proname,
-                                        pg_get_function_identity_arguments(p.oid), r), E'\n')
-                 FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
-                                   'card_hosted_pages', 'card_reader']::name[]) r
-                WHERE has_function_privilege(r, p.oid, 'EXECUTE')))
+              pg_get_function_arguments(p.oid), e.agg, pg_temp.proxy_call_args(p.oid),
+              pg_temp.proxy_grants(p.oid))
   FROM pg_proc p JOIN everywhere e USING (proname)
  WHERE p.pronamespace = 'card'::regnamespace
  ORDER BY p.proname;
@@ -120,6 +124,6 @@ SELECT format(E'CREATE FUNCTION card_proxy.programme_create_first(%1$s)\n    RET
               'REVOKE ALL ON FUNCTION card.programme_create(%1$s) FROM PUBLIC;\n'
               'GRANT EXECUTE ON FUNCTION card.programme_create(%1$s) TO card_admin;',
               pg_get_function_identity_arguments(p.oid), pg_get_function_arguments(p.oid),
-              (SELECT string_agg(quote_ident(n), ', ' ORDER BY o) FROM unnest(p.proargnames) WITH ORDINALITY a(n, o)))
+              pg_temp.proxy_call_args(p.oid))
   FROM pg_proc p
  WHERE p.oid = 'card.programme_create(text, text, text, text, integer, integer, interval, interval)'::regprocedure;

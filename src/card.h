@@ -78,7 +78,7 @@ extern Datum card_random_uuid(void);
 #define CARD_SHARD_MAX 4095
 extern int	card_shard;
 extern void card_shard_stamp(pg_uuid_t *uuid);
-extern char *card_shard_token_marker(void);
+extern const char *card_shard_token_prefix(const char *prefix);
 extern const char *card_shard_token_payload(const char *token, size_t prefix_len);
 extern Datum card_time_uuid(void);
 

@@ -167,7 +167,7 @@ card_random_token(const char *prefix, int nbytes)
 {
 	uint8		raw[64];
 	char		b64[4 * (64 / 3) + 8];
-	char	   *marked = card_shard > 0 ? psprintf("%s%s", prefix, card_shard_token_marker()) : (char *) prefix;
+	const char *marked = card_shard_token_prefix(prefix);
 	size_t		plen = strlen(marked);
 	int			n;
 	char	   *result;

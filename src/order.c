@@ -161,7 +161,8 @@ typedef struct OrderAccount
 	Datum		individual_programme;
 	bool		individual_missing; /* no such individual for the caller */
 	bool		is_member;
-	Datum		brand;			/* text, for the new card's row */
+	Datum		brand;			/* text, for the new card's row (in the
+								 * look-up's result, kept until SPI_finish) */
 	Datum		region;
 	Datum		currency;
 	CardPanLength pan_length_rule;	/* whether the brand issues pan_length */
@@ -422,9 +423,9 @@ order_lock_account(const OrderRequest *req, OrderAccount *account)
 	account->individual_programme = card_spi_datum(0, INDIVIDUAL_PROGRAMME_ID,
 												   &account->individual_missing);
 	account->is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
-	account->brand = CStringGetTextDatum(card_spi_text(0, PROGRAMME_BRAND));
-	account->region = CStringGetTextDatum(card_spi_text(0, PROGRAMME_REGION));
-	account->currency = CStringGetTextDatum(card_spi_text(0, ACCOUNT_CURRENCY));
+	account->brand = card_spi_datum(0, PROGRAMME_BRAND, &isnull);
+	account->region = card_spi_datum(0, PROGRAMME_REGION, &isnull);
+	account->currency = card_spi_datum(0, ACCOUNT_CURRENCY, &isnull);
 	card_pan_length_read(PROGRAMME_PAN_LENGTH_COLUMNS, &account->pan_length_rule);
 }
 

@@ -45,11 +45,29 @@ uuid_shard(const pg_uuid_t *uuid)
 	return ((uuid->data[6] & 0x0f) << 8) | uuid->data[7];
 }
 
-/* The marker after a token's prefix on shard k > 0: "k." (empty on 0). */
-char *
-card_shard_token_marker(void)
+/* A token's prefix as this server writes it: "<prefix>k." on shard k > 0. */
+const char *
+card_shard_token_prefix(const char *prefix)
 {
-	return card_shard > 0 ? psprintf("%d.", card_shard) : pstrdup("");
+	return card_shard > 0 ? psprintf("%s%d.", prefix, card_shard) : prefix;
+}
+
+/*
+ * The marker at p, the rest of a token after its prefix: its length ("k."
+ * is digits then a dot; 0 if there is none) and, in *shard, k, or
+ * CARD_SHARD_MAX + 1 for a number beyond the last shard.
+ */
+static size_t
+token_marker(const char *p, int *shard)
+{
+	size_t		digits = strspn(p, "0123456789");
+
+	*shard = 0;
+	if (digits == 0 || p[digits] != '.')
+		return 0;
+	for (size_t i = 0; i < digits && *shard <= CARD_SHARD_MAX; i++)
+		*shard = *shard * 10 + (p[i] - '0');
+	return digits + 1;
 }
 
 /*
@@ -60,14 +78,11 @@ static int
 token_shard(const char *token)
 {
 	const char *p = token + strspn(token, "abcdefghijklmnopqrstuvwxyz");
-	int			shard = 0;
-	int			digits = 0;
+	int			shard;
 
 	if (p == token || *p != '_')
 		return -1;
-	for (p++; *p >= '0' && *p <= '9' && digits < 5; p++, digits++)
-		shard = shard * 10 + (*p - '0');
-	if (digits == 0 || *p != '.')
+	if (token_marker(p + 1, &shard) == 0)
 		return 0;				/* no marker: a shard 0 token */
 	return shard <= CARD_SHARD_MAX ? shard : -1;
 }
@@ -76,10 +91,9 @@ token_shard(const char *token)
 const char *
 card_shard_token_payload(const char *token, size_t prefix_len)
 {
-	const char *p = token + prefix_len;
-	size_t		digits = strspn(p, "0123456789");
+	int			shard;
 
-	return digits > 0 && p[digits] == '.' ? p + digits + 1 : p;
+	return token + prefix_len + token_marker(token + prefix_len, &shard);
 }
 
 /* card.shard() RETURNS integer: this server's shard (card.shard). */
