@@ -40,6 +40,15 @@ build_and_install() {
     as_root make -s install PG_CONFIG=$PG_BIN/pg_config
 }
 
+# write_key_file PATH: a fresh key file, one MAC key and PAN encryption key
+# version 1, readable by the postgres OS user only.
+write_key_file() {
+    runuser -u postgres -- bash -c "umask 077; {
+        echo \"mac \$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')\"
+        echo \"1 \$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')\"
+    } > '$1'"
+}
+
 # Start a cluster owned by postgres in a new temporary directory, with a
 # freshly generated key file; exports PGHOST, PGPORT, PGUSER, CARD_DIR and
 # CARD_DATA (its data directory).
@@ -51,11 +60,7 @@ cluster_start() {
     say "starting a throwaway cluster in $CARD_DIR"
     runuser -u postgres -- $PG_BIN/initdb -D "$CARD_DIR/data" -A trust -E UTF8 \
         --locale=C.UTF-8 >"$CARD_DIR/initdb.log"
-    # The keys: one MAC key and PAN encryption key version 1.
-    runuser -u postgres -- bash -c "umask 077; {
-        echo \"mac \$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')\"
-        echo \"1 \$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')\"
-    } > '$CARD_DIR/card.keys'"
+    write_key_file "$CARD_DIR/card.keys"
     cat >>"$CARD_DIR/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$CARD_DIR'
