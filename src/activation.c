@@ -167,7 +167,7 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	/* The chain, then its links: the order a start takes too. */
 	card_chain_lock(card_id);
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
-		elog(ERROR, "card of activation token vanished");
+		card_link_refuse_unknown(CARD_LINK_ACTIVATION);
 	refuse_not_activatable(card_id, card_spi_text(0, CARD_STATUS),
 						   card_spi_text(0, CARD_EFFECTIVE_STATUS));
 	carried = card_spi_datum(0, CARD_PIN_HASH, &isnull);

@@ -192,6 +192,7 @@ extern Datum card_link_start(FunctionCallInfo fcinfo, CardLinkPurpose purpose,
 extern Datum card_link_issue(CardLinkPurpose purpose, Datum card_id,
 							 const char *return_url, Datum ttl, Datum *expires_at);
 extern Datum card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash);
+extern void card_link_refuse_unknown(CardLinkPurpose purpose) pg_attribute_noreturn();
 extern char *card_link_consume(CardLinkPurpose purpose, Datum hash, Datum card_id);
 
 /* ---- PINs (pin.c); the try limit is CARD_PIN_TRIES (facts.h) ---- */

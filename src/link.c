@@ -222,6 +222,19 @@ link_check_usable(const CardLinkKind *kind, Datum card_id)
 }
 
 /*
+ * P0002 for a token that opens no card the caller may see: an unknown one,
+ * or one whose card left the caller's programmes (a grant revoked) while
+ * the call waited for the card's chain.
+ */
+void
+card_link_refuse_unknown(CardLinkPurpose purpose)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("%s token does not exist", link_kinds[purpose].noun)));
+}
+
+/*
  * The card of a presented token, without using the token up: P0002 if no
  * such link exists (for the caller), 55000 if it was used, superseded or
  * has expired.  Sets *hash for card_link_consume().
@@ -238,9 +251,7 @@ card_link_open(CardLinkPurpose purpose, const char *token, Datum *hash)
 	args[0] = *hash;
 	args[1] = CStringGetTextDatum(kind->purpose);
 	if (card_exec(&find_link, args, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("%s token does not exist", kind->noun)));
+		card_link_refuse_unknown(purpose);
 	card_id = card_spi_datum(0, FOUND_CARD_ID, &isnull);
 	link_check_usable(kind, card_id);
 	return card_id;

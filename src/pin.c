@@ -413,7 +413,7 @@ reset_pin(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	card_id = card_link_open(CARD_LINK_PIN_RESET, token, &hash);
 	card_chain_lock(card_id);
 	if (card_exec(&lock_for_reset, &card_id, NULL, false, 1) != 1)
-		elog(ERROR, "card of PIN reset token vanished");
+		card_link_refuse_unknown(CARD_LINK_PIN_RESET);
 	check_resettable(card_id);
 	chain_id = card_spi_datum(0, RESET_CHAIN_ID, &isnull);
 	values[0] = chain_id;

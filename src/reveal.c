@@ -141,7 +141,7 @@ reveal(FunctionCallInfo fcinfo, const char *token, const char *unused)
 	card_id = card_link_open(CARD_LINK_REVEAL, token, &hash);
 	card_chain_lock(card_id);
 	if (card_exec(&lock_card, &card_id, NULL, false, 1) != 1)
-		elog(ERROR, "card of reveal token vanished");
+		card_link_refuse_unknown(CARD_LINK_REVEAL);
 	effective = card_spi_text(0, REVEAL_EFFECTIVE_STATUS);
 	if (!card_status_name_live(effective))
 		refuse_ended(card_id, effective);
