@@ -8,16 +8,19 @@
 -- account (with its holder in account_member and a monthly account limit),
 -- the card itself, active, with a daily card limit, and the two audit rows
 -- an ordered and activated card has (not_activated, then active).  Ids are
--- md5 of a counter (uniformly spread, like the random v4 ids the extension
--- draws); token, PAN ciphertext (IV || 16 digits || tag, 44 bytes) and
--- fingerprint are random bytes of the real lengths.  The filler cards live
+-- time-ordered as the extension makes them (version 7): a millisecond
+-- count from November 2023 up, one per filler card, then md5 of a counter;
+-- token, PAN ciphertext (IV || 16 digits || tag, 44 bytes) and fingerprint
+-- are random bytes of the real lengths.  The filler cards live
 -- in a programme of their own with another BIN, so they do not use up the
 -- PAN space that card_order draws from for the base programme.  No events
 -- are written for them (the feed is append-only at its right edge).
 \set ON_ERROR_STOP 1
 
 CREATE FUNCTION bench_id(kind text, n bigint) RETURNS uuid
-    LANGUAGE sql IMMUTABLE RETURN md5(kind || n)::uuid;
+    LANGUAGE sql IMMUTABLE
+RETURN (lpad(to_hex(1700000000000 + n), 12, '0') || '7' || substr(md5(kind || n), 1, 3)
+        || '8' || substr(md5(kind || n), 4, 15))::uuid;
 
 -- A time-ordered (version 7) id, as card_authorize gives its rows.
 CREATE FUNCTION bench_time_uuid(at timestamptz) RETURNS uuid

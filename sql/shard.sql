@@ -25,3 +25,15 @@ SELECT t, card.shard_of_token(t)
 SELECT * FROM card.card_activation_complete('act_3.' || repeat('A', 43), '1234');
 SELECT * FROM card.card_activation_complete('act_3.AAAA', '1234');
 SELECT * FROM card.card_activation_complete('act_x.' || repeat('A', 43), '1234');
+-- Every id the extension makes is time-ordered (version 7 since 1.8): its
+-- first 48 bits are the Unix time in milliseconds, so a new row lands at the
+-- right edge of every index that leads with an id, not on a random leaf.
+SELECT id AS c2 FROM card.card_order(:'holder', :'acct', 'Second shard card') \gset
+SELECT id AS r FROM card.card_replace(:'c2', 'lost') \gset
+SELECT v.what, substr(v.id::text, 15, 1) AS version,
+       abs(extract(epoch FROM clock_timestamp()) * 1000
+           - ('x' || lpad(replace(left(v.id::text, 13), '-', ''), 16, '0'))::bit(64)::bigint)
+           < 600000 AS made_in_the_last_ten_minutes
+  FROM (VALUES ('individual', :'holder'::uuid), ('account', :'acct'), ('card', :'c'),
+               ('second card', :'c2'), ('replacement', :'r'), ('new_id()', card.new_id())) v(what, id);
+SELECT left(:'c', 13) <= left(:'c2', 13) AND left(:'c2', 13) <= left(:'r', 13) AS in_order_of_making;

@@ -72,7 +72,6 @@ extern char *card_decrypt(int key_version, const pg_uuid_t *card_id,
 extern char *card_random_token(const char *prefix, int nbytes);
 /* Characters of nbytes random bytes in a token (unpadded base64url). */
 #define CARD_TOKEN_TEXT_LEN(nbytes) (((nbytes) * 4 + 2) / 3)
-extern Datum card_random_uuid(void);
 
 /* ---- the shard an id or token belongs to (shard.c) ---- */
 #define CARD_SHARD_MAX 4095

@@ -562,6 +562,6 @@ COMMENT ON FUNCTION card.shard_of(uuid) IS
 COMMENT ON FUNCTION card.shard_of_token(text) IS
     'The shard of a card or link token: k for "<prefix>k.<random>", 0 for a token without the marker or a value that is no token. All five roles.';
 COMMENT ON FUNCTION card.new_id() IS
-    'A new random id of this shard (version 4 on shard 0, version 8 carrying the shard elsewhere): the default id of individuals and accounts. All five roles.';
+    'A new id of this shard, time-ordered (version 7 on shard 0, version 8 carrying the shard and the same time prefix elsewhere): the default id of individuals and accounts, and the form of every card id. All five roles.';
 COMMENT ON FUNCTION card.programme_adopt(uuid, text, text, text, text, integer, integer, interval, interval) IS
     'Creates on this shard, with the given id, a programme another shard created (the scale-out proxy''s programme_create runs it on every shard): the same checks and grant as programme_create; the same id and configuration again returns the id; another configuration under that id is 23505. card_admin.';

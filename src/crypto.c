@@ -189,8 +189,14 @@ card_random_token(const char *prefix, int nbytes)
 
 /*
  * A time-ordered (version 7) UUID: 48 bits of Unix time in milliseconds,
- * then random bits.  Rows keyed by it are appended at the right edge of
- * their primary key index, instead of at a random leaf page each.
+ * then 74 random bits (62 on a shard k > 0, which stamps its number).
+ * Every id the extension makes is one: rows keyed by it are appended at
+ * the right edge of their primary key index and of every index that leads
+ * with it, instead of at a random leaf page of each (a random id costs
+ * each insert a leaf page read and, after a checkpoint, a full-page image
+ * in WAL per index once the indexes outgrow the cache).  palloc'd in the
+ * current memory context: a Datum must never point into a stack frame
+ * that ends before the Datum is used (card_pin_check once returned one).
  */
 Datum
 card_time_uuid(void)
@@ -203,23 +209,6 @@ card_time_uuid(void)
 	for (int i = 0; i < 6; i++)
 		uuid->data[i] = (uint8) (ms >> (8 * (5 - i)));
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x70;	/* version 7 */
-	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	card_shard_stamp(uuid);
-	return UUIDPGetDatum(uuid);
-}
-
-/*
- * A random (version 4) UUID.  Like card_time_uuid(), palloc'd in the
- * current memory context: a Datum must never point into a stack frame
- * that ends before the Datum is used (card_pin_check once returned one).
- */
-Datum
-card_random_uuid(void)
-{
-	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
-
-	card_random_bytes(uuid->data, UUID_LEN);
-	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 	card_shard_stamp(uuid);
 	return UUIDPGetDatum(uuid);

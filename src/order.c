@@ -500,7 +500,7 @@ order_insert(const OrderRequest *req, const OrderAccount *account)
 	Datum	   *card_id = &values[INSERT_ID];
 	NameData	actor;
 
-	*card_id = card_random_uuid();
+	*card_id = card_time_uuid();
 	memset(nulls, ' ', sizeof(nulls));
 	card_pan_issue(account->bin, account->pan_length, key_version,
 				   DatumGetUUIDP(*card_id), &pan);

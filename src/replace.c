@@ -315,7 +315,7 @@ replace_insert(const OldCard *old, const Replacement *repl, Datum *new_id,
 	pg_uuid_t  *new_uuid;
 	Datum		values[INSERT_PARAMS];
 
-	*new_id = card_random_uuid();
+	*new_id = card_time_uuid();
 	new_uuid = DatumGetUUIDP(*new_id);
 	values[INSERT_ID] = *new_id;
 	values[INSERT_OLD_ID] = old->id;

@@ -7,9 +7,9 @@
  * running this extension), a call is routed by the id or token it names,
  * without a global look-up: the shard is carried in the value itself.
  * card.shard (postgresql.conf, 0 to 4095) numbers the server.  Shard 0
- * makes the ids and tokens of a single server (random version 4 UUIDs,
- * time-ordered version 7 ones, "ct_..." tokens), so every id made before
- * scale-out belongs to shard 0.  Shard k > 0 makes version 8 UUIDs (RFC
+ * makes the ids and tokens of a single server (time-ordered version 7
+ * UUIDs since 1.8, random version 4 ones before, "ct_..." tokens), so
+ * every id made before scale-out belongs to shard 0.  Shard k > 0 makes version 8 UUIDs (RFC
  * 9562's custom version) with k in the 12 bits after the version nibble,
  * and tokens "<prefix>k.<random>" ('.' is not base64url, so no random
  * token reads as a marked one).
@@ -127,10 +127,10 @@ card_shard_of_token(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(shard < 0 ? 0 : shard);
 }
 
-/* card.new_id() RETURNS uuid: a random id of this shard (table defaults). */
+/* card.new_id() RETURNS uuid: a new id of this shard (table defaults). */
 PG_FUNCTION_INFO_V1(card_new_id);
 Datum
 card_new_id(PG_FUNCTION_ARGS)
 {
-	return card_random_uuid();
+	return card_time_uuid();
 }

@@ -18,7 +18,7 @@ REVOKE ALL ON FUNCTION card.shard(), card.shard_of(uuid), card.shard_of_token(te
 GRANT EXECUTE ON FUNCTION card.shard(), card.shard_of(uuid), card.shard_of_token(text)
     TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
--- A new random id of this shard: the default of the tables whose rows the
+-- A new (time-ordered) id of this shard: the default of the tables whose rows the
 -- extension inserts without an id of its own making (callable by the roles
 -- that a table's default is evaluated for).
 CREATE FUNCTION card.new_id()

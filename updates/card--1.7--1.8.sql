@@ -19,7 +19,7 @@ REVOKE ALL ON FUNCTION card.shard(), card.shard_of(uuid), card.shard_of_token(te
 GRANT EXECUTE ON FUNCTION card.shard(), card.shard_of(uuid), card.shard_of_token(text)
     TO card_admin, card_api, card_processor, card_hosted_pages, card_reader;
 
--- A new random id of this shard: the default of the tables whose rows the
+-- A new (time-ordered) id of this shard: the default of the tables whose rows the
 -- extension inserts without an id of its own making (callable by the roles
 -- that a table's default is evaluated for).
 CREATE FUNCTION card.new_id()
@@ -99,6 +99,6 @@ COMMENT ON FUNCTION card.shard_of(uuid) IS
 COMMENT ON FUNCTION card.shard_of_token(text) IS
     'The shard of a card or link token: k for "<prefix>k.<random>", 0 for a token without the marker or a value that is no token. All five roles.';
 COMMENT ON FUNCTION card.new_id() IS
-    'A new random id of this shard (version 4 on shard 0, version 8 carrying the shard elsewhere): the default id of individuals and accounts. All five roles.';
+    'A new id of this shard, time-ordered (version 7 on shard 0, version 8 carrying the shard and the same time prefix elsewhere): the default id of individuals and accounts, and the form of every card id. All five roles.';
 COMMENT ON FUNCTION card.programme_adopt(uuid, text, text, text, text, integer, integer, interval, interval) IS
     'Creates on this shard, with the given id, a programme another shard created (the scale-out proxy''s programme_create runs it on every shard): the same checks and grant as programme_create; the same id and configuration again returns the id; another configuration under that id is 23505. card_admin.';
