@@ -15,7 +15,7 @@
 -- grants and revokes whether any shard changed, sweeps the sum of their
 -- counts; programme_create makes the programme on shard 0 and then adopts
 -- it, with its id, on every shard (card.programme_adopt).  The feed across
--- shards is scripts/proxy-feed.sql.
+-- shards is scripts/proxy-feed.sql; the views read every shard's rows.
 -- Output: one DDL statement per row, for psql -At.
 \set ON_ERROR_STOP 1
 \set QUIET on
@@ -53,9 +53,33 @@ SELECT format('CREATE TYPE %s AS (%s);', c.oid::regclass,
               string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
                          ORDER BY a.attnum))
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
- WHERE c.relnamespace = 'card'::regnamespace
+ WHERE c.relnamespace = 'card'::regnamespace AND c.relkind <> 'v'
    AND c.reltype IN (SELECT p.prorettype FROM pg_proc p WHERE p.pronamespace = 'card'::regnamespace)
  GROUP BY c.oid ORDER BY c.oid;
+
+-- The views (card.cards, card.balances, ...): every shard's rows, read
+-- with RUN ON ALL as the caller (so each shard's row-level security
+-- applies), in no particular order (a query orders what it needs).  Each
+-- view's row type is also the result type of the functions that return
+-- it (card_order returns card.cards), as on a shard.
+SELECT format(E'CREATE TYPE card_proxy.%1$I AS (%2$s);\n'
+              'CREATE FUNCTION card_proxy.%1$I()\n    RETURNS SETOF card_proxy.%1$I\n    LANGUAGE plproxy\nAS $proxy$\n'
+              '    CLUSTER ''card'';\n    RUN ON ALL;\n    SELECT %3$s FROM card.%1$I;\n$proxy$;\n'
+              'REVOKE ALL ON FUNCTION card_proxy.%1$I() FROM PUBLIC;\n'
+              'CREATE VIEW card.%1$I WITH (security_invoker) AS SELECT * FROM card_proxy.%1$I();\n'
+              'REVOKE ALL ON card.%1$I FROM PUBLIC;\n%4$s',
+              c.relname,
+              string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                         ORDER BY a.attnum),
+              string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+              (SELECT string_agg(format(E'GRANT EXECUTE ON FUNCTION card_proxy.%1$I() TO %2$I;\n'
+                                        'GRANT SELECT ON card.%1$I TO %2$I;', c.relname, r), E'\n')
+                 FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
+                                   'card_hosted_pages', 'card_reader']::name[]) r
+                WHERE has_table_privilege(r, c.oid, 'SELECT')))
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE c.relnamespace = 'card'::regnamespace AND c.relkind = 'v'
+ GROUP BY c.oid ORDER BY c.relname;
 WITH fn AS (
     SELECT p.oid, p.proname, pg_temp.proxy_inputs(p.oid) AS proargnames,
            pg_get_function_arguments(p.oid) AS args,

@@ -76,6 +76,72 @@ for k in 0 1; do
 done
 echo "shards: each shard holds its own two cards, ids and tokens stamped with its number"
 
+# Core and spend-control behaviour through the proxy, on each shard: one
+# card per idempotency key, the lifecycle, a daily limit and the funds,
+# one answer per external id, spend status, freeze, replacement (the new
+# card on its account's shard) and the JSON form.
+out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" <<'SQL'
+CREATE TEMP TABLE holder AS
+SELECT card.individual_create(:'prog', 'Spender ' || g) AS id FROM generate_series(1, 20) g;
+CREATE TEMP TABLE walk AS
+SELECT DISTINCT ON (card_proxy.shard_of(id)) card_proxy.shard_of(id) AS shard, id AS holder FROM holder;
+ALTER TABLE walk ADD account uuid, ADD card uuid, ADD again uuid, ADD token text, ADD auth uuid,
+                 ADD replacement uuid;
+UPDATE walk SET account = card.account_open(:'prog', holder);
+UPDATE walk SET card = (card.card_order(holder, account, 'Spend card', idempotency_key => 'spend-' || shard)).id;
+UPDATE walk SET again = (card.card_order(holder, account, 'Spend card', idempotency_key => 'spend-' || shard)).id;
+SELECT 'one card per key', count(*) FROM walk WHERE again = card;
+SELECT 'active', count(*) FROM walk, card.card_set_status(card, 'active') s WHERE s.status = 'active';
+SELECT 'credited', count(*) FROM walk, card.account_credit(account, 10000, 'fund-' || shard) b WHERE b.balance = 10000;
+UPDATE walk SET token = card.card_token(card);
+SELECT 'limited', count(*)
+  FROM walk, card.card_set_controls(card, '{"spending_limits": [{"amount": 3000, "interval": "daily"}]}') c;
+UPDATE walk SET auth = (SELECT a.authorization_id FROM card.card_authorize(token, 2500, 'EUR', '5411', 'SE',
+                                                                    'chip', 'spend-a-' || shard) a WHERE a.approved);
+SELECT 'approved', count(auth) FROM walk;
+SELECT 'same answer', count(*) FROM walk, card.card_authorize(token, 2500, 'EUR', '5411', 'SE', 'chip', 'spend-a-' || shard) a
+ WHERE a.authorization_id = walk.auth AND a.approved;
+SELECT 'over the limit', string_agg(a.decline_reason, ',')
+  FROM walk, card.card_authorize(token, 1000, 'EUR', '5411', 'SE', 'chip', 'spend-b-' || shard) a;
+SELECT 'remaining', string_agg(s.spent || '/' || s.remaining, ',')
+  FROM walk, card.card_spend_status(card) s;
+SELECT 'raised', count(*)
+  FROM walk, card.card_set_controls(card, '{"spending_limits": [{"amount": 100000, "interval": "daily"}]}') c;
+SELECT 'beyond the funds', string_agg(a.decline_reason || ':' || a.available, ',')
+  FROM walk, card.card_authorize(token, 9000, 'EUR', '5411', 'SE', 'chip', 'spend-c-' || shard) a;
+SELECT 'frozen', count(*) FROM walk, card.card_set_status(card, 'frozen') s WHERE s.status = 'frozen';
+SELECT 'while frozen', string_agg(a.decline_reason, ',')
+  FROM walk, card.card_authorize(token, 100, 'EUR', '5411', 'SE', 'chip', 'spend-d-' || shard) a;
+SELECT 'unfrozen', count(*) FROM walk, card.card_set_status(card, 'active') s WHERE s.status = 'active';
+SELECT 'after', string_agg(a.approved::text, ',')
+  FROM walk, card.card_authorize(token, 100, 'EUR', '5411', 'SE', 'chip', 'spend-e-' || shard) a;
+UPDATE walk SET replacement = (card.card_replace(card, 'lost')).id;
+SELECT 'replaced', string_agg(format('%s:%s:%s:%s', shard, card_proxy.shard_of(replacement),
+                                     card.card_get(card) ->> 'status', card.card_get(replacement) ->> 'status'), ',' ORDER BY shard)
+  FROM walk;
+SELECT 'json', string_agg(card.card_update(replacement, '{"status": "blocked", "reason": "test"}') ->> 'status', ',')
+  FROM walk;
+SQL
+)
+expected='one card per key|2
+active|2
+credited|2
+limited|2
+approved|2
+same answer|2
+over the limit|spending_limit,spending_limit
+remaining|2500/500,2500/500
+raised|2
+beyond the funds|insufficient_funds:7500,insufficient_funds:7500
+frozen|2
+while frozen|card_not_active,card_not_active
+unfrozen|2
+after|true,true
+replaced|0:0:lost:not_activated,1:1:lost:not_activated
+json|blocked,blocked'
+[[ $out == "$expected" ]] || { printf 'expected:\n%s\ngot:\n%s\n' "$expected" "$out"; fail "core and spend controls through the proxy"; }
+echo "shards: through the proxy on each shard: one card per idempotency key, lifecycle, a daily limit, funds, one answer per external id, spend status, freeze, replacement on the same shard, the JSON form"
+
 # The feed across shards: a cursor per shard, read in batches of 3 per shard
 # through the proxy, with more events written on both shards and shard 1
 # restarted between reads: every event of each shard is read once, none is
@@ -125,6 +191,26 @@ for k in 0 1; do
     [[ $state == 1 ]] || fail "a role without the programme read a card of shard $k through the proxy"
 done
 echo "shards: through the proxy a role without the programme finds no card on either shard"
+
+# The views through the proxy list every shard's rows, as the caller: the
+# tenant sees its programme's cards, balances and history on both shards,
+# the stranger none.
+for view in cards balances status_history authorizations individuals; do
+    want=0
+    for k in 0 1; do
+        n=$(on "shard$k" -c "SET ROLE shard_tenant" -c "SELECT count(*) FROM card.$view")
+        ((n > 0)) || fail "shard $k shows the tenant no row of card.$view"
+        want=$((want + n))
+    done
+    got=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_tenant -d card -c "SELECT count(*) FROM card.$view")
+    [[ $got == "$want" ]] || fail "card.$view through the proxy has $got rows for the tenant, the shards $want"
+    got=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_stranger -d card -c "SELECT count(*) FROM card.$view" 2>&1)
+    [[ $got == 0 ]] || fail "card.$view through the proxy shows a role without the programme: $got"
+done
+[[ $(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_tenant -d card \
+          -c "SELECT count(DISTINCT card_proxy.shard_of(id)) FROM card.cards") == 2 ]] \
+    || fail "card.cards through the proxy does not list both shards' cards"
+echo "shards: the views through the proxy list both shards' rows for the tenant and none for a role without the programme"
 
 # A sweep through the proxy runs on every shard and answers the sum: one
 # lapsed card on each shard.
