@@ -165,6 +165,8 @@ credit_all() {  # a credit through the proxy on every account of both shards
         tenant -c "SELECT balance FROM card.account_credit('$a', 5, '$1')" >/dev/null
     done
 }
+[[ $(tenant -c "SELECT card.consumer_register('ledger')") == "{0,0}" ]] \
+    || fail "consumer_register through the proxy does not start at zero on both shards"
 drain
 credit_all feed-1
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard1/data" -m fast -w restart >/dev/null
@@ -178,6 +180,29 @@ for k in 0 1; do
 done
 [[ $(sort "$dir/seen" | uniq -d | wc -l) == 0 ]] || fail "an event was read twice through the proxy"
 echo "shards: the feed through the proxy, a cursor per shard, read every event of both shards once across a restart of shard 1 ($(wc -l <"$dir/seen") events)"
+
+# A registered consumer across shards: its cursor on each shard, acknowledged
+# through the proxy as an array; a wrong array is refused; registering again
+# answers where it stands; unregistering forgets it on both.
+[[ $(tenant -c "SELECT card.consumer_ack('ledger', ARRAY[$cursors]::bigint[])") == "{$cursors}" ]] \
+    || fail "consumer_ack through the proxy"
+for k in 0 1; do
+    want=$(cut -d, -f$((k + 1)) <<<"$cursors")
+    [[ $(on "shard$k" -c "SELECT cursor FROM card.event_consumer WHERE role_name = 'shard_tenant' AND name = 'ledger'") == "$want" ]] \
+        || fail "the consumer's cursor on shard $k is not $want"
+done
+err=$(tenant -c "SELECT card.consumer_ack('ledger', ARRAY[1]::bigint[])" 2>&1 || true)
+[[ $err == *"one cursor per shard"* ]] || fail "consumer_ack took a cursor array of the wrong length: $err"
+err=$(tenant -c "SELECT card.consumer_ack('ledger', ARRAY[0, 999999]::bigint[])" 2>&1 || true)
+[[ $err == *"cursor 999999 is beyond the last event"* ]] || fail "consumer_ack took a cursor beyond shard 1's feed: $err"
+[[ $(tenant -c "SELECT card.consumer_register('ledger')") == "{$cursors}" ]] \
+    || fail "registering again through the proxy does not answer the stored cursors"
+tenant -c "SELECT card.consumer_unregister('ledger')" >/dev/null
+for k in 0 1; do
+    [[ $(on "shard$k" -c "SELECT count(*) FROM card.event_consumer WHERE name = 'ledger'") == 0 ]] \
+        || fail "the consumer is still registered on shard $k"
+done
+echo "shards: a registered consumer through the proxy: a cursor per shard, acknowledged as an array, refused beyond a shard's feed, forgotten on both"
 
 # PL/Proxy connects to the shards as the calling role: a role without the
 # programme finds none of its cards, on either shard.
