@@ -276,4 +276,41 @@ c=$(on shard0 -c "SELECT string_agg(card.shard_of_token(v)::text, ',' ORDER BY o
 p=$(on proxy -c "SELECT string_agg(card_proxy.shard_of_token(v)::text, ',' ORDER BY o) FROM unnest(ARRAY[$tokens]) WITH ORDINALITY u(v, o)")
 [[ $c == "$p" ]] || fail "shard_of_token: the extension says $c, the proxy $p"
 echo "shards: the proxy reads $(tr ',' '\n' <<<"$values" | wc -l) ids and 14 tokens as the extension does"
+
+# Adding shards: scripts/shards add doubles them.  The new ones hold every
+# programme with its id, the login roles and their grants; the data of the
+# first two stays where it is and is still reached through the proxy; new
+# cardholders land on the new shards too, and everything they make there
+# carries the new shard's number; the feed takes a cursor per shard.
+scripts/shards add "$dir" >"$dir/add.log" 2>&1 || { cat "$dir/add.log"; fail "scripts/shards add"; }
+for k in 2 3; do
+    [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE id = '$prog'") == 1 ]] \
+        || fail "shard $k was added without the programme"
+    [[ $(on "shard$k" -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'shard\_%'") \
+       == shard_stranger,shard_tenant ]] || fail "shard $k was added without the login roles"
+done
+[[ $(on proxy -c "SELECT card.account_get('$acct0') ->> 'currency', card.account_get('$acct1') ->> 'currency'") == "EUR|EUR" ]] \
+    || fail "the first shards' accounts are not reached through the proxy after the shards were added"
+[[ $(on proxy -c "SELECT card.programme_grant('$prog', 'shard_tenant')") == t ]] || fail "programme_grant on four shards"
+out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" <<'SQL'
+CREATE TEMP TABLE holder AS
+SELECT card.individual_create(:'prog', 'Newcomer ' || g) AS id FROM generate_series(1, 60) g;
+SELECT string_agg(DISTINCT card_proxy.shard_of(id)::text, ',' ORDER BY card_proxy.shard_of(id)::text) FROM holder;
+CREATE TEMP TABLE walk AS
+SELECT DISTINCT ON (card_proxy.shard_of(id)) card_proxy.shard_of(id) AS shard, id AS holder FROM holder
+ WHERE card_proxy.shard_of(id) >= 2;
+ALTER TABLE walk ADD account uuid, ADD card uuid, ADD token text;
+UPDATE walk SET account = card.account_open(:'prog', holder);
+UPDATE walk SET card = (card.card_order(holder, account, 'New shard card')).id;
+SELECT count(*) FROM walk, card.card_set_status(card, 'active') s WHERE s.status = 'active';
+SELECT count(*) FROM walk, card.account_credit(account, 1000, 'new-' || shard) b;
+UPDATE walk SET token = card.card_token(card);
+SELECT string_agg(format('%s:%s%s%s%s', shard, card_proxy.shard_of(account), card_proxy.shard_of(card),
+                         card_proxy.shard_of_token(token), card_proxy.shard_of(a.authorization_id)), ' ' ORDER BY shard)
+  FROM walk, card.card_authorize(token, 100, 'EUR', '5411', 'SE', 'chip', 'new-' || shard) a WHERE a.approved;
+SELECT count(DISTINCT shard) FROM card.events_after(ARRAY[0, 0, 0, 0]::bigint[], 1000);
+SQL
+)
+[[ $out == $'0,1,2,3\n2\n2\n2:2222 3:3333\n4' ]] || { printf 'got:\n%s\n' "$out"; fail "the added shards through the proxy"; }
+echo "shards: two shards added: they hold the programme, the roles and the grants; the first two's data stays and is reached; new cardholders land on all four and what shards 2 and 3 make carries their number; the feed reads four cursors"
 echo "shards: ok"
