@@ -83,6 +83,15 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("card.pan_stride",
+							"How many shards the PAN space is split among (1 on a single server).",
+							"Shard k draws only PANs whose account digits leave k when divided by it, so no two shards can draw the same PAN without asking each other. Set once, the same on every shard, above every shard's number.",
+							&card_pan_stride,
+							1, 1, CARD_SHARD_MAX + 1,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("card.notify",
 							 "Sends NOTIFY card_events once per transaction that writes events.",
 							 "For clients that LISTEN; PostgreSQL serialises the commits of notifying transactions. Consumers wait with card.events_after(cursor, max, wait) instead.",

@@ -76,6 +76,7 @@ extern char *card_random_token(const char *prefix, int nbytes);
 /* ---- the shard an id or token belongs to (shard.c) ---- */
 #define CARD_SHARD_MAX 4095
 extern int	card_shard;
+extern int	card_pan_stride;
 extern void card_shard_stamp(pg_uuid_t *uuid);
 extern const char *card_shard_token_prefix(const char *prefix);
 extern const char *card_shard_token_payload(const char *token, size_t prefix_len);

@@ -73,28 +73,58 @@ card_luhn_valid(const char *digits, size_t len)
 	return luhn_check_digit(digits, len - 1) == digits[len - 1] - '0';
 }
 
-/* Write a new PAN of pan_length digits (NUL-terminated) into pan. */
+/* A uniform random number below bound (> 0). */
+static uint64
+random_below(uint64 bound)
+{
+	/* Draws at or above the last whole multiple of bound would favour the low values. */
+	uint64		limit = PG_UINT64_MAX - PG_UINT64_MAX % bound;
+	uint64		draw;
+	uint64		result;
+
+	do
+		card_random_bytes((uint8 *) &draw, sizeof(draw));
+	while (draw >= limit);
+	result = draw % bound;
+	explicit_bzero(&draw, sizeof(draw));
+	return result;
+}
+
+/*
+ * Write a new PAN of pan_length digits (NUL-terminated) into pan: the BIN,
+ * account digits at random, the Luhn check digit.  Across shards
+ * (card.pan_stride > 1) shard k draws only account numbers that leave k
+ * when divided by the stride: the shards' PANs are disjoint sets, so each
+ * shard's unique index on the fingerprint keeps every PAN unique without a
+ * look-up elsewhere.
+ */
 static void
 pan_generate(const char *bin, int pan_length, char *pan)
 {
-	size_t		binlen = strlen(bin);
-	size_t		pos = binlen;
-	uint8		pool[32];
+	int			binlen = (int) strlen(bin);
+	int			digits = pan_length - binlen - 1;
+	uint64		space = 1;
+	uint64		account;
 
+	if (card_shard >= card_pan_stride && card_pan_stride > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("card.shard %d needs a card.pan_stride above it (it is %d)",
+						card_shard, card_pan_stride),
+				 errhint("Set card.pan_stride in postgresql.conf, the same on every shard.")));
+	for (int i = 0; i < digits; i++)
+		space *= 10;			/* at most 10^12: a 19-digit PAN, 6-digit BIN */
+	account = random_below((space - 1 - card_shard) / card_pan_stride + 1) * card_pan_stride
+		+ card_shard;
 	memcpy(pan, bin, binlen);
-	while (pos < (size_t) pan_length - 1)
+	for (int i = pan_length - 2; i >= binlen; i--)
 	{
-		card_random_bytes(pool, sizeof(pool));
-		for (size_t i = 0; i < sizeof(pool) && pos < (size_t) pan_length - 1; i++)
-		{
-			/* 250 = 25 * 10: bytes above it would favour the low digits. */
-			if (pool[i] < 250)
-				pan[pos++] = '0' + pool[i] % 10;
-		}
+		pan[i] = '0' + account % 10;
+		account /= 10;
 	}
-	explicit_bzero(pool, sizeof(pool));
-	pan[pos] = '0' + luhn_check_digit(pan, pos);
-	pan[pos + 1] = '\0';
+	pan[pan_length - 1] = '0' + luhn_check_digit(pan, pan_length - 1);
+	pan[pan_length] = '\0';
+	explicit_bzero(&account, sizeof(account));
 }
 
 /*

@@ -25,6 +25,7 @@
 #define SHARD_UUID_VERSION 0x80
 
 int			card_shard = 0;
+int			card_pan_stride = 1;
 
 /* Stamp a new UUID (version and variant set) with this server's shard. */
 void

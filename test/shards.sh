@@ -142,6 +142,28 @@ json|blocked,blocked'
 [[ $out == "$expected" ]] || { printf 'expected:\n%s\ngot:\n%s\n' "$expected" "$out"; fail "core and spend controls through the proxy"; }
 echo "shards: through the proxy on each shard: one card per idempotency key, lifecycle, a daily limit, funds, one answer per external id, spend status, freeze, replacement on the same shard, the JSON form"
 
+# The limits docs/scaling.md states: a call through the proxy commits on its
+# shard whatever the proxy's transaction does (a retry with the same key
+# finds the card), and an individual of one shard cannot join an account of
+# another.
+out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" 2>&1 <<'SQL'
+CREATE TEMP TABLE holder AS
+SELECT card.individual_create(:'prog', 'Limit ' || g) AS id FROM generate_series(1, 20) g;
+SELECT (SELECT id FROM holder WHERE card_proxy.shard_of(id) = 0 LIMIT 1) AS h0,
+       (SELECT id FROM holder WHERE card_proxy.shard_of(id) = 1 LIMIT 1) AS h1 \gset
+SELECT card.account_open(:'prog', :'h0') AS a0 \gset
+BEGIN;
+SELECT (card.card_order(:'h0', :'a0', 'Rolled back', idempotency_key => 'rollback-1')).id AS rolled \gset
+ROLLBACK;
+SELECT 'kept', (card.card_order(:'h0', :'a0', 'Rolled back', idempotency_key => 'rollback-1')).id = :'rolled';
+\set ON_ERROR_STOP 0
+\set VERBOSITY sqlstate
+SELECT card.account_member_add(:'a0', :'h1');
+SQL
+)
+[[ $out == $'kept|t\nERROR:  P0002' ]] || { printf 'got:\n%s\n' "$out"; fail "the limits through the proxy"; }
+echo "shards: limits: an order in a rolled-back proxy transaction stays (its retry finds it); an individual of another shard cannot join an account (P0002)"
+
 # The feed across shards: a cursor per shard, read in batches of 3 per shard
 # through the proxy, with more events written on both shards and shard 1
 # restarted between reads: every event of each shard is read once, none is
@@ -312,5 +334,32 @@ SELECT count(DISTINCT shard) FROM card.events_after(ARRAY[0, 0, 0, 0]::bigint[],
 SQL
 )
 [[ $out == $'0,1,2,3\n2\n2\n2:2222 3:3333\n4' ]] || { printf 'got:\n%s\n' "$out"; fail "the added shards through the proxy"; }
+# No two shards can draw the same PAN: shard k's account digits (between
+# the BIN and the check digit) leave k divided by card.pan_stride (64).
+# Five cards per shard, revealed by the superuser on each shard.
+for k in 0 1 2 3; do
+    rests=$(on "shard$k" <<SQL
+SELECT card.programme_grant('$prog', 'postgres');
+SELECT card.individual_create('$prog', 'PAN holder') AS holder \gset
+SELECT card.account_open('$prog', :'holder') AS acct \gset
+CREATE TEMP TABLE pans AS
+SELECT (card.card_order(:'holder', :'acct', 'PAN card ' || g)).id AS card FROM generate_series(1, 5) g;
+SELECT string_agg(DISTINCT (substr(r.pan, 9, length(r.pan) - 9)::bigint % 64)::text, ',')
+  FROM pans, card.card_reveal_start(card, 'https://app.example.com/done') l,
+       card.card_reveal(substring(l.redirect_url from 'token=(.*)$')) r;
+SQL
+)
+    rests=$(tail -1 <<<"$rests")
+    [[ $rests == "$k" ]] || fail "shard $k drew PANs whose account digits leave $rests divided by 64"
+done
+runuser -u postgres -- bash -c "echo 'card.pan_stride = 2' >>'$dir/shard3/data/postgresql.conf'"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard3/data" -l "$dir/shard3/server.log" -w restart >/dev/null
+err=$(on shard3 2>&1 <<SQL || true
+SELECT card.individual_create('$prog', 'Misconfigured') AS holder \\gset
+SELECT card.card_order(:'holder', card.account_open('$prog', :'holder'), 'Not issued');
+SQL
+)
+[[ $err == *"card.shard 3 needs a card.pan_stride above it"* ]] || fail "a shard numbered beyond its PAN stride issued a card: $err"
+echo "shards: each shard's PANs leave its number divided by card.pan_stride; a shard numbered beyond the stride refuses to issue"
 echo "shards: two shards added: they hold the programme, the roles and the grants; the first two's data stays and is reached; new cardholders land on all four and what shards 2 and 3 make carries their number; the feed reads four cursors"
 echo "shards: ok"
