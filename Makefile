@@ -98,4 +98,6 @@ bench:
 	bench/run
 bench-quick:
 	bench/run --quick
-.PHONY: bench bench-quick
+bench-proxy:
+	bench/proxy
+.PHONY: bench bench-quick bench-proxy

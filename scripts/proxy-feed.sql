@@ -33,7 +33,7 @@ DECLARE
     shards integer := card_proxy.shard_count();
 BEGIN
     IF cursors IS NULL OR cardinality(cursors) <> shards OR array_ndims(cursors) <> 1
-       OR array_position(cursors, NULL) IS NOT NULL THEN
+       OR array_lower(cursors, 1) <> 1 OR array_position(cursors, NULL) IS NOT NULL THEN
         RAISE EXCEPTION '% must hold one cursor per shard (%)', what, shards
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Start with an array of zeros, one per shard, and keep each shard''s largest seq.';
@@ -141,3 +141,12 @@ BEGIN ATOMIC
 END;
 REVOKE ALL ON FUNCTION card.consumer_unregister(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.consumer_unregister(text) TO card_reader;
+
+-- The helpers run as the caller for the functions above; only card_reader
+-- calls those.
+REVOKE ALL ON FUNCTION card_proxy.check_cursors(bigint[], text), card_proxy.events_after_on(integer, bigint, integer),
+    card_proxy.consumer_register_on(integer, text, bigint), card_proxy.consumer_ack_on(integer, text, bigint),
+    card_proxy.consumer_unregister_all(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION card_proxy.check_cursors(bigint[], text), card_proxy.events_after_on(integer, bigint, integer),
+    card_proxy.consumer_register_on(integer, text, bigint), card_proxy.consumer_ack_on(integer, text, bigint),
+    card_proxy.consumer_unregister_all(text) TO card_reader;

@@ -14,7 +14,8 @@
 -- set-returning function in schema card_proxy) and answer one value:
 -- grants and revokes whether any shard changed, sweeps the sum of their
 -- counts; programme_create makes the programme on shard 0 and then adopts
--- it, with its id, on every shard (card.programme_adopt).  The feed across
+-- it, with its id and shard 0's seal of it, on every shard
+-- (card.programme_adopt, which makes nothing without that seal).  The feed across
 -- shards is scripts/proxy-feed.sql; the views read every shard's rows.
 -- Output: one DDL statement per row, for psql -At.
 \set ON_ERROR_STOP 1
@@ -61,19 +62,23 @@ SELECT format('CREATE TYPE %s AS (%s);', c.oid::regclass,
 -- with RUN ON ALL as the caller (so each shard's row-level security
 -- applies), in no particular order (a query orders what it needs).  Each
 -- view's row type is also the result type of the functions that return
--- it (card_order returns card.cards), as on a shard.
+-- it (card_order returns card.cards), as on a shard.  The views are not
+-- security_invoker: their owner, not the caller, may execute the PL/Proxy
+-- function, which runs as the caller all the same (a view switches no
+-- user), and which a caller must not call itself: PL/Proxy keeps one result
+-- per cluster, and two such calls side by side in one select list mix or
+-- cut each other's rows.
 SELECT format(E'CREATE TYPE card_proxy.%1$I AS (%2$s);\n'
               'CREATE FUNCTION card_proxy.%1$I()\n    RETURNS SETOF card_proxy.%1$I\n    LANGUAGE plproxy\nAS $proxy$\n'
               '    CLUSTER ''card'';\n    RUN ON ALL;\n    SELECT %3$s FROM card.%1$I;\n$proxy$;\n'
               'REVOKE ALL ON FUNCTION card_proxy.%1$I() FROM PUBLIC;\n'
-              'CREATE VIEW card.%1$I WITH (security_invoker) AS SELECT * FROM card_proxy.%1$I();\n'
+              'CREATE VIEW card.%1$I AS SELECT * FROM card_proxy.%1$I();\n'
               'REVOKE ALL ON card.%1$I FROM PUBLIC;\n%4$s',
               c.relname,
               string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
                          ORDER BY a.attnum),
               string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
-              (SELECT string_agg(format(E'GRANT EXECUTE ON FUNCTION card_proxy.%1$I() TO %2$I;\n'
-                                        'GRANT SELECT ON card.%1$I TO %2$I;', c.relname, r), E'\n')
+              (SELECT string_agg(format('GRANT SELECT ON card.%1$I TO %2$I;', c.relname, r), E'\n')
                  FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
                                    'card_hosted_pages', 'card_reader']::name[]) r
                 WHERE has_table_privilege(r, c.oid, 'SELECT')))
@@ -109,7 +114,7 @@ WITH fn AS (
                THEN 'card_proxy.shard_of_token_field(request, ''card_token'')'
              WHEN proname = 'individual_create' THEN 'ANY'
              WHEN proname IN ('card_status_transitions', 'effective_status', 'caller', 'caller_sees_all',
-                              'caller_has_role', 'programme_visible', 'visible_programmes')
+                              'caller_has_role', 'programme_visible', 'visible_programmes', 'programme_seal')
                THEN '0'
              WHEN proname = 'pan_key_versions' THEN 'ALL'
            END AS route
@@ -128,11 +133,14 @@ WITH everywhere(proname, agg) AS (
            ('authorization_expire_due', 'sum(r)'), ('events_prune', 'sum(r)')
 )
 SELECT format(E'CREATE FUNCTION card_proxy.%1$I_all(%2$s)\n    RETURNS SETOF %3$s\n    LANGUAGE plproxy\nAS $proxy$\n    CLUSTER ''card'';\n    RUN ON ALL;\n    TARGET card.%1$I;\n$proxy$;\n'
+              'REVOKE ALL ON FUNCTION card_proxy.%1$I_all(%2$s) FROM PUBLIC;\n%8$s\n'
               'CREATE FUNCTION card.%1$I(%4$s)\n    RETURNS %3$s\n    LANGUAGE sql\nRETURN (SELECT (%5$s)::%3$s FROM card_proxy.%1$I_all(%6$s) r);\n'
               'REVOKE ALL ON FUNCTION card.%1$I(%2$s) FROM PUBLIC;\n%7$s',
               p.proname, pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid),
               pg_get_function_arguments(p.oid), e.agg, pg_temp.proxy_call_args(p.oid),
-              pg_temp.proxy_grants(p.oid))
+              pg_temp.proxy_grants(p.oid),
+              replace(pg_temp.proxy_grants(p.oid), 'FUNCTION card.' || quote_ident(p.proname) || '(',
+                      'FUNCTION card_proxy.' || quote_ident(p.proname || '_all') || '('))
   FROM pg_proc p JOIN everywhere e USING (proname)
  WHERE p.pronamespace = 'card'::regnamespace
  ORDER BY p.proname;
@@ -144,9 +152,11 @@ SELECT format(E'CREATE FUNCTION card_proxy.%1$I_all(%2$s)\n    RETURNS SETOF %3$
 SELECT format(E'CREATE FUNCTION card_proxy.programme_create_first(%1$s)\n    RETURNS uuid\n    LANGUAGE plproxy\nAS $proxy$\n    CLUSTER ''card'';\n    RUN ON 0;\n    TARGET card.programme_create;\n$proxy$;\n'
               'CREATE FUNCTION card.programme_create(%2$s)\n    RETURNS uuid\n    LANGUAGE plpgsql\nAS $body$\nDECLARE\n    made uuid;\nBEGIN\n'
               '    made := card_proxy.programme_create_first(%3$s);\n'
-              '    PERFORM card.programme_adopt(made, %3$s);\n    RETURN made;\nEND\n$body$;\n'
+              '    PERFORM card.programme_adopt(made, card.programme_seal(made), %3$s);\n    RETURN made;\nEND\n$body$;\n'
               'REVOKE ALL ON FUNCTION card.programme_create(%1$s) FROM PUBLIC;\n'
-              'GRANT EXECUTE ON FUNCTION card.programme_create(%1$s) TO card_admin;',
+              'GRANT EXECUTE ON FUNCTION card.programme_create(%1$s) TO card_admin;\n'
+              'REVOKE ALL ON FUNCTION card_proxy.programme_create_first(%1$s) FROM PUBLIC;\n'
+              'GRANT EXECUTE ON FUNCTION card_proxy.programme_create_first(%1$s) TO card_admin;',
               pg_get_function_identity_arguments(p.oid), pg_get_function_arguments(p.oid),
               pg_temp.proxy_call_args(p.oid))
   FROM pg_proc p

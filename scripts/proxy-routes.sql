@@ -4,18 +4,22 @@
 -- compares them on the same values.
 
 -- A version 8 id carries its shard in the 12 bits after the version nibble.
+-- Not STRICT: a NULL id routes to shard 0, whose function answers it as one
+-- server does (PL/Proxy fails with an internal error on a NULL route).
 CREATE FUNCTION card_proxy.shard_of(id uuid)
     RETURNS integer
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN substr(id::text, 15, 1) = '8'
             THEN ('x' || substr(id::text, 16, 3))::bit(12)::integer ELSE 0 END;
 
--- A token "<prefix>k.<random>" is shard k's; any other value shard 0's.
+-- A token "<prefix>k.<random>" is shard k's (k in digits, leading zeros
+-- read as the extension reads them); any other value, or NULL, shard 0's.
 CREATE FUNCTION card_proxy.shard_of_token(token text)
     RETURNS integer
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN coalesce((SELECT CASE WHEN m[1]::integer <= 4095 THEN m[1]::integer END
-                   FROM regexp_match(token, '^[a-z]+_([0-9]{1,5})\.') m), 0);
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce((SELECT CASE WHEN length(k) <= 4 AND k::integer <= 4095 THEN k::integer END
+                   FROM regexp_match(token, '^[a-z]+_([0-9]+)\.') m,
+                        coalesce(nullif(ltrim(m[1], '0'), ''), '0') k), 0);
 
 -- The shard of the id or token a JSON request names in a field.
 CREATE FUNCTION card_proxy.shard_of_field(request jsonb, field text)

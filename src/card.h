@@ -60,6 +60,7 @@ extern int	card_enc_key_newest(void);
 #define CARD_LABEL_ONE_TIME_TOKEN "card/one-time-token"
 #define CARD_LABEL_ORDER_REQUEST "card/order-request"
 #define CARD_LABEL_CVV "card/cvv"
+#define CARD_LABEL_PROGRAMME_SEAL "card/programme-seal"
 
 extern void card_random_bytes(uint8 *buf, size_t len);
 extern void card_hmac(const char *label, const uint8 *data, size_t len,

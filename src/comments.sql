@@ -563,5 +563,7 @@ COMMENT ON FUNCTION card.shard_of_token(text) IS
     'The shard of a card or link token: k for "<prefix>k.<random>", 0 for a token without the marker or a value that is no token. All five roles.';
 COMMENT ON FUNCTION card.new_id() IS
     'A new id of this shard, time-ordered (version 7 on shard 0, version 8 carrying the shard and the same time prefix elsewhere): the default id of individuals and accounts, and the form of every card id. All five roles.';
-COMMENT ON FUNCTION card.programme_adopt(uuid, text, text, text, text, integer, integer, interval, interval) IS
-    'Creates on this shard, with the given id, a programme another shard created (the scale-out proxy''s programme_create runs it on every shard): the same checks and grant as programme_create; the same id and configuration again returns the id; another configuration under that id is 23505. card_admin.';
+COMMENT ON FUNCTION card.programme_adopt(uuid, bytea, text, text, text, text, integer, integer, interval, interval) IS
+    'Creates on this shard, with the given id, a programme shard 0 created (the scale-out proxy''s programme_create runs it on every shard), only with the programme''s seal from shard 0 (42501 otherwise) and never on shard 0 (P0002): the same checks and grant as programme_create; the same id and configuration again returns the id; another configuration under that id is 23505. card_admin.';
+COMMENT ON FUNCTION card.programme_seal(uuid) IS
+    'The seal of a programme the caller sees: a keyed MAC of its id and configuration, which card.programme_adopt on another shard requires (scale-out). card_admin.';

@@ -106,7 +106,7 @@ pan_generate(const char *bin, int pan_length, char *pan)
 	uint64		space = 1;
 	uint64		account;
 
-	if (card_shard >= card_pan_stride && card_pan_stride > 1)
+	if (card_shard >= card_pan_stride)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("card.shard %d needs a card.pan_stride above it (it is %d)",

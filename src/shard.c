@@ -135,3 +135,18 @@ card_new_id(PG_FUNCTION_ARGS)
 {
 	return card_time_uuid();
 }
+
+/*
+ * card_internal.programme_mac(config text) RETURNS bytea: the keyed MAC of
+ * a programme's id and configuration (card_internal.programme_sealed_text),
+ * its seal: what shard 0 vouches for and another shard adopts only with.
+ */
+PG_FUNCTION_INFO_V1(card_programme_mac);
+Datum
+card_programme_mac(PG_FUNCTION_ARGS)
+{
+	text	   *config = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BYTEA_P(card_hmac_bytea(CARD_LABEL_PROGRAMME_SEAL, (const uint8 *) VARDATA_ANY(config),
+									  VARSIZE_ANY_EXHDR(config)));
+}

@@ -25,10 +25,31 @@ for k in 0 1; do
     [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE id = '$prog' AND activation_ttl = '1 hour'") == 1 ]] \
         || fail "the programme is missing on shard $k"
 done
-[[ $(on proxy -c "SELECT card.programme_adopt('$prog', 'Sharded', '45671234', activation_ttl => '1 hour')") == "$prog" ]] \
+[[ $(on proxy -c "SELECT card.programme_adopt('$prog', card.programme_seal('$prog'), 'Sharded', '45671234',
+                                                activation_ttl => '1 hour')") == "$prog" ]] \
     || fail "adopting the programme again is not a no-op"
-on proxy -c "SELECT card.programme_adopt('$prog', 'Sharded', '45671234')" >/dev/null 2>&1 \
+on proxy -c "SELECT card.programme_adopt('$prog', card.programme_seal('$prog'), 'Sharded', '45671234')" >/dev/null 2>&1 \
     && fail "the programme was adopted with another configuration"
+# No programme is made anywhere that shard 0 did not make: adopting a
+# made-up id, or shard 0's id under another configuration, with any seal,
+# through the proxy or on shard 1 itself, makes nothing (shard 0: P0002,
+# shard 1 without the seal: 42501).
+squat=$(on shard1 -c "SELECT gen_random_uuid()")
+for call in "SELECT card.programme_adopt('$squat', NULL, 'Squatted', '45670000')" \
+            "SELECT card.programme_adopt('$squat', card.programme_seal('$prog'), 'Squatted', '45670000')" \
+            "SELECT card.programme_adopt('$prog', card.programme_seal('$prog'), 'Sharded again', '45671234')"; do
+    for where in proxy shard1; do
+        on "$where" -c "$call" >/dev/null 2>&1 && fail "$where made a programme: $call"
+    done
+done
+err=$(on shard1 -c "SELECT card.programme_adopt('$squat', '\\x00', 'Squatted', '45670000')" 2>&1 || true)
+[[ $err == *"the seal is not programme"* ]] || fail "shard 1 adopted without the seal: $err"
+err=$(on shard0 -c "SELECT card.programme_adopt('$squat', '\\x00', 'Squatted', '45670000')" 2>&1 || true)
+[[ $err == *"does not exist"* ]] || fail "shard 0 adopted a programme it did not make: $err"
+for k in 0 1; do
+    [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE name IN ('Squatted', 'Sharded again') OR id = '$squat'") == 0 ]] \
+        || fail "shard $k holds a squatted programme"
+done
 for where in proxy shard0 shard1; do
     on "$where" -c "CREATE ROLE shard_tenant LOGIN IN ROLE card_admin, card_api, card_processor, card_reader"
 done
@@ -290,14 +311,14 @@ values=$(on shard1 -c "SELECT string_agg(quote_literal(v), ',') FROM (
     UNION ALL SELECT gen_random_uuid()::text FROM generate_series(1, 50)
     UNION ALL SELECT overlay(gen_random_uuid()::text placing '8' || lpad(to_hex(k), 3, '0') from 15 for 4)
                 FROM generate_series(0, 4095, 97) k) x")
-tokens="'ct_1.AAAA','ct_4095.A','ct_4096.A','ct_99999.A','ct_123456.A','act_7.x','ct_A','ct_.A','_1.A','1.A','ct_1','CT_1.A','ct__1.A',''"
+tokens="'ct_1.AAAA','ct_4095.A','ct_4096.A','ct_99999.A','ct_123456.A','act_7.x','ct_A','ct_.A','_1.A','1.A','ct_1','CT_1.A','ct__1.A','','ct_000001.A','act_00000000002.x','ct_0.A','ct_00000.A','ct_0004095.A','ct_0004096.A'"
 c=$(on shard0 -c "SELECT string_agg(card.shard_of(v::uuid)::text, ',' ORDER BY o) FROM unnest(ARRAY[$values]) WITH ORDINALITY u(v, o)")
 p=$(on proxy -c "SELECT string_agg(card_proxy.shard_of(v::uuid)::text, ',' ORDER BY o) FROM unnest(ARRAY[$values]) WITH ORDINALITY u(v, o)")
 [[ $c == "$p" ]] || fail "shard_of: the extension says $c, the proxy $p"
 c=$(on shard0 -c "SELECT string_agg(card.shard_of_token(v)::text, ',' ORDER BY o) FROM unnest(ARRAY[$tokens]) WITH ORDINALITY u(v, o)")
 p=$(on proxy -c "SELECT string_agg(card_proxy.shard_of_token(v)::text, ',' ORDER BY o) FROM unnest(ARRAY[$tokens]) WITH ORDINALITY u(v, o)")
 [[ $c == "$p" ]] || fail "shard_of_token: the extension says $c, the proxy $p"
-echo "shards: the proxy reads $(tr ',' '\n' <<<"$values" | wc -l) ids and 14 tokens as the extension does"
+echo "shards: the proxy reads $(tr ',' '\n' <<<"$values" | wc -l) ids and 20 tokens as the extension does"
 
 # Adding shards: scripts/shards add doubles them.  The new ones hold every
 # programme with its id, the login roles and their grants; the data of the
@@ -352,14 +373,23 @@ SQL
     rests=$(tail -1 <<<"$rests")
     [[ $rests == "$k" ]] || fail "shard $k drew PANs whose account digits leave $rests divided by 64"
 done
-runuser -u postgres -- bash -c "echo 'card.pan_stride = 2' >>'$dir/shard3/data/postgresql.conf'"
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard3/data" -l "$dir/shard3/server.log" -w restart >/dev/null
-err=$(on shard3 2>&1 <<SQL || true
-SELECT card.individual_create('$prog', 'Misconfigured') AS holder \\gset
-SELECT card.card_order(:'holder', card.account_open('$prog', :'holder'), 'Not issued');
+# A shard numbered at or beyond its stride refuses to issue, the default
+# stride (1) on a shard k > 0 included: it would draw from every shard's PANs.
+for stride in 1 3 64; do
+    runuser -u postgres -- bash -c "echo 'card.pan_stride = $stride' >>'$dir/shard3/data/postgresql.conf'"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/shard3/data" -l "$dir/shard3/server.log" -w restart >/dev/null
+    err=$(on shard3 2>&1 <<SQL || true
+SELECT card.individual_create('$prog', 'Stride $stride') AS holder \\gset
+SELECT status FROM card.card_order(:'holder', card.account_open('$prog', :'holder'), 'Stride $stride');
 SQL
 )
-[[ $err == *"card.shard 3 needs a card.pan_stride above it"* ]] || fail "a shard numbered beyond its PAN stride issued a card: $err"
+    if ((stride == 64)); then
+        [[ $err == not_activated ]] || fail "shard 3 with stride 64 did not issue: $err"
+    else
+        [[ $err == *"card.shard 3 needs a card.pan_stride above it (it is $stride)"* ]] \
+            || fail "shard 3 issued a card with card.pan_stride = $stride: $err"
+    fi
+done
 echo "shards: each shard's PANs leave its number divided by card.pan_stride; a shard numbered beyond the stride refuses to issue"
 echo "shards: two shards added: they hold the programme, the roles and the grants; the first two's data stays and is reached; new cardholders land on all four and what shards 2 and 3 make carries their number; the feed reads four cursors"
 echo "shards: ok"

@@ -254,7 +254,7 @@ BEGIN
             -- programme_adopt's id names the programme it makes: another
             -- programme's id there is a cross-tenant reference (it must
             -- fail), another kind of object's id is just a new value.
-            IF f = 'card.programme_adopt(uuid,text,text,text,text,integer,integer,interval,interval)'::regprocedure
+            IF f = 'card.programme_adopt(uuid,bytea,text,text,text,text,integer,integer,interval,interval)'::regprocedure
                AND args[1] !~ '''programme''' THEN
                 is_foreign := false;
             END IF;

@@ -40,7 +40,7 @@ INSERT INTO tap_allowed VALUES
   ('card_admin', 'account_get'), ('card_api', 'account_get'), ('card_reader', 'account_get'),
   ('card_processor', 'authorization_capture_request'), ('card_processor', 'authorization_reverse_request'),
   -- 1.8: a programme made on every shard with one id (the scale-out proxy)
-  ('card_admin', 'programme_adopt');
+  ('card_admin', 'programme_adopt'), ('card_admin', 'programme_seal');
 
 -- What row-level security policies and the views evaluate as the querying
 -- role: every role may call them; each tells only about the caller itself.
