@@ -62,23 +62,25 @@ SELECT format('CREATE TYPE %s AS (%s);', c.oid::regclass,
 -- with RUN ON ALL as the caller (so each shard's row-level security
 -- applies), in no particular order (a query orders what it needs).  Each
 -- view's row type is also the result type of the functions that return
--- it (card_order returns card.cards), as on a shard.  The views are not
--- security_invoker: their owner, not the caller, may execute the PL/Proxy
--- function, which runs as the caller all the same (a view switches no
--- user), and which a caller must not call itself: PL/Proxy keeps one result
--- per cluster, and two such calls side by side in one select list mix or
--- cut each other's rows.
+-- it (card_order returns card.cards), as on a shard.  A caller reads the
+-- views, not the functions under them: PL/Proxy keeps one result per
+-- cluster, and two of its set-returning functions side by side in one
+-- select list mix or cut each other's rows (a view's function scan reads
+-- all its rows first).  A view needs its caller to hold EXECUTE on the
+-- functions it calls, so the roles that may read a view may call its
+-- function too: each shard's row-level security applies either way.
 SELECT format(E'CREATE TYPE card_proxy.%1$I AS (%2$s);\n'
               'CREATE FUNCTION card_proxy.%1$I()\n    RETURNS SETOF card_proxy.%1$I\n    LANGUAGE plproxy\nAS $proxy$\n'
               '    CLUSTER ''card'';\n    RUN ON ALL;\n    SELECT %3$s FROM card.%1$I;\n$proxy$;\n'
               'REVOKE ALL ON FUNCTION card_proxy.%1$I() FROM PUBLIC;\n'
-              'CREATE VIEW card.%1$I AS SELECT * FROM card_proxy.%1$I();\n'
+              'CREATE VIEW card.%1$I WITH (security_invoker) AS SELECT * FROM card_proxy.%1$I();\n'
               'REVOKE ALL ON card.%1$I FROM PUBLIC;\n%4$s',
               c.relname,
               string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
                          ORDER BY a.attnum),
               string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
-              (SELECT string_agg(format('GRANT SELECT ON card.%1$I TO %2$I;', c.relname, r), E'\n')
+              (SELECT string_agg(format(E'GRANT EXECUTE ON FUNCTION card_proxy.%1$I() TO %2$I;\n'
+                                        'GRANT SELECT ON card.%1$I TO %2$I;', c.relname, r), E'\n')
                  FROM unnest(ARRAY['card_admin', 'card_api', 'card_processor',
                                    'card_hosted_pages', 'card_reader']::name[]) r
                 WHERE has_table_privilege(r, c.oid, 'SELECT')))

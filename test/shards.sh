@@ -320,17 +320,62 @@ p=$(on proxy -c "SELECT string_agg(card_proxy.shard_of_token(v)::text, ',' ORDER
 [[ $c == "$p" ]] || fail "shard_of_token: the extension says $c, the proxy $p"
 echo "shards: the proxy reads $(tr ',' '\n' <<<"$values" | wc -l) ids and 20 tokens as the extension does"
 
+# A NULL id or token through the proxy gets the answer one server gives
+# (PL/Proxy fails with an internal error on a NULL route), and a cursor
+# array must be numbered from 1, one per shard.
+for call in "card.card_get(NULL)" "card.card_token(NULL)" "card.account_get(NULL)" \
+            "card.account_credit(NULL::uuid, 1, 'x')" "card.card_authorize(NULL, 1, 'EUR', '5411', 'SE', 'chip', 'x')" \
+            "card.card_activation_complete(NULL, '1234')"; do
+    want=$(on shard0 -v VERBOSITY=sqlstate -c "SELECT $call" 2>&1 || true)
+    got=$(on proxy -v VERBOSITY=sqlstate -c "SELECT $call" 2>&1 || true)
+    [[ $got == "$want" && $got != *XX000* ]] || fail "$call through the proxy: '$got', on a shard: '$want'"
+done
+err=$(on proxy -c "SELECT count(*) FROM card.events_after('[0:1]={0,0}'::bigint[], 10)" 2>&1 || true)
+[[ $err == *"cursors must hold one cursor per shard"* ]] || fail "a cursor array numbered from 0 was taken: $err"
+echo "shards: NULL ids and tokens through the proxy get one server's answers; a cursor array numbered from 0 is refused"
+
 # Adding shards: scripts/shards add doubles them.  The new ones hold every
 # programme with its id, the login roles and their grants; the data of the
 # first two stays where it is and is still reached through the proxy; new
 # cardholders land on the new shards too, and everything they make there
 # carries the new shard's number; the feed takes a cursor per shard.
-scripts/shards add "$dir" >"$dir/add.log" 2>&1 || { cat "$dir/add.log"; fail "scripts/shards add"; }
+# Before: a group role holding card_api with a login member, granted the
+# programme; a grant left behind by a dropped role; and a role whose grant
+# is revoked through the proxy while the shards are being added.  After:
+# shard_group's grant everywhere, shard_racer's nowhere, the dropped role's
+# leftover only where it was.
+for where in proxy shard0 shard1; do
+    on "$where" -c "CREATE ROLE shard_group NOLOGIN IN ROLE card_api" \
+                -c "CREATE ROLE shard_member LOGIN IN ROLE shard_group" \
+                -c "CREATE ROLE shard_racer LOGIN IN ROLE card_api" -c "CREATE ROLE shard_gone"
+done
+for role in shard_group shard_racer shard_gone; do
+    [[ $(on proxy -c "SELECT card.programme_grant('$prog', '$role')") == t ]] || fail "granting $role"
+done
+for where in proxy shard0 shard1; do on "$where" -c "DROP ROLE shard_gone"; done
+scripts/shards add "$dir" >"$dir/add.log" 2>&1 &
+adding=$!
+for ((i = 0; i < 600; i++)); do [[ -e $dir/shard2/data/postmaster.pid ]] && break; sleep 0.05; done
+[[ $(on proxy -c "SELECT card.programme_revoke('$prog', 'shard_racer')") == t ]] || fail "the revoke while adding"
+wait "$adding" || { cat "$dir/add.log"; fail "scripts/shards add"; }
+for k in 0 1 2 3; do
+    got=$(on "shard$k" -c "SELECT string_agg(role_name, ',' ORDER BY role_name) FROM card.programme_role
+                            WHERE programme_id = '$prog' AND role_name LIKE 'shard\_%'")
+    want=$( ((k < 2)) && echo shard_gone,shard_group || echo shard_group)
+    [[ $got == "$want" ]] || fail "shard $k holds the grants [$got] after the shards were added, not [$want]"
+done
+for k in 2 3; do
+    [[ $(on "shard$k" -c "SELECT pg_has_role('shard_member', 'card_api', 'USAGE') AND NOT r.rolcanlogin
+                           FROM pg_roles r WHERE r.rolname = 'shard_group'") == t ]] \
+        || fail "shard $k was added without the group role and its member"
+done
+[[ $(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_member -d card -c "SELECT card.account_get('$acct0') ->> 'currency'") == EUR ]] \
+    || fail "the group role's member cannot read through the proxy after the shards were added"
 for k in 2 3; do
     [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE id = '$prog'") == 1 ]] \
         || fail "shard $k was added without the programme"
     [[ $(on "shard$k" -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'shard\_%'") \
-       == shard_stranger,shard_tenant ]] || fail "shard $k was added without the login roles"
+       == shard_group,shard_member,shard_racer,shard_stranger,shard_tenant ]] || fail "shard $k was added without the login roles"
 done
 [[ $(on proxy -c "SELECT card.account_get('$acct0') ->> 'currency', card.account_get('$acct1') ->> 'currency'") == "EUR|EUR" ]] \
     || fail "the first shards' accounts are not reached through the proxy after the shards were added"
@@ -391,5 +436,5 @@ SQL
     fi
 done
 echo "shards: each shard's PANs leave its number divided by card.pan_stride; a shard numbered beyond the stride refuses to issue"
-echo "shards: two shards added: they hold the programme, the roles and the grants; the first two's data stays and is reached; new cardholders land on all four and what shards 2 and 3 make carries their number; the feed reads four cursors"
+echo "shards: two shards added (a revoke made meanwhile reaches them, a group role and its member are copied, a dropped role's leftover grant is skipped): they hold the programme, the roles and the grants; the first two's data stays and is reached; new cardholders land on all four and what shards 2 and 3 make carries their number; the feed reads four cursors"
 echo "shards: ok"
