@@ -23,10 +23,10 @@ CREATE TABLE card.programme (
 SELECT pg_catalog.pg_extension_config_dump('card.programme', '');
 GRANT SELECT (id, brand, region) ON card.programme TO card_admin, card_api, card_reader;
 
--- Creates a programme, granted to the role that creates it.  A PAN length
--- its brand does not issue is refused (22023), right after the BIN range
--- check.
-CREATE FUNCTION card_internal.programme_create(
+-- Makes a programme, granted to the role that makes it (programme_create,
+-- and programme_adopt on the other shards).  A PAN length its brand does
+-- not issue is refused (22023), right after the BIN range check.
+CREATE FUNCTION card_internal.programme_make(
     name text, bin text, brand text DEFAULT 'visa', region text DEFAULT 'europe',
     pan_length integer DEFAULT 16, validity_years integer DEFAULT 3,
     activation_ttl interval DEFAULT '30 minutes', hold_lifetime interval DEFAULT '7 days')
@@ -102,7 +102,7 @@ BEGIN
                   DETAIL = 'It would be granted to every tenant''s roles that hold it.',
                   HINT = 'Create it as your own role (RESET ROLE).';
     END IF;
-    IF EXISTS (SELECT 1 FROM card.programme p WHERE p.name = programme_create.name) THEN
+    IF EXISTS (SELECT 1 FROM card.programme p WHERE p.name = programme_make.name) THEN
         RAISE EXCEPTION 'programme "%" already exists', name
             USING ERRCODE = 'unique_violation';
     END IF;
@@ -116,6 +116,29 @@ BEGIN
         INSERT INTO card.programme_role (programme_id, role_name) VALUES (new_id, card.caller());
     END IF;
     RETURN new_id;
+END
+$$;
+REVOKE ALL ON FUNCTION card_internal.programme_make(text, text, text, text, integer, integer, interval, interval) FROM PUBLIC;
+-- Creates a programme.  On a shard k > 0 of a scale-out it is refused:
+-- shard 0 makes every programme and the others adopt it with its seal
+-- (card.programme_adopt), so that no role that may log in to one shard
+-- takes there a name or an id shard 0 did not give out.
+CREATE FUNCTION card_internal.programme_create(
+    name text, bin text, brand text DEFAULT 'visa', region text DEFAULT 'europe',
+    pan_length integer DEFAULT 16, validity_years integer DEFAULT 3,
+    activation_ttl interval DEFAULT '30 minutes', hold_lifetime interval DEFAULT '7 days')
+    RETURNS uuid
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF card.shard() <> 0 THEN
+        RAISE EXCEPTION 'programmes are made on shard 0, not on shard %', card.shard()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call card.programme_create through the proxy; this shard adopts it.';
+    END IF;
+    RETURN card_internal.programme_make(name, bin, brand, region, pan_length, validity_years,
+                                        activation_ttl, hold_lifetime);
 END
 $$;
 REVOKE ALL ON FUNCTION card_internal.programme_create(text, text, text, text, integer, integer, interval, interval) FROM PUBLIC;

@@ -40,16 +40,18 @@ CREATE FUNCTION card_internal.programme_mac(config text)
     AS 'MODULE_PATHNAME', 'card_programme_mac'
     LANGUAGE C IMMUTABLE STRICT;
 REVOKE ALL ON FUNCTION card_internal.programme_mac(text) FROM PUBLIC;
--- The text a seal covers: id and configuration, the intervals in seconds
--- (their text would follow the session's IntervalStyle).
+-- The text a seal covers: id and configuration, the intervals in ISO 8601
+-- (months, days and time apart: '1 day' is not '24 hours', whose holds end
+-- at another hour across a change of daylight saving time; and not the
+-- session's IntervalStyle).
 CREATE FUNCTION card_internal.programme_sealed_text(
     programme_id uuid, name text, bin text, brand text, region text, pan_length integer,
     validity_years integer, activation_ttl interval, hold_lifetime interval)
     RETURNS text
     LANGUAGE sql IMMUTABLE
+    SET intervalstyle = 'iso_8601'
 RETURN pg_catalog.jsonb_build_array(programme_id, name, bin, brand, region, pan_length, validity_years,
-                                    pg_catalog.date_part('epoch', activation_ttl),
-                                    pg_catalog.date_part('epoch', hold_lifetime))::text;
+                                    activation_ttl::text, hold_lifetime::text)::text;
 REVOKE ALL ON FUNCTION card_internal.programme_sealed_text(uuid, text, text, text, text, integer, integer, interval, interval) FROM PUBLIC;
 CREATE FUNCTION card_internal.programme_seal(programme_id uuid)
     RETURNS bytea
@@ -59,6 +61,10 @@ AS $$
 DECLARE
     sealed bytea;
 BEGIN
+    IF card.shard() <> 0 THEN
+        RAISE EXCEPTION 'programme seals are given by shard 0, not by shard %', card.shard()
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     SELECT card_internal.programme_mac(card_internal.programme_sealed_text(
                p.id, p.name, p.bin, p.brand, p.region, p.pan_length, p.validity_years,
                p.activation_ttl, p.hold_lifetime))
@@ -97,19 +103,24 @@ AS $$
 DECLARE
     made uuid;
     granted boolean;
+    sealed text;
+    held text;
 BEGIN
     IF programme_id IS NULL THEN
         RAISE EXCEPTION 'programme_id is required' USING ERRCODE = 'not_null_violation';
     END IF;
+    sealed := card_internal.programme_sealed_text(programme_id, name, bin, brand, region, pan_length,
+                                                  validity_years, activation_ttl, hold_lifetime);
     IF EXISTS (SELECT 1 FROM card.programme p WHERE p.id = programme_adopt.programme_id) THEN
-        IF EXISTS (SELECT 1 FROM card.programme p
-                    WHERE p.id = programme_adopt.programme_id AND card.programme_visible(p.id)
-                      AND (p.name, p.bin, p.brand, p.region, p.pan_length::integer,
-                           p.validity_years::integer, p.activation_ttl, p.hold_lifetime)
-                          = (programme_adopt.name, programme_adopt.bin, programme_adopt.brand,
-                             programme_adopt.region, programme_adopt.pan_length,
-                             programme_adopt.validity_years, programme_adopt.activation_ttl,
-                             programme_adopt.hold_lifetime)) THEN
+        -- Another programme's id is one this caller cannot tell from none.
+        SELECT card_internal.programme_sealed_text(p.id, p.name, p.bin, p.brand, p.region,
+                   p.pan_length, p.validity_years, p.activation_ttl, p.hold_lifetime)
+          INTO held
+          FROM card.programme p
+         WHERE p.id = programme_adopt.programme_id AND card.programme_visible(p.id);
+        IF held IS NULL THEN
+            RAISE EXCEPTION 'programme % does not exist', programme_id USING ERRCODE = 'no_data_found';
+        ELSIF held = sealed THEN
             RETURN programme_id;
         END IF;
         RAISE EXCEPTION 'programme % already exists with another configuration', programme_id
@@ -120,15 +131,13 @@ BEGIN
             USING ERRCODE = 'no_data_found',
                   HINT = 'Shard 0 makes every programme (card.programme_create); the other shards adopt it.';
     END IF;
-    IF seal IS DISTINCT FROM card_internal.programme_mac(card_internal.programme_sealed_text(
-           programme_id, name, bin, brand, region, pan_length, validity_years, activation_ttl,
-           hold_lifetime)) THEN
+    IF seal IS DISTINCT FROM card_internal.programme_mac(sealed) THEN
         RAISE EXCEPTION 'the seal is not programme %''s as shard 0 made it', programme_id
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Pass card.programme_seal(programme_id) from shard 0, with the configuration shard 0 holds.';
     END IF;
-    made := card_internal.programme_create(name, bin, brand, region, pan_length, validity_years,
-                                           activation_ttl, hold_lifetime);
+    made := card_internal.programme_make(name, bin, brand, region, pan_length, validity_years,
+                                         activation_ttl, hold_lifetime);
     -- Nothing else refers to the row made a moment ago but its grant.
     DELETE FROM card.programme_role g WHERE g.programme_id = made;
     granted := FOUND;

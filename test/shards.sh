@@ -50,6 +50,30 @@ for k in 0 1; do
     [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE name IN ('Squatted', 'Sharded again') OR id = '$squat'") == 0 ]] \
         || fail "shard $k holds a squatted programme"
 done
+# Nor straight on a shard k > 0: programme_create there is refused, and so
+# is a seal (only shard 0 gives them out).  '1 day' is not '24 hours' to a
+# seal or to an adoption.  Another programme's id, not visible to the
+# caller, is one it cannot tell from none (P0002, not 23505).
+for where in shard0 shard1 proxy; do
+    on "$where" -c "CREATE ROLE shard_rival LOGIN IN ROLE card_admin, card_api"
+done
+err=$(psql -X -q -At -h "$dir/shard1" -p 5432 -U shard_rival -d card -c "SELECT card.programme_create('Rival', '45679999')" 2>&1 || true)
+[[ $err == *"programmes are made on shard 0, not on shard 1"* ]] || fail "shard 1 made a programme: $err"
+err=$(on shard1 -c "SELECT card.programme_seal('$prog')" 2>&1 || true)
+[[ $err == *"programme seals are given by shard 0"* ]] || fail "shard 1 gave a seal: $err"
+day=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_rival -d card \
+           -c "SELECT card.programme_create('Daylight', '45679998', activation_ttl => '1 day', hold_lifetime => '1 mon')")
+err=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_rival -d card \
+           -c "SELECT card.programme_adopt('$day', card.programme_seal('$day'), 'Daylight', '45679998',
+                                           activation_ttl => '24 hours', hold_lifetime => '30 days')" 2>&1 || true)
+[[ $err == *"already exists with another configuration"* ]] || fail "'1 day' adopted as '24 hours': $err"
+[[ $(on shard1 -c "SELECT activation_ttl || ' ' || hold_lifetime FROM card.programme WHERE id = '$day'") == "1 day 1 mon" ]] \
+    || fail "shard 1 holds another configuration of the programme"
+err=$(psql -X -q -At -h "$dir/shard1" -p 5432 -U shard_rival -d card \
+           -c "SELECT card.programme_adopt('$prog', '\\x00', 'x', '45670000')" 2>&1 || true)
+[[ $err == *"programme $prog does not exist"* ]] || fail "another programme's id told apart from none: $err"
+echo "shards: no programme made anywhere shard 0 did not make (no seal, another's seal, shard 1's own programme_create and seal refused); '1 day' is not '24 hours'; another programme's id reads as none"
+
 for where in proxy shard0 shard1; do
     on "$where" -c "CREATE ROLE shard_tenant LOGIN IN ROLE card_admin, card_api, card_processor, card_reader"
 done
@@ -347,9 +371,11 @@ echo "shards: NULL ids and tokens through the proxy get one server's answers; a 
 for where in proxy shard0 shard1; do
     on "$where" -c "CREATE ROLE shard_group NOLOGIN IN ROLE card_api" \
                 -c "CREATE ROLE shard_member LOGIN IN ROLE shard_group" \
-                -c "CREATE ROLE shard_racer LOGIN IN ROLE card_api" -c "CREATE ROLE shard_gone"
+                -c "CREATE ROLE shard_racer LOGIN IN ROLE card_api" -c "CREATE ROLE shard_gone" \
+                -c "CREATE ROLE shard_noinherit LOGIN NOINHERIT IN ROLE card_api" \
+                -c "GRANT shard_group TO shard_tenant WITH ADMIN OPTION" -c "CREATE ROLE shard_boss LOGIN SUPERUSER"
 done
-for role in shard_group shard_racer shard_gone; do
+for role in shard_group shard_racer shard_gone shard_boss; do
     [[ $(on proxy -c "SELECT card.programme_grant('$prog', '$role')") == t ]] || fail "granting $role"
 done
 for where in proxy shard0 shard1; do on "$where" -c "DROP ROLE shard_gone"; done
@@ -361,21 +387,35 @@ wait "$adding" || { cat "$dir/add.log"; fail "scripts/shards add"; }
 for k in 0 1 2 3; do
     got=$(on "shard$k" -c "SELECT string_agg(role_name, ',' ORDER BY role_name) FROM card.programme_role
                             WHERE programme_id = '$prog' AND role_name LIKE 'shard\_%'")
-    want=$( ((k < 2)) && echo shard_gone,shard_group || echo shard_group)
+    want=$( ((k < 2)) && echo shard_boss,shard_gone,shard_group || echo shard_group)
     [[ $got == "$want" ]] || fail "shard $k holds the grants [$got] after the shards were added, not [$want]"
 done
 for k in 2 3; do
     [[ $(on "shard$k" -c "SELECT pg_has_role('shard_member', 'card_api', 'USAGE') AND NOT r.rolcanlogin
                            FROM pg_roles r WHERE r.rolname = 'shard_group'") == t ]] \
         || fail "shard $k was added without the group role and its member"
+    [[ $(on "shard$k" -c "SELECT (SELECT NOT rolinherit FROM pg_roles WHERE rolname = 'shard_noinherit')
+                                 AND pg_has_role('shard_tenant', 'shard_group', 'USAGE WITH GRANT OPTION')") == t ]] \
+        || fail "shard $k was added without NOINHERIT or an admin option"
 done
+# scripts/shards sync makes every shard's grants shard 0's again: a grant
+# made by hand on one shard goes, and so does one revoked meanwhile.
+[[ $(on proxy -c "SELECT card.programme_revoke('$prog', 'shard_group')") == t ]] || fail "revoking shard_group"
+on shard2 -c "SELECT card.programme_grant('$prog', 'shard_racer')" >/dev/null
+scripts/shards sync "$dir" >/dev/null 2>&1 || fail "scripts/shards sync"
+for k in 0 1 2 3; do
+    got=$(on "shard$k" -c "SELECT count(*) FROM card.programme_role WHERE programme_id = '$prog'
+                            AND role_name IN ('shard_group', 'shard_racer')")
+    [[ $got == 0 ]] || fail "scripts/shards sync left shard $k with $got grants shard 0 does not have"
+done
+[[ $(on proxy -c "SELECT card.programme_grant('$prog', 'shard_group')") == t ]] || fail "granting shard_group again"
 [[ $(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_member -d card -c "SELECT card.account_get('$acct0') ->> 'currency'") == EUR ]] \
     || fail "the group role's member cannot read through the proxy after the shards were added"
 for k in 2 3; do
     [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE id = '$prog'") == 1 ]] \
         || fail "shard $k was added without the programme"
     [[ $(on "shard$k" -c "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'shard\_%'") \
-       == shard_group,shard_member,shard_racer,shard_stranger,shard_tenant ]] || fail "shard $k was added without the login roles"
+       == shard_group,shard_member,shard_noinherit,shard_racer,shard_rival,shard_stranger,shard_tenant ]] || fail "shard $k was added without the login roles"
 done
 [[ $(on proxy -c "SELECT card.account_get('$acct0') ->> 'currency', card.account_get('$acct1') ->> 'currency'") == "EUR|EUR" ]] \
     || fail "the first shards' accounts are not reached through the proxy after the shards were added"
