@@ -246,7 +246,10 @@ for k in 0 1; do
     [[ $got == "$want" ]] || fail "the feed of shard $k through the proxy: read [$got], the shard holds [$want]"
 done
 [[ $(sort "$dir/seen" | uniq -d | wc -l) == 0 ]] || fail "an event was read twice through the proxy"
-echo "shards: the feed through the proxy, a cursor per shard, read every event of both shards once across a restart of shard 1 ($(wc -l <"$dir/seen") events)"
+# In order: each shard's events come in seq order across the batches.
+awk '{ if ($1 in last && $2 <= last[$1]) bad = 1; last[$1] = $2 } END { exit bad }' "$dir/seen" \
+    || fail "a shard's events came out of seq order through the proxy"
+echo "shards: the feed through the proxy, a cursor per shard, read every event of both shards once and in each shard's order across a restart of shard 1 ($(wc -l <"$dir/seen") events)"
 
 # A registered consumer across shards: its cursor on each shard, acknowledged
 # through the proxy as an array; a wrong array is refused; registering again
