@@ -22,10 +22,13 @@
 \set QUIET on
 
 -- The GRANTs of a function to the capability roles that may call it (NULL:
--- none may), and the names of its input arguments (TABLE and OUT columns
--- route nothing and are passed nothing).
-CREATE FUNCTION pg_temp.proxy_grants(f oid) RETURNS text LANGUAGE sql STABLE
-RETURN (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION card.%I(%s) TO %I;', p.proname,
+-- none may), on the proxy's function of that name or on target (a
+-- qualified name: a helper the function's caller runs through), and the
+-- names of its input arguments (TABLE and OUT columns route nothing and
+-- are passed nothing).
+CREATE FUNCTION pg_temp.proxy_grants(f oid, target text DEFAULT NULL) RETURNS text LANGUAGE sql STABLE
+RETURN (SELECT string_agg(format('GRANT EXECUTE ON FUNCTION %s(%s) TO %I;',
+                                 coalesce(target, 'card.' || quote_ident(p.proname)),
                                  pg_get_function_identity_arguments(f), r), E'\n')
           FROM pg_proc p, unnest(ARRAY['card_admin', 'card_api', 'card_processor',
                                        'card_hosted_pages', 'card_reader']::name[]) r
@@ -141,8 +144,7 @@ SELECT format(E'CREATE FUNCTION card_proxy.%1$I_all(%2$s)\n    RETURNS SETOF %3$
               p.proname, pg_get_function_identity_arguments(p.oid), pg_get_function_result(p.oid),
               pg_get_function_arguments(p.oid), e.agg, pg_temp.proxy_call_args(p.oid),
               pg_temp.proxy_grants(p.oid),
-              replace(pg_temp.proxy_grants(p.oid), 'FUNCTION card.' || quote_ident(p.proname) || '(',
-                      'FUNCTION card_proxy.' || quote_ident(p.proname || '_all') || '('))
+              pg_temp.proxy_grants(p.oid, 'card_proxy.' || quote_ident(p.proname || '_all')))
   FROM pg_proc p JOIN everywhere e USING (proname)
  WHERE p.pronamespace = 'card'::regnamespace
  ORDER BY p.proname;
@@ -155,11 +157,10 @@ SELECT format(E'CREATE FUNCTION card_proxy.programme_create_first(%1$s)\n    RET
               'CREATE FUNCTION card.programme_create(%2$s)\n    RETURNS uuid\n    LANGUAGE plpgsql\nAS $body$\nDECLARE\n    made uuid;\nBEGIN\n'
               '    made := card_proxy.programme_create_first(%3$s);\n'
               '    PERFORM card.programme_adopt(made, card.programme_seal(made), %3$s);\n    RETURN made;\nEND\n$body$;\n'
-              'REVOKE ALL ON FUNCTION card.programme_create(%1$s) FROM PUBLIC;\n'
-              'GRANT EXECUTE ON FUNCTION card.programme_create(%1$s) TO card_admin;\n'
-              'REVOKE ALL ON FUNCTION card_proxy.programme_create_first(%1$s) FROM PUBLIC;\n'
-              'GRANT EXECUTE ON FUNCTION card_proxy.programme_create_first(%1$s) TO card_admin;',
+              'REVOKE ALL ON FUNCTION card.programme_create(%1$s) FROM PUBLIC;\n%4$s\n'
+              'REVOKE ALL ON FUNCTION card_proxy.programme_create_first(%1$s) FROM PUBLIC;\n%5$s',
               pg_get_function_identity_arguments(p.oid), pg_get_function_arguments(p.oid),
-              pg_temp.proxy_call_args(p.oid))
+              pg_temp.proxy_call_args(p.oid), pg_temp.proxy_grants(p.oid),
+              pg_temp.proxy_grants(p.oid, 'card_proxy.programme_create_first'))
   FROM pg_proc p
  WHERE p.oid = 'card.programme_create(text, text, text, text, integer, integer, interval, interval)'::regprocedure;
