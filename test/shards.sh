@@ -16,7 +16,10 @@ fail() { echo "shards: FAIL: $*"; exit 1; }
 
 scripts/shards up 2 "$dir" >"$dir.log" 2>&1 || { cat "$dir.log"; fail "scripts/shards up"; }
 rm -f "$dir.log"
-on() { local where=$1; shift; psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/$where" -p 5432 -U postgres -d card "$@"; }
+# as_role ROLE WHERE ...: psql as ROLE in database card of the cluster
+# $dir/WHERE; on WHERE ...: the same as postgres.
+as_role() { local role=$1 where=$2; shift 2; psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/$where" -p 5432 -U "$role" -d card "$@"; }
+on() { as_role postgres "$@"; }
 
 # A programme through the proxy exists on both shards with one id; a tenant's
 # login role, created on every cluster, is granted it through the proxy.
@@ -57,19 +60,19 @@ done
 for where in shard0 shard1 proxy; do
     on "$where" -c "CREATE ROLE shard_rival LOGIN IN ROLE card_admin, card_api"
 done
-err=$(psql -X -q -At -h "$dir/shard1" -p 5432 -U shard_rival -d card -c "SELECT card.programme_create('Rival', '45679999')" 2>&1 || true)
+err=$(as_role shard_rival shard1 -c "SELECT card.programme_create('Rival', '45679999')" 2>&1 || true)
 [[ $err == *"programmes are made on shard 0, not on shard 1"* ]] || fail "shard 1 made a programme: $err"
 err=$(on shard1 -c "SELECT card.programme_seal('$prog')" 2>&1 || true)
 [[ $err == *"programme seals are given by shard 0"* ]] || fail "shard 1 gave a seal: $err"
-day=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_rival -d card \
+day=$(as_role shard_rival proxy \
            -c "SELECT card.programme_create('Daylight', '45679998', activation_ttl => '1 day', hold_lifetime => '1 mon')")
-err=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_rival -d card \
+err=$(as_role shard_rival proxy \
            -c "SELECT card.programme_adopt('$day', card.programme_seal('$day'), 'Daylight', '45679998',
                                            activation_ttl => '24 hours', hold_lifetime => '30 days')" 2>&1 || true)
 [[ $err == *"already exists with another configuration"* ]] || fail "'1 day' adopted as '24 hours': $err"
 [[ $(on shard1 -c "SELECT activation_ttl || ' ' || hold_lifetime FROM card.programme WHERE id = '$day'") == "1 day 1 mon" ]] \
     || fail "shard 1 holds another configuration of the programme"
-err=$(psql -X -q -At -h "$dir/shard1" -p 5432 -U shard_rival -d card \
+err=$(as_role shard_rival shard1 \
            -c "SELECT card.programme_adopt('$prog', '\\x00', 'x', '45670000')" 2>&1 || true)
 [[ $err == *"programme $prog does not exist"* ]] || fail "another programme's id told apart from none: $err"
 echo "shards: no programme made anywhere shard 0 did not make (no seal, another's seal, shard 1's own programme_create and seal refused); '1 day' is not '24 hours'; another programme's id reads as none"
@@ -87,7 +90,7 @@ echo "shards: programme_create and programme_grant through the proxy reach both 
 # Twenty cardholders through the proxy land on both shards; on each shard,
 # an account, a card, a credit, an authorisation and its capture, all routed
 # by the ids and tokens the shard made.
-out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" <<'SQL'
+out=$(as_role shard_tenant proxy -v prog="$prog" <<'SQL'
 CREATE TEMP TABLE holder AS
 SELECT card.individual_create(:'prog', 'Holder ' || g) AS id FROM generate_series(1, 20) g;
 SELECT string_agg(DISTINCT card_proxy.shard_of(id)::text, ',' ORDER BY card_proxy.shard_of(id)::text) FROM holder;
@@ -125,7 +128,7 @@ echo "shards: each shard holds its own two cards, ids and tokens stamped with it
 # card per idempotency key, the lifecycle, a daily limit and the funds,
 # one answer per external id, spend status, freeze, replacement (the new
 # card on its account's shard) and the JSON form.
-out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" <<'SQL'
+out=$(as_role shard_tenant proxy -v prog="$prog" <<'SQL'
 CREATE TEMP TABLE holder AS
 SELECT card.individual_create(:'prog', 'Spender ' || g) AS id FROM generate_series(1, 20) g;
 CREATE TEMP TABLE walk AS
@@ -191,7 +194,7 @@ echo "shards: through the proxy on each shard: one card per idempotency key, lif
 # shard whatever the proxy's transaction does (a retry with the same key
 # finds the card), and an individual of one shard cannot join an account of
 # another.
-out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" 2>&1 <<'SQL'
+out=$(as_role shard_tenant proxy -v prog="$prog" 2>&1 <<'SQL'
 CREATE TEMP TABLE holder AS
 SELECT card.individual_create(:'prog', 'Limit ' || g) AS id FROM generate_series(1, 20) g;
 SELECT (SELECT id FROM holder WHERE card_proxy.shard_of(id) = 0 LIMIT 1) AS h0,
@@ -213,7 +216,7 @@ echo "shards: limits: an order in a rolled-back proxy transaction stays (its ret
 # through the proxy, with more events written on both shards and shard 1
 # restarted between reads: every event of each shard is read once, none is
 # skipped (compared with each shard's own table).
-tenant() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card "$@"; }
+tenant() { as_role shard_tenant proxy "$@"; }
 cursors="0,0"
 : >"$dir/seen"
 drain() {
@@ -281,7 +284,7 @@ for where in proxy shard0 shard1; do
 done
 for k in 0 1; do
     c=$(on "shard$k" -c "SELECT id FROM card.card WHERE card.shard_of(id) = $k LIMIT 1")
-    state=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_stranger -d card \
+    state=$(as_role shard_stranger proxy \
                  -c "SELECT card.card_get('$c')" 2>&1 | grep -c 'does not exist' || true)
     [[ $state == 1 ]] || fail "a role without the programme read a card of shard $k through the proxy"
 done
@@ -297,12 +300,12 @@ for view in cards balances status_history authorizations individuals; do
         ((n > 0)) || fail "shard $k shows the tenant no row of card.$view"
         want=$((want + n))
     done
-    got=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_tenant -d card -c "SELECT count(*) FROM card.$view")
+    got=$(as_role shard_tenant proxy -c "SELECT count(*) FROM card.$view")
     [[ $got == "$want" ]] || fail "card.$view through the proxy has $got rows for the tenant, the shards $want"
-    got=$(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_stranger -d card -c "SELECT count(*) FROM card.$view" 2>&1)
+    got=$(as_role shard_stranger proxy -c "SELECT count(*) FROM card.$view" 2>&1)
     [[ $got == 0 ]] || fail "card.$view through the proxy shows a role without the programme: $got"
 done
-[[ $(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_tenant -d card \
+[[ $(as_role shard_tenant proxy \
           -c "SELECT count(DISTINCT card_proxy.shard_of(id)) FROM card.cards") == 2 ]] \
     || fail "card.cards through the proxy does not list both shards' cards"
 echo "shards: the views through the proxy list both shards' rows for the tenant and none for a role without the programme"
@@ -412,7 +415,7 @@ for k in 0 1 2 3; do
     [[ $got == 0 ]] || fail "scripts/shards sync left shard $k with $got grants shard 0 does not have"
 done
 [[ $(on proxy -c "SELECT card.programme_grant('$prog', 'shard_group')") == t ]] || fail "granting shard_group again"
-[[ $(psql -X -q -At -h "$dir/proxy" -p 5432 -U shard_member -d card -c "SELECT card.account_get('$acct0') ->> 'currency'") == EUR ]] \
+[[ $(as_role shard_member proxy -c "SELECT card.account_get('$acct0') ->> 'currency'") == EUR ]] \
     || fail "the group role's member cannot read through the proxy after the shards were added"
 for k in 2 3; do
     [[ $(on "shard$k" -c "SELECT count(*) FROM card.programme WHERE id = '$prog'") == 1 ]] \
@@ -423,7 +426,7 @@ done
 [[ $(on proxy -c "SELECT card.account_get('$acct0') ->> 'currency', card.account_get('$acct1') ->> 'currency'") == "EUR|EUR" ]] \
     || fail "the first shards' accounts are not reached through the proxy after the shards were added"
 [[ $(on proxy -c "SELECT card.programme_grant('$prog', 'shard_tenant')") == t ]] || fail "programme_grant on four shards"
-out=$(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir/proxy" -p 5432 -U shard_tenant -d card -v prog="$prog" <<'SQL'
+out=$(as_role shard_tenant proxy -v prog="$prog" <<'SQL'
 CREATE TEMP TABLE holder AS
 SELECT card.individual_create(:'prog', 'Newcomer ' || g) AS id FROM generate_series(1, 60) g;
 SELECT string_agg(DISTINCT card_proxy.shard_of(id)::text, ',' ORDER BY card_proxy.shard_of(id)::text) FROM holder;
