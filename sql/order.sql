@@ -46,6 +46,24 @@ SELECT card.card_order(:'second', :'acct', 'Not yet');
 SELECT card.account_member_add(:'acct', :'second');
 SELECT status FROM card.card_order(:'second', :'acct', 'Authorised user');
 
+-- The database holds the same rule (1.9): a card row written by hand for an
+-- individual of the programme who is not a member of the account, or for a
+-- member under another programme than the account's, fails its foreign key
+-- to card.account_member; the member's row passes.
+SELECT card.individual_create(:'prog', 'Not a member') AS outsider \gset
+SELECT programme_id AS other_prog FROM test_account('Order programme, by hand') \gset
+CREATE TEMP TABLE by_hand (programme_id, individual_id) AS
+VALUES (:'prog'::uuid, :'outsider'::uuid), (:'other_prog', :'second'), (:'prog', :'second');
+SELECT e.state, e.message
+  FROM by_hand h,
+       test_error(format($$INSERT INTO card.card (id, programme_id, account_id, individual_id,
+                             display_name, type, exp_month, exp_year, last4, token,
+                             pan_ciphertext, pan_key_version, pan_fingerprint)
+                           VALUES (card.new_id(), %L, %L, %L, 'By hand', 'virtual', '12', '2030',
+                                   '0000', 'ct_by_hand', '\x00', 1, '\x01')$$,
+                         h.programme_id, :'acct', h.individual_id)) e;
+DELETE FROM card.card WHERE token = 'ct_by_hand';
+
 -- An individual of another programme cannot hold a card on this account.
 SELECT individual_id AS foreign_holder FROM test_account('Other order programme') \gset
 SELECT card.card_order(:'foreign_holder', :'acct', 'Foreign');

@@ -65,6 +65,7 @@ CREATE TABLE card.account_member (
     role            text NOT NULL CHECK (role IN ('holder', 'authorised')),
     added_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (account_id, individual_id),
+    UNIQUE (account_id, individual_id, programme_id),   -- what a card's holder refers to
     FOREIGN KEY (account_id, programme_id) REFERENCES card.account (id, programme_id),
     FOREIGN KEY (individual_id, programme_id) REFERENCES card.individual (id, programme_id)
 );

@@ -30,8 +30,7 @@ enum AccountColumn
 	PROGRAMME_BIN,
 	PROGRAMME_PAN_LENGTH,
 	PROGRAMME_VALIDITY_YEARS,
-	INDIVIDUAL_PROGRAMME_ID,	/* NULL: no such individual for the caller */
-	INDIVIDUAL_IS_MEMBER,
+	INDIVIDUAL_IS_MEMBER,		/* so of the account's programme, and seen */
 	PROGRAMME_BRAND,			/* what the new card's row shows */
 	PROGRAMME_REGION,
 	ACCOUNT_CURRENCY,
@@ -41,18 +40,27 @@ enum AccountColumn
 static CardPlan account_lookup = {
 	NULL,
 	"SELECT a.programme_id, a.status, p.bin, p.pan_length, p.validity_years,"
-	" i.programme_id,"
 	" EXISTS (SELECT 1 FROM card.account_member m"
 	"         WHERE m.account_id = a.id AND m.individual_id = $2),"
 	" p.brand, p.region, a.currency,"
 	CARD_PAN_LENGTH_COLUMNS
 	" FROM card.account a"
 	" JOIN card.programme p ON p.id = a.programme_id"
-	" LEFT JOIN card.individual i"
-	"   ON i.id = $2 AND card.programme_visible(i.programme_id)"
 	" WHERE a.id = $1 AND card.programme_visible(a.programme_id)"
 	" FOR SHARE OF a",
 	2, {UUIDOID, UUIDOID}
+};
+
+/*
+ * The programme of an individual who is not a member of the account, to
+ * say why it may not hold a card there (a member is always of the
+ * account's programme: the member's keys say so).
+ */
+static CardPlan individual_lookup = {
+	NULL,
+	"SELECT programme_id FROM card.individual"
+	" WHERE id = $1 AND card.programme_visible(programme_id)",
+	1, {UUIDOID}
 };
 
 /* The card an idempotency key ordered, and the request it was ordered with. */
@@ -158,8 +166,6 @@ typedef struct OrderAccount
 	char	   *bin;
 	int			pan_length;
 	int			validity_years;
-	Datum		individual_programme;
-	bool		individual_missing; /* no such individual for the caller */
 	bool		is_member;
 	Datum		brand;			/* text, for the new card's row (in the
 								 * look-up's result, kept until SPI_finish) */
@@ -403,7 +409,7 @@ order_read_request(FunctionCallInfo fcinfo, OrderRequest *req)
 
 /*
  * Share-lock the account (P0002 if the caller sees no such account) and
- * read it with its programme and the individual's.
+ * read it with its programme and whether the individual is a member.
  */
 static void
 order_lock_account(const OrderRequest *req, OrderAccount *account)
@@ -420,8 +426,6 @@ order_lock_account(const OrderRequest *req, OrderAccount *account)
 	account->bin = card_spi_text(0, PROGRAMME_BIN);
 	account->pan_length = DatumGetInt16(card_spi_datum(0, PROGRAMME_PAN_LENGTH, &isnull));
 	account->validity_years = DatumGetInt16(card_spi_datum(0, PROGRAMME_VALIDITY_YEARS, &isnull));
-	account->individual_programme = card_spi_datum(0, INDIVIDUAL_PROGRAMME_ID,
-												   &account->individual_missing);
 	account->is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
 	account->brand = card_spi_datum(0, PROGRAMME_BRAND, &isnull);
 	account->region = card_spi_datum(0, PROGRAMME_REGION, &isnull);
@@ -458,24 +462,30 @@ order_request_hash(const OrderRequest *req)
 static void
 order_check_allowed(const OrderRequest *req, const OrderAccount *account)
 {
-	if (account->individual_missing)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("individual %s does not exist", card_uuid_string(req->individual_id))));
-	if (!DatumGetBool(DirectFunctionCall2(uuid_eq, account->individual_programme,
-										  account->programme_id)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("individual %s and account %s belong to different programmes",
-						card_uuid_string(req->individual_id),
-						card_uuid_string(req->account_id))));
 	if (!account->is_member)
+	{
+		Datum		individual_id = req->individual_id;
+		bool		isnull;
+
+		if (card_exec(&individual_lookup, &individual_id, NULL, true, 1) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("individual %s does not exist",
+							card_uuid_string(req->individual_id))));
+		if (!DatumGetBool(DirectFunctionCall2(uuid_eq, card_spi_datum(0, 1, &isnull),
+											  account->programme_id)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("individual %s and account %s belong to different programmes",
+							card_uuid_string(req->individual_id),
+							card_uuid_string(req->account_id))));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("individual %s is not a holder or authorised user of account %s",
 						card_uuid_string(req->individual_id),
 						card_uuid_string(req->account_id)),
 				 errhint("Add the individual with card.account_member_add().")));
+	}
 	if (strcmp(account->status, "active") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

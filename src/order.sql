@@ -53,8 +53,14 @@ CREATE TABLE card.card (
     pin_tries           smallint NOT NULL DEFAULT 0 CHECK (pin_tries BETWEEN 0 AND @CARD_PIN_TRIES@),
     CONSTRAINT card_pan_unique UNIQUE (pan_fingerprint, pan_sequence),
     UNIQUE (programme_id, idempotency_key),
-    FOREIGN KEY (account_id, programme_id) REFERENCES card.account (id, programme_id),
-    FOREIGN KEY (individual_id, programme_id) REFERENCES card.individual (id, programme_id),
+    -- The cardholder is a member of the account, of the account's programme
+    -- (the member's own keys tie it to the account and the individual).
+    -- One key, not one to card.account and one to card.individual: each key
+    -- is a look-up and a row lock per order, and a key to card.individual
+    -- would have concurrent orders of one holder (a business's cards, a
+    -- holder of many accounts) share its row's lock as a MultiXact each.
+    FOREIGN KEY (account_id, individual_id, programme_id)
+        REFERENCES card.account_member (account_id, individual_id, programme_id),
     CHECK ((idempotency_key IS NULL) = (order_request_hash IS NULL)),
     CONSTRAINT card_replacement_named
         CHECK ((replacement_for IS NULL) = (replacement_reason IS NULL)

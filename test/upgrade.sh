@@ -10,7 +10,8 @@ new=card_upgrade_new
 work=$(mktemp -d)
 # KEEP=1 keeps the two descriptions for a look.
 mid=card_upgrade_11
-trap '[ -n "${KEEP:-}" ] || rm -rf "$work"; dropdb --if-exists $old; dropdb --if-exists $new; dropdb --if-exists $mid' EXIT
+stray=card_upgrade_18
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"; dropdb --if-exists $old; dropdb --if-exists $new; dropdb --if-exists $mid; dropdb --if-exists $stray' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 dropdb --if-exists $old 2>/dev/null
@@ -216,6 +217,43 @@ if diff -u "$work/fresh" "$work/updated-1.1"; then
     echo "ok: the catalog updated from 1.1 equals a fresh install"
 else
     echo "FAILED: ALTER EXTENSION card UPDATE from 1.1 gives a catalog other than a fresh install's"
+    status=1
+fi
+
+# 1.9 keys a card's holder to its account's members (card.account_member)
+# instead of to card.individual.  card_order never made a card for anyone
+# else, but a row written by hand may have: the update then stops, naming
+# the card, and goes through once the holder is made a member.
+dropdb --if-exists $stray 2>/dev/null
+createdb $stray
+q -d $stray -o /dev/null <<'SQL'
+CREATE EXTENSION card VERSION '1.8';
+SELECT card.programme_create('Before 1.9', '45671234') AS prog \gset
+SELECT card.individual_create(:'prog', 'Holder') AS ind \gset
+SELECT card.individual_create(:'prog', 'Not a member') AS outsider \gset
+SELECT card.account_open(:'prog', :'ind') AS acc \gset
+INSERT INTO card.card (id, programme_id, account_id, individual_id, display_name, type,
+                       exp_month, exp_year, last4, token, pan_ciphertext, pan_key_version, pan_fingerprint)
+VALUES ('00000000-0000-4000-8000-000000000018', :'prog', :'acc', :'outsider', 'By hand', 'virtual',
+        '12', '2030', '0000', 'ct_by_hand', '\x00', 1, '\x01');
+SQL
+if q -d $stray -c "ALTER EXTENSION card UPDATE" 2>"$work/update-1.8.err"; then
+    echo "FAILED: the update from 1.8 went through with a card whose holder is not a member of its account"
+    status=1
+elif grep -q "card 00000000-0000-4000-8000-000000000018 is held by individual .*, who is not a member of its account" "$work/update-1.8.err" \
+     && grep -q "HINT:  Add the holder with card.account_member_add" "$work/update-1.8.err" \
+     && [ "$(q -d $stray -c "SELECT extversion FROM pg_extension WHERE extname = 'card'")" = 1.8 ]; then
+    echo "ok: the update from 1.8 stops at a card whose holder is not a member of its account, naming it, and changes nothing"
+else
+    printf 'FAILED: the update from 1.8 with a stray card said\n%s\n' "$(cat "$work/update-1.8.err")"
+    status=1
+fi
+q -d $stray -o /dev/null -c "SELECT card.account_member_add(account_id, individual_id) FROM card.card"
+if q -d $stray -c "ALTER EXTENSION card UPDATE" 2>"$work/update-1.8.err" \
+   && [ "$(q -d $stray -c "SELECT extversion FROM pg_extension WHERE extname = 'card'")" = "$(sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)" ]; then
+    echo "ok: once its holder is a member, the update from 1.8 goes through"
+else
+    printf 'FAILED: the update from 1.8 after account_member_add said\n%s\n' "$(cat "$work/update-1.8.err")"
     status=1
 fi
 exit $status
