@@ -60,8 +60,24 @@ ALTER SYSTEM RESET card.key_file;
 SELECT current_setting('card.key_file') = :'good_key_file' AS restored;
 SELECT status FROM card.card_order(:'holder', :'acct', 'K');
 
+-- A transaction uses the key file as it first found it: a file replaced in
+-- the middle of one is read from the next transaction on (the file is
+-- looked at once per transaction, not at each use of a key).
+SELECT write_key_file('swapped.keys', pg_read_file(:'good_key_file')) AS swapped \gset
+ALTER SYSTEM SET card.key_file = :'swapped';
+:reload
+BEGIN;
+SELECT status FROM card.card_order(:'holder', :'acct', 'Before the swap');
+SELECT pg_file_unlink(:'swapped') AND
+       pg_file_write(:'swapped', E'# only an encryption key\n1 ' || repeat('ab', 32) || E'\n', false) > 0 AS swapped;
+SELECT status FROM card.card_order(:'holder', :'acct', 'Same transaction');
+COMMIT;
+:order_card
+ALTER SYSTEM RESET card.key_file;
+:reload
+
 SELECT bool_and(pg_file_unlink(f)) AS cleaned_up
-  FROM unnest(ARRAY[:'no_mac', :'bad_hex', :'short_key', :'twice', :'no_enc', :'open_keys']) f;
+  FROM unnest(ARRAY[:'no_mac', :'bad_hex', :'short_key', :'twice', :'no_enc', :'open_keys', :'swapped']) f;
 DROP EXTENSION adminpack;
 
 -- The setting is the superuser's alone, also in a new session of a role

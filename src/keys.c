@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "storage/fd.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 
 #define CARD_MAX_KEY_VERSIONS 64
@@ -44,6 +45,14 @@ typedef struct KeyRing
 } KeyRing;
 
 static KeyRing *keyring = NULL;
+
+/*
+ * The transaction that last found keyring up to date with its file: within
+ * it the file is not looked at again (a card order uses keys three times;
+ * each stat() was a system call).  A change is seen from the next
+ * transaction on.
+ */
+static LocalTransactionId keyring_checked_in = InvalidLocalTransactionId;
 
 static int
 hex_value(char c)
@@ -253,13 +262,20 @@ forget_keyring(void)
 	keyring = NULL;
 }
 
-/* The key ring for the current card.key_file, re-read when the file changes. */
+/*
+ * The key ring for the current card.key_file, re-read when the file changes
+ * (looked at once per transaction).
+ */
 static KeyRing *
 current_keyring(void)
 {
 	struct stat st;
 	KeyRing    *fresh;
 
+	if (keyring != NULL && keyring->path != NULL && MyProc != NULL &&
+		LocalTransactionIdIsValid(MyProc->lxid) && keyring_checked_in == MyProc->lxid &&
+		card_key_file != NULL && strcmp(keyring->path, card_key_file) == 0)
+		return keyring;
 	if (card_key_file == NULL || card_key_file[0] == '\0')
 	{
 		forget_keyring();
@@ -283,7 +299,10 @@ current_keyring(void)
 		keyring->identity.st_size == st.st_size &&
 		keyring->identity.st_mtim.tv_sec == st.st_mtim.tv_sec &&
 		keyring->identity.st_mtim.tv_nsec == st.st_mtim.tv_nsec)
+	{
+		keyring_checked_in = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
 		return keyring;
+	}
 
 	fresh = MemoryContextAllocZero(TopMemoryContext, sizeof(KeyRing));
 	PG_TRY();
@@ -302,6 +321,7 @@ current_keyring(void)
 
 	forget_keyring();
 	keyring = fresh;
+	keyring_checked_in = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
 	return keyring;
 }
 
