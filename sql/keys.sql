@@ -60,19 +60,22 @@ ALTER SYSTEM RESET card.key_file;
 SELECT current_setting('card.key_file') = :'good_key_file' AS restored;
 SELECT status FROM card.card_order(:'holder', :'acct', 'K');
 
--- A transaction uses the key file as it first found it: a file replaced in
--- the middle of one is read from the next transaction on (the file is
--- looked at once per transaction, not at each use of a key).
+-- New PANs go under the newest key in the file as it is when they are
+-- sealed, also in a transaction that began before a rotation added it (a
+-- transaction held open across a rotation kept sealing under the retired
+-- key when the file was looked at once per transaction).
 SELECT write_key_file('swapped.keys', pg_read_file(:'good_key_file')) AS swapped \gset
 ALTER SYSTEM SET card.key_file = :'swapped';
 :reload
 BEGIN;
-SELECT status FROM card.card_order(:'holder', :'acct', 'Before the swap');
+SELECT id AS before_swap FROM card.card_order(:'holder', :'acct', 'Before the swap') \gset
 SELECT pg_file_unlink(:'swapped') AND
-       pg_file_write(:'swapped', E'# only an encryption key\n1 ' || repeat('ab', 32) || E'\n', false) > 0 AS swapped;
-SELECT status FROM card.card_order(:'holder', :'acct', 'Same transaction');
-COMMIT;
-:order_card
+       pg_file_write(:'swapped', pg_read_file(:'good_key_file') || E'\n2 ' || repeat('5a', 32) || E'\n',
+                     false) > 0 AS swapped;
+SELECT id AS after_swap FROM card.card_order(:'holder', :'acct', 'After the swap') \gset
+SELECT display_name, pan_key_version FROM card.card
+ WHERE id IN (:'before_swap', :'after_swap') ORDER BY created_at, display_name DESC;
+ROLLBACK;
 ALTER SYSTEM RESET card.key_file;
 :reload
 

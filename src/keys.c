@@ -48,9 +48,11 @@ static KeyRing *keyring = NULL;
 
 /*
  * The transaction that last found keyring up to date with its file: within
- * it the file is not looked at again (a card order uses keys three times;
- * each stat() was a system call).  A change is seen from the next
- * transaction on.
+ * it, the MAC key and a given version's key are taken without looking at
+ * the file again (a card order uses keys three times; each stat() was a
+ * system call).  The newest version, which seals new PANs, is always
+ * looked up afresh: a transaction held open across a rotation must not
+ * seal PANs under a key the operator has since retired.
  */
 static LocalTransactionId keyring_checked_in = InvalidLocalTransactionId;
 
@@ -263,16 +265,16 @@ forget_keyring(void)
 }
 
 /*
- * The key ring for the current card.key_file, re-read when the file changes
- * (looked at once per transaction).
+ * The key ring for the current card.key_file, re-read when the file changes;
+ * unless look is set, the file is looked at once per transaction.
  */
 static KeyRing *
-current_keyring(void)
+current_keyring(bool look)
 {
 	struct stat st;
 	KeyRing    *fresh;
 
-	if (keyring != NULL && keyring->path != NULL && MyProc != NULL &&
+	if (!look && keyring != NULL && keyring->path != NULL && MyProc != NULL &&
 		LocalTransactionIdIsValid(MyProc->lxid) && keyring_checked_in == MyProc->lxid &&
 		card_key_file != NULL && strcmp(keyring->path, card_key_file) == 0)
 		return keyring;
@@ -329,7 +331,7 @@ current_keyring(void)
 const uint8 *
 card_mac_key(void)
 {
-	KeyRing    *ring = current_keyring();
+	KeyRing    *ring = current_keyring(false);
 
 	if (!ring->has_mac)
 		ereport(ERROR,
@@ -344,7 +346,7 @@ card_mac_key(void)
 const uint8 *
 card_enc_key(int version)
 {
-	KeyRing    *ring = current_keyring();
+	KeyRing    *ring = current_keyring(false);
 
 	for (int i = 0; i < ring->nenc; i++)
 		if (ring->versions[i] == version)
@@ -361,7 +363,7 @@ card_enc_key(int version)
 int
 card_enc_key_newest(void)
 {
-	KeyRing    *ring = current_keyring();
+	KeyRing    *ring = current_keyring(true);
 
 	if (ring->newest == 0)
 		ereport(ERROR,

@@ -16,9 +16,36 @@
  */
 #include "card.h"
 
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 
 #define BATCH_MAX 100000
+
+/*
+ * Wait until the transactions of this database that are running now have
+ * ended.  One of them may have sealed a PAN under an older key before the
+ * key file changed and commit it after the run has passed its id, leaving
+ * it behind; each PAN sealed later goes under the newest key.  Like CREATE
+ * INDEX CONCURRENTLY, a run waits for a transaction left open.
+ */
+static void
+rotate_wait_for_running(void)
+{
+	int			n;
+	VirtualTransactionId *running;
+
+	running = GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
+									PROC_IS_AUTOVACUUM | PROC_IN_VACUUM, &n);
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) VirtualXactLock(running[i], true);
+	}
+	pfree(running);
+}
 
 /*
  * card.rotate_keys_batch(batch_size integer, after uuid DEFAULT NULL,
@@ -72,6 +99,9 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
+	/* A run's first batch: the PANs in flight are committed first. */
+	if (PG_ARGISNULL(1))
+		rotate_wait_for_running();
 	newest = card_enc_key_newest();
 	newest_datum = Int16GetDatum((int16) newest);
 	if (SPI_connect() != SPI_OK_CONNECT)
