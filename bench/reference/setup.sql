@@ -25,6 +25,11 @@
 --   - no PINs, replacement chains (reissues, the chain's limits and lock
 --     order), hosted activation (physical cards), card.card_status_guard's
 --     check on direct UPDATEs, or the expired card's refusal in set_status;
+--   - foreign keys: LIKE copies none, so its rows are checked against no
+--     other table (the extension's card row has a key to its account's
+--     member, and its audit row one to the card: two look-ups with a row
+--     lock each per order, and two more trigger events for the replacement
+--     keys, which are NULL on an order);
 --   - the live feed's writer lock and wake-up (events_after's ordering
 --     guarantee), and argument checks beyond what the tables' CHECKs catch;
 --   - card_order returns the card's id, not the card.cards row.
