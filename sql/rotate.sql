@@ -38,6 +38,15 @@ CALL card.rotate_keys(NULL);
 BEGIN;
 CALL card.rotate_keys(5);
 ROLLBACK;
+-- Refused at REPEATABLE READ and SERIALIZABLE (55000): a batch's snapshot
+-- would be the transaction's, taken before the first batch waits for the
+-- orders in flight, and their PANs would stay under the old key.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM card.rotate_keys_batch(3);
+ROLLBACK;
+SET default_transaction_isolation = 'serializable';
+CALL card.rotate_keys(5);
+RESET default_transaction_isolation;
 SELECT key_version, cards > 0 AS some FROM card.pan_key_versions();
 
 -- Batches page by card id (issue 10, item 10: a batch had no order and

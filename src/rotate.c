@@ -24,6 +24,9 @@
 
 #define BATCH_MAX 100000
 
+/* locktag_field4 of the lock a rotation's first batch holds (see event.c's). */
+#define ROTATION_LOCK_KIND 0x4342
+
 /*
  * Wait until the transactions of this database that are running now have
  * ended.  One of them may have sealed a PAN under an older key before the
@@ -36,7 +39,19 @@ rotate_wait_for_running(void)
 {
 	int			n;
 	VirtualTransactionId *running;
+	LOCKTAG		tag;
 
+	/*
+	 * One run starts at a time: two starting together would each wait for
+	 * the other.  Held to the end of the first batch; a run started later
+	 * waits only for the batch another run has open.
+	 */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, ROTATION_LOCK_KIND);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("another key rotation is starting in this database"),
+				 errhint("Call card.rotate_keys() again once it has started; it resumes where the other left off.")));
 	running = GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
 									PROC_IS_AUTOVACUUM | PROC_IN_VACUUM, &n);
 	for (int i = 0; i < n; i++)
@@ -99,7 +114,19 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	/* A run's first batch: the PANs in flight are committed first. */
+	/*
+	 * A run's first batch waits for the PANs in flight to be committed; its
+	 * query must see them: a snapshot taken when the transaction began
+	 * (REPEATABLE READ, SERIALIZABLE) would not, and the run would end with
+	 * their PANs under the old key.  Every batch takes READ COMMITTED's
+	 * fresh snapshot.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("card.rotate_keys runs at READ COMMITTED, not %s",
+						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errhint("SET default_transaction_isolation = 'read committed' in the session, then call it again.")));
 	if (PG_ARGISNULL(1))
 		rotate_wait_for_running();
 	newest = card_enc_key_newest();

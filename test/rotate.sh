@@ -94,6 +94,12 @@ sleep 0.5
 [ "$(q -c "SELECT string_agg(key_version || ':' || cards, ' ') FROM card.pan_key_versions()")" = "1:$cards 2:1" ] \
     || fail "the rotation moved PANs before the transaction in flight ended"
 echo "rotate: the rotation waits for an order in flight across the key change"
+# A second run meanwhile is refused at once (two starting together would
+# each wait for the other: a deadlock).
+second=$(psql -X -q -d $db -c "CALL card.rotate_keys(20)" 2>&1 3>&- || true)
+[[ $second == *"ERROR:  another key rotation is starting in this database"* ]] \
+    || fail "a second rotation while the first waits: $second"
+echo "rotate: a second rotation while the first waits is refused (55P03), not deadlocked"
 
 # Interrupt the rotation midway: hold a card in the middle of the batches'
 # order, let the order in flight commit, let the rotation reach the held
