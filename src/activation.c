@@ -153,11 +153,8 @@ complete_activation(FunctionCallInfo fcinfo, const char *token, const char *pin)
 	if (carries_pin)
 	{
 		/* The count commits elsewhere: this transaction must see it. */
-		if (IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("activating a reissued card needs READ COMMITTED isolation"),
-					 errdetail("Its PIN try is counted in a transaction of its own, which this transaction must see.")));
+		card_require_read_committed("activating a reissued card",
+									"Its PIN try is counted in a transaction of its own, which this transaction must see.");
 		tries = card_pin_try_count(chain_id, card_id,
 								   card_spi_datum(0, PEEK_ACCOUNT_ID, &isnull),
 								   card_spi_datum(0, PEEK_PROGRAMME_ID, &isnull),

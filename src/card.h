@@ -266,6 +266,7 @@ typedef Datum (*CardSecretWork) (FunctionCallInfo fcinfo, const char *first,
 								 const char *second);
 
 extern void card_require(bool present, const char *field);
+extern void card_require_read_committed(const char *what, const char *why);
 extern Datum card_with_secrets(FunctionCallInfo fcinfo, const char *first_field,
 							   CardSecretWork work);
 extern void card_check_https_url(const char *field, const char *url);

@@ -422,11 +422,8 @@ CARD_ENTRY_POINT(card_events_after)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("wait must be between 0 and 1 hour"),
 				 errhint("A consumer waits some seconds and calls again; a waiting call holds back VACUUM like any running statement.")));
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("card.events_after needs READ COMMITTED isolation"),
-				 errdetail("It must see events that commit while it waits for them.")));
+	card_require_read_committed("card.events_after",
+								"It must see events that commit while it waits for them.");
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -272,11 +272,11 @@ static KeyRing *
 current_keyring(bool look)
 {
 	struct stat st;
-	KeyRing    *fresh;
+	LocalTransactionId lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	bool		same_path = keyring != NULL && keyring->path != NULL &&
+		card_key_file != NULL && strcmp(keyring->path, card_key_file) == 0;
 
-	if (!look && keyring != NULL && keyring->path != NULL && MyProc != NULL &&
-		LocalTransactionIdIsValid(MyProc->lxid) && keyring_checked_in == MyProc->lxid &&
-		card_key_file != NULL && strcmp(keyring->path, card_key_file) == 0)
+	if (!look && same_path && LocalTransactionIdIsValid(lxid) && keyring_checked_in == lxid)
 		return keyring;
 	if (card_key_file == NULL || card_key_file[0] == '\0')
 	{
@@ -294,36 +294,33 @@ current_keyring(bool look)
 					   "could not stat the file named by \"card.key_file\": %m");
 	}
 
-	if (keyring != NULL && keyring->path != NULL &&
-		strcmp(keyring->path, card_key_file) == 0 &&
-		keyring->identity.st_ino == st.st_ino &&
-		keyring->identity.st_dev == st.st_dev &&
-		keyring->identity.st_size == st.st_size &&
-		keyring->identity.st_mtim.tv_sec == st.st_mtim.tv_sec &&
-		keyring->identity.st_mtim.tv_nsec == st.st_mtim.tv_nsec)
+	if (!(same_path &&
+		  keyring->identity.st_ino == st.st_ino &&
+		  keyring->identity.st_dev == st.st_dev &&
+		  keyring->identity.st_size == st.st_size &&
+		  keyring->identity.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+		  keyring->identity.st_mtim.tv_nsec == st.st_mtim.tv_nsec))
 	{
-		keyring_checked_in = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
-		return keyring;
-	}
+		KeyRing    *fresh = MemoryContextAllocZero(TopMemoryContext, sizeof(KeyRing));
 
-	fresh = MemoryContextAllocZero(TopMemoryContext, sizeof(KeyRing));
-	PG_TRY();
-	{
-		read_key_file(card_key_file, &st, fresh);	/* st: what was read */
-	}
-	PG_CATCH();
-	{
-		explicit_bzero(fresh, sizeof(KeyRing));
-		pfree(fresh);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	fresh->path = MemoryContextStrdup(TopMemoryContext, card_key_file);
-	fresh->identity = st;
+		PG_TRY();
+		{
+			read_key_file(card_key_file, &st, fresh);	/* st: what was read */
+		}
+		PG_CATCH();
+		{
+			explicit_bzero(fresh, sizeof(KeyRing));
+			pfree(fresh);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		fresh->path = MemoryContextStrdup(TopMemoryContext, card_key_file);
+		fresh->identity = st;
 
-	forget_keyring();
-	keyring = fresh;
-	keyring_checked_in = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+		forget_keyring();
+		keyring = fresh;
+	}
+	keyring_checked_in = lxid;
 	return keyring;
 }
 

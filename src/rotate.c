@@ -121,12 +121,8 @@ card_rotate_keys_batch(PG_FUNCTION_ARGS)
 	 * their PANs under the old key.  Every batch takes READ COMMITTED's
 	 * fresh snapshot.
 	 */
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("card.rotate_keys runs at READ COMMITTED, not %s",
-						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
-				 errhint("SET default_transaction_isolation = 'read committed' in the session, then call it again.")));
+	card_require_read_committed("card.rotate_keys",
+								"Its first batch must see the PANs in flight that it waits for.");
 	if (PG_ARGISNULL(1))
 		rotate_wait_for_running();
 	newest = card_enc_key_newest();

@@ -27,6 +27,20 @@ card_require(bool present, const char *field)
 				 errmsg("%s is required", field)));
 }
 
+/*
+ * 55000 unless the transaction reads with a fresh snapshot per statement:
+ * what (the call) must see rows that commit while it runs, as why says.
+ */
+void
+card_require_read_committed(const char *what, const char *why)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s needs READ COMMITTED isolation", what),
+				 errdetail("%s", why)));
+}
+
 /* Wipe a secret copy, if there is one. */
 static void
 wipe(char *secret)

@@ -13,6 +13,8 @@ mid=card_upgrade_11
 stray=card_upgrade_18
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"; dropdb --if-exists $old; dropdb --if-exists $new; dropdb --if-exists $mid; dropdb --if-exists $stray' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+newest=$(sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)
+version_of() { q -d "$1" -c "SELECT extversion FROM pg_extension WHERE extname = 'card'"; }
 
 dropdb --if-exists $old 2>/dev/null
 dropdb --if-exists $new 2>/dev/null
@@ -205,7 +207,7 @@ SELECT 'ordered ' || (k).pan_length || ' ' || (k).luhn_valid
 SELECT 'cards ' || count(*) FROM card.card;
 SQL
 )
-expected=$'version '"$(sed -n "s/^default_version = '\\(.*\\)'/\\1/p" card.control)"$'\ncards 1\nold card active\norder 55000\nrefused length 22023\nordered 16 true\ncards 2'
+expected=$'version '"$newest"$'\ncards 1\nold card active\norder 55000\nrefused length 22023\nordered 16 true\ncards 2'
 if [ "$out" = "$expected" ]; then
     echo "ok: the 1.1 programme keeps its card, which works; card_order under it is refused (55000) until the owner sets an allowed length"
 else
@@ -242,7 +244,7 @@ if q -d $stray -c "ALTER EXTENSION card UPDATE" 2>"$work/update-1.8.err"; then
     status=1
 elif grep -q "card 00000000-0000-4000-8000-000000000018 is held by individual .*, who is not a member of its account" "$work/update-1.8.err" \
      && grep -q "HINT:  Add the holder with card.account_member_add" "$work/update-1.8.err" \
-     && [ "$(q -d $stray -c "SELECT extversion FROM pg_extension WHERE extname = 'card'")" = 1.8 ]; then
+     && [ "$(version_of $stray)" = 1.8 ]; then
     echo "ok: the update from 1.8 stops at a card whose holder is not a member of its account, naming it, and changes nothing"
 else
     printf 'FAILED: the update from 1.8 with a stray card said\n%s\n' "$(cat "$work/update-1.8.err")"
@@ -250,7 +252,7 @@ else
 fi
 q -d $stray -o /dev/null -c "SELECT card.account_member_add(account_id, individual_id) FROM card.card"
 if q -d $stray -c "ALTER EXTENSION card UPDATE" 2>"$work/update-1.8.err" \
-   && [ "$(q -d $stray -c "SELECT extversion FROM pg_extension WHERE extname = 'card'")" = "$(sed -n "s/^default_version = '\(.*\)'/\1/p" card.control)" ]; then
+   && [ "$(version_of $stray)" = "$newest" ]; then
     echo "ok: once its holder is a member, the update from 1.8 goes through"
 else
     printf 'FAILED: the update from 1.8 after account_member_add said\n%s\n' "$(cat "$work/update-1.8.err")"
