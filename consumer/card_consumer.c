@@ -7,7 +7,12 @@
  * card.events_after(cursor, batch, wait) in batches: print the batch, then
  * store the new cursor (card.consumer_ack).  When there is nothing to
  * read, events_after itself waits in the server until an event-writing
- * transaction commits, up to the wait (-p ms): no LISTEN, no NOTIFY.  When
+ * transaction commits, up to the wait (-p ms): no LISTEN, no NOTIFY.  After
+ * a batch that was not full it pauses (-g ms) before reading again, so that
+ * under a steady stream of commits it reads and acknowledges one batch per
+ * pause instead of one per commit: each acknowledgement is a durable
+ * commit of its own, and reading every commit alone costs the writers on
+ * the same machine more than the feed itself (docs/benchmarks.md).  When
  * the connection breaks (a server restart), it reconnects with backoff and
  * resumes from the later of its own cursor and the stored one, so no event
  * is printed twice or skipped.
@@ -21,7 +26,7 @@
  * an event or a message text.  Any other failure is the request's fault
  * (a bad name, no privilege, an unknown consumer) and ends the program.
  *
- * Usage: card-consumer [-n name] [-b batch] [-p wait_ms] [-x exit_idle_ms]
+ * Usage: card-consumer [-n name] [-b batch] [-p wait_ms] [-g gather_ms] [-x exit_idle_ms]
  *                      "connection string"
  *
  * Exit status: 0 when stopped (SIGINT, SIGTERM) or idle for -x ms; 1 when
@@ -307,6 +312,7 @@ main(int argc, char **argv)
 	const char *name = "card-consumer";
 	int			batch = 500;
 	int			wait_ms = 5000;
+	int			gather_ms = 10;
 	long long	exit_idle_ms = 0;
 	long long	cursor = 0;
 	long long	acked = 0;
@@ -317,7 +323,7 @@ main(int argc, char **argv)
 	int			opt;
 	PGconn	   *conn = NULL;
 
-	while ((opt = getopt(argc, argv, "n:b:p:x:")) != -1)
+	while ((opt = getopt(argc, argv, "n:b:p:g:x:")) != -1)
 	{
 		switch (opt)
 		{
@@ -330,18 +336,21 @@ main(int argc, char **argv)
 			case 'p':
 				wait_ms = atoi(optarg);
 				break;
+			case 'g':
+				gather_ms = atoi(optarg);
+				break;
 			case 'x':
 				exit_idle_ms = atoll(optarg);
 				break;
 			default:
-				fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
+				fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-g gather_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
 				return 2;
 		}
 	}
 	if (optind != argc - 1 || batch < 1 || batch > 10000 ||
-		wait_ms < 1 || wait_ms > 3600 * 1000)
+		wait_ms < 1 || wait_ms > 3600 * 1000 || gather_ms < 0 || gather_ms > 60 * 1000)
 	{
-		fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
+		fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-g gather_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
 		return 2;
 	}
 	signal(SIGINT, on_signal);
@@ -410,6 +419,9 @@ main(int argc, char **argv)
 		attempt = 0;
 		if (got == 0 && exit_idle_ms > 0 && now_ms() - last_event >= exit_idle_ms)
 			break;
+		/* A batch that was not full: let the next one gather (a full one: read on). */
+		if (got > 0 && got < batch && gather_ms > 0)
+			sleep_ms(gather_ms);
 	}
 	/*
 	 * The cancel of a wait is asynchronous and may land on the

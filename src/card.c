@@ -105,5 +105,6 @@ _PG_init(void)
 
 	RegisterSubXactCallback(card_event_subxact, NULL);
 	card_feed_wakeup_init();
+	card_plans_init();
 	RegisterXactCallback(card_change_xact, NULL);
 }

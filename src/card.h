@@ -155,6 +155,7 @@ extern int	card_chain_row(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */
 extern Oid	card_caller_role(void);
+extern bool card_entry_running(void);
 extern bool card_entry_nested(void);
 extern bool card_caller_reaches_role(Oid caller, Oid role);
 
@@ -286,6 +287,7 @@ struct CardPlan
 	Oid			argtypes[24];
 };
 
+extern void card_plans_init(void);
 extern SPIPlanPtr card_plan(CardPlan *cp);
 extern int	card_exec(CardPlan *cp, Datum *values, const char *nulls,
 					  bool read_only, long count);

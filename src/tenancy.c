@@ -47,6 +47,13 @@ static Oid	entry_caller = InvalidOid;
 /* How many entry points are running, one inside another. */
 static int	entry_depth = 0;
 
+/* Whether an entry point is running. */
+bool
+card_entry_running(void)
+{
+	return entry_depth > 0;
+}
+
 /* Whether the entry point running now was called by another one. */
 bool
 card_entry_nested(void)
