@@ -312,7 +312,7 @@ main(int argc, char **argv)
 	const char *name = "card-consumer";
 	int			batch = 500;
 	int			wait_ms = 5000;
-	int			gather_ms = 10;
+	int			gather_ms = 20;
 	long long	exit_idle_ms = 0;
 	long long	cursor = 0;
 	long long	acked = 0;

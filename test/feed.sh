@@ -83,6 +83,34 @@ grep -q "connection lost after seq" "$work/consumer.log" \
     && echo "feed: the consumer reconnected after the restart" \
     || fail "the consumer never lost its connection: was the server restarted?"
 
+echo "feed: under a steady stream the consumer reads in batches (-g), one acknowledgement per pause"
+# Acknowledgements are the updates of card.event_consumer (each consumer's
+# backend reports them when it exits); the same stream read with -g 0 is
+# the control that the count sees each read.
+acks_with() {
+    local before after pid
+    before=$(sql "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'card.event_consumer'::regclass")
+    sql "SELECT card.consumer_register('gather$1', (SELECT max(seq) FROM card.event))" >/dev/null
+    "$consumer" -n "gather$1" -g "$1" "dbname=$db application_name=card-consumer-gather" >/dev/null 2>>"$work/consumer.log" &
+    pid=$!
+    pgbench -n -f bench/credit.pgbench -D cards=50 -c 2 -j 2 -R 200 -T 4 "$db" >/dev/null 2>&1
+    sleep 0.5
+    kill "$pid"; wait "$pid" || fail "the consumer with -g $1 ended with $?"
+    sleep 1
+    after=$(sql "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'card.event_consumer'::regclass")
+    echo $((after - before))
+}
+gathered=$(acks_with 250)
+each=$(acks_with 0)
+echo "feed:   4 s at 200 commits/s: $gathered acknowledgements with -g 250, $each with -g 0"
+[ "$gathered" -ge 3 ] && [ "$gathered" -le 24 ] || fail "-g 250 acknowledged $gathered times in 4 s (want 3 to 24)"
+[ "$each" -gt $((gathered * 3)) ] || fail "-g 0 acknowledged only $each times: the count does not see each read"
+for bad in "-g -1" "-g 60001" "-b 0" "-p 0"; do
+    # shellcheck disable=SC2086
+    refusal=$("$consumer" $bad "dbname=$db" 2>&1) && fail "card-consumer accepted $bad"
+    [ $? -eq 2 ] && [[ $refusal == "usage: "*"[-g gather_ms]"* ]] || fail "card-consumer $bad: no usage, or not status 2"
+done
+
 echo "feed: a waiting reader is not ended by a writer that rolls back, and is by the next commit"
 cur=$(sql "SELECT max(seq) FROM card.event")
 psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
