@@ -37,6 +37,7 @@
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,15 +179,41 @@ next_delay(int *backoff_ms)
 	return delay;
 }
 
-/* Sleep for ms milliseconds; a signal (SIGINT, SIGTERM) ends it early. */
+/*
+ * Sleep for ms milliseconds, or until a signal (SIGINT, SIGTERM) stops us:
+ * in slices, so that a signal that came just before the sleep began ends
+ * it within a slice.
+ */
+#define SLEEP_SLICE_MS 100
 static void
 sleep_ms(int ms)
 {
-	struct timespec ts;
+	while (ms > 0 && !stopping)
+	{
+		int			slice = ms < SLEEP_SLICE_MS ? ms : SLEEP_SLICE_MS;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long) slice * 1000000};
 
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (long) (ms % 1000) * 1000000;
-	(void) nanosleep(&ts, NULL);
+		(void) nanosleep(&ts, NULL);
+		ms -= slice;
+	}
+}
+
+static int
+usage(const char *program)
+{
+	fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-g gather_ms] [-x exit_idle_ms] conninfo\n", program);
+	return 2;
+}
+
+/* An option's value: a whole decimal number from min to max, or false. */
+static int
+parse_number(const char *text, long long min, long long max, long long *value)
+{
+	char	   *end;
+
+	errno = 0;
+	*value = strtoll(text, &end, 10);
+	return errno == 0 && end != text && *end == '\0' && *value >= min && *value <= max;
 }
 
 /*
@@ -325,33 +352,42 @@ main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "n:b:p:g:x:")) != -1)
 	{
+		long long	value = 0;
+		int			ok = 1;
+
 		switch (opt)
 		{
 			case 'n':
 				name = optarg;
 				break;
 			case 'b':
-				batch = atoi(optarg);
+				if ((ok = parse_number(optarg, 1, 10000, &value)))
+					batch = (int) value;
 				break;
 			case 'p':
-				wait_ms = atoi(optarg);
+				if ((ok = parse_number(optarg, 1, 3600 * 1000, &value)))
+					wait_ms = (int) value;
 				break;
 			case 'g':
-				gather_ms = atoi(optarg);
+				if ((ok = parse_number(optarg, 0, 60 * 1000, &value)))
+					gather_ms = (int) value;
 				break;
 			case 'x':
-				exit_idle_ms = atoll(optarg);
+				if ((ok = parse_number(optarg, 0, LLONG_MAX, &value)))
+					exit_idle_ms = value;
 				break;
 			default:
-				fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-g gather_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
-				return 2;
+				ok = 0;
+				break;
+		}
+		if (!ok)
+		{
+			return usage(argv[0]);
 		}
 	}
-	if (optind != argc - 1 || batch < 1 || batch > 10000 ||
-		wait_ms < 1 || wait_ms > 3600 * 1000 || gather_ms < 0 || gather_ms > 60 * 1000)
+	if (optind != argc - 1)
 	{
-		fprintf(stderr, "usage: %s [-n name] [-b batch] [-p wait_ms] [-g gather_ms] [-x exit_idle_ms] conninfo\n", argv[0]);
-		return 2;
+		return usage(argv[0]);
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -8,50 +8,75 @@
  * execute.  The plan cache revalidates kept plans after DDL, so a dropped
  * and re-created extension keeps working in the same session.
  *
- * Nothing planned while one of them or an entry point (tenancy.c) runs is
- * JIT-compiled, PL/pgSQL bodies and trigger statements included: each reads
- * or writes a few rows by key, or a bounded batch, and compiling it would
- * cost ten to a hundred times the statement at every execution (compiled
- * code is not kept with a plan).  The planner's cost estimate alone would
+ * Nothing executed while one of them or an entry point (tenancy.c) runs is
+ * JIT-compiled: the statements of PL/pgSQL bodies, of the triggers and
+ * foreign-key checks they fire and of the plans kept here.  Each reads or
+ * writes a few rows by key, or a bounded batch, and compiling it would cost
+ * ten to a hundred times the statement at every execution (compiled code
+ * is not kept with a plan).  The planner's cost estimate alone would
  * decide, and it grows with the tables: the columns tenants write have no
  * statistics (1.7), so an equality on one of them is estimated at 0.5 % of
- * the table, and card_authorize's plan passed jit_above_cost at some
- * 800,000 authorisations (70 calls a second instead of 1,700).
+ * the table, and with one programme card_authorize's plan passed
+ * jit_above_cost at some 800,000 authorisations (70 calls a second instead
+ * of 1,700).  It is decided when an execution starts, not when a plan is
+ * made: PL/pgSQL and the foreign-key checks keep their plans for the
+ * session, made wherever the statement first ran.
  *
  *-------------------------------------------------------------------------
  */
 #include "card.h"
 
+#include "executor/executor.h"
 #include "jit/jit.h"
-#include "optimizer/planner.h"
 
-/* How many of our statements are running in this backend (nested ones too). */
+/* How many of our kept plans are running in this backend (nested ones too). */
 static int	running_statements = 0;
 
-static planner_hook_type prev_planner_hook = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
 
-/* The planner, which turns JIT off for what our statements plan. */
-static PlannedStmt *
-card_planner(Query *parse, const char *query_string, int cursorOptions,
-			 ParamListInfo boundParams)
+static void
+executor_start(QueryDesc *queryDesc, int eflags)
 {
-	PlannedStmt *result;
-
-	if (prev_planner_hook)
-		result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
 	else
-		result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	if (running_statements > 0 || card_entry_running())
-		result->jitFlags = PGJIT_NONE;
-	return result;
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
+ * ExecutorStart, with JIT off for the execution (see above): the plan's
+ * flags are cleared while the executor starts, where it reads them, and put
+ * back after, as the plan also serves executions outside the extension.
+ */
+static void
+card_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	int			jit_flags = stmt->jitFlags;
+
+	if (jit_flags == PGJIT_NONE || (running_statements == 0 && !card_entry_running()))
+	{
+		executor_start(queryDesc, eflags);
+		return;
+	}
+	stmt->jitFlags = PGJIT_NONE;
+	PG_TRY();
+	{
+		executor_start(queryDesc, eflags);
+	}
+	PG_FINALLY();
+	{
+		stmt->jitFlags = jit_flags;
+	}
+	PG_END_TRY();
 }
 
 /* From _PG_init. */
 void
 card_plans_init(void)
 {
-	prev_planner_hook = planner_hook;
-	planner_hook = card_planner;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = card_executor_start;
 }
 
 /*
@@ -106,7 +131,7 @@ card_exec(CardPlan *cp, Datum *values, const char *nulls, bool read_only,
 	SPIPlanPtr	plan = card_plan(cp);
 	volatile int rc = 0;
 
-	/* Planned (the plan cache's generic plan, or a replan) while it runs. */
+	/* Started (its own statement, and what it runs) with JIT off. */
 	running_statements++;
 	PG_TRY();
 	{
