@@ -36,6 +36,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -211,6 +212,10 @@ parse_number(const char *text, long long min, long long max, long long *value)
 {
 	char	   *end;
 
+	/* strtoll would also take leading blanks and a sign. */
+	if (!isdigit((unsigned char) text[0]) &&
+		!(text[0] == '-' && isdigit((unsigned char) text[1])))
+		return 0;
 	errno = 0;
 	*value = strtoll(text, &end, 10);
 	return errno == 0 && end != text && *end == '\0' && *value >= min && *value <= max;

@@ -105,7 +105,7 @@ each=$(acks_with 0)
 echo "feed:   4 s at 200 commits/s: $gathered acknowledgements with -g 250, $each with -g 0"
 [ "$gathered" -ge 3 ] && [ "$gathered" -le 24 ] || fail "-g 250 acknowledged $gathered times in 4 s (want 3 to 24)"
 [ "$each" -gt $((gathered * 3)) ] || fail "-g 0 acknowledged only $each times: the count does not see each read"
-for bad in "-g -1" "-g 60001" "-g abc" "-g 10ms" "-g 4294967296" "-b 0" "-b 2x" "-p 0" "-x -5"; do
+for bad in "-g -1" "-g 60001" "-g abc" "-g 10ms" "-g 4294967296" "-g +5" "-b 0" "-b 2x" "-p 0" "-x -5"; do
     # shellcheck disable=SC2086
     refusal=$("$consumer" $bad "dbname=$db" 2>&1) && fail "card-consumer accepted $bad"
     [ $? -eq 2 ] && [[ $refusal == "usage: "*"[-g gather_ms]"* ]] || fail "card-consumer $bad: no usage, or not status 2"

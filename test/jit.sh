@@ -22,8 +22,10 @@ dropdb --if-exists $db 2>/dev/null
 createdb $db
 [ "$(psql -X -At -d $db -c "SELECT pg_jit_available()")" = t ] \
     || fail "the server has no JIT provider (postgresql-15 on Debian ships llvmjit)"
-# Nine active cards: the first for the calls, seven to report lost by
-# hand, the last to report stolen through card_set_status.
+# Eleven active cards: the first for the calls, seven to report lost by
+# hand, the ninth to report stolen through card_set_status, the last two
+# lost by hand after the calls (their triggers' kept plans, which the calls
+# ran with JIT off, must be compiled again for the session).
 psql -X -q -v ON_ERROR_STOP=1 -d $db >/dev/null <<'SQL'
 CREATE EXTENSION card;
 SELECT card.programme_create('JIT', '45671234') AS p \gset
@@ -31,7 +33,7 @@ SELECT card.individual_create(:'p', 'Holder') AS i \gset
 SELECT card.account_open(:'p', :'i') AS a \gset
 SELECT card.account_credit(:'a', 100000, 'jit-credit');
 CREATE TABLE jit_card AS
-SELECT g AS n, (card.card_order(:'i', :'a', 'Card ' || g)).id FROM generate_series(1, 9) g;
+SELECT g AS n, (card.card_order(:'i', :'a', 'Card ' || g)).id FROM generate_series(1, 11) g;
 SELECT count(card.card_set_status(id, 'active')) FROM jit_card;
 SQL
 card() { psql -X -At -d $db -c "SELECT id FROM jit_card WHERE n = $1"; }
@@ -43,6 +45,10 @@ for n in 2 3 4 5 6 7 8; do
     lost+="/* top, direct */ UPDATE card.card SET status = 'lost' WHERE id = '$(card $n)';"$'\n'
 done
 stolen=$(card 9)
+lost_after=""
+for n in 10 11; do
+    lost_after+="/* top, direct, after */ UPDATE card.card SET status = 'lost' WHERE id = '$(card $n)';"$'\n'
+done
 
 psql -X -q -v ON_ERROR_STOP=1 -d $db >"$out" 2>&1 <<SQL
 LOAD 'auto_explain';
@@ -65,18 +71,21 @@ $lost
 /* top */ SELECT approved FROM card.card_authorize('$token', 1000, 'EUR', '5411', 'SE', 'chip', 'jit-1');
 /* top */ SELECT status FROM card.authorization_capture((SELECT id FROM card."authorization" WHERE external_id = 'jit-1'));
 /* top */ SELECT count(*) FROM card.events_after(0, 100);
+$lost_after
 /* top */ SELECT count(*) FROM pg_class;
 SQL
 
 # auto_explain shows a statement when it ends, so the plans nested in a
 # top-level statement come just before it.  Prints "nested N", "direct N"
-# (plans compiled under the direct UPDATEs, allowed), "plain" for each
+# (plans compiled under the direct UPDATEs, allowed; "after N" of them
+# under those after the calls), "plain" for each
 # top-level plain query that was compiled, and each offending query text.
 verdict=$(awk '
     function close_block() {
         if (q == "") return
         if (q ~ /\/\* top/) {
             if (q ~ /pg_class/ && jit) print "plain"
+            if (q ~ /top, direct, after/) after += pending_jit
             if (q ~ /top, direct/) direct += pending_jit
             else if (pending_jit) { print "offending " pending_q; bad += pending_jit }
             pending_jit = 0; pending_q = ""
@@ -89,12 +98,14 @@ verdict=$(awk '
     /^NOTICE:  duration/ { close_block() }
     /^Query Text:/ { q = $0 }
     /^JIT:/ { jit = 1 }
-    END { close_block(); print "nested " nested; print "direct " direct + 0; print "bad " bad + 0 }' "$out")
+    END { close_block(); print "nested " nested; print "direct " direct + 0; print "after " after + 0 }' "$out")
 nested=$(sed -n 's/^nested //p' <<<"$verdict")
 direct=$(sed -n 's/^direct //p' <<<"$verdict")
+after=$(sed -n 's/^after //p' <<<"$verdict")
 [ "$(grep -c '^plain$' <<<"$verdict")" = 2 ] \
     || fail "a plain query was not compiled at the start or at the end of the session"
 [ "$direct" -gt 0 ] || fail "no plan under the direct UPDATEs was compiled: their triggers' plans were not made with JIT"
+[ "$after" -gt 0 ] || fail "no plan under the direct UPDATEs after the calls was compiled: the calls left JIT off in the session's kept plans"
 [ "$nested" -ge 60 ] || fail "only $nested nested plans were shown: auto_explain did not see the calls' statements"
 if grep -q '^offending ' <<<"$verdict"; then
     grep '^offending ' <<<"$verdict" | sort | uniq -c
