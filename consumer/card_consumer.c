@@ -206,19 +206,18 @@ usage(const char *program)
 	return 2;
 }
 
-/* An option's value: a whole decimal number from min to max, or false. */
+/* An option's value: digits only, from min (>= 0) to max; or false. */
 static int
 parse_number(const char *text, long long min, long long max, long long *value)
 {
 	char	   *end;
 
 	/* strtoll would also take leading blanks and a sign. */
-	if (!isdigit((unsigned char) text[0]) &&
-		!(text[0] == '-' && isdigit((unsigned char) text[1])))
+	if (!isdigit((unsigned char) text[0]))
 		return 0;
 	errno = 0;
 	*value = strtoll(text, &end, 10);
-	return errno == 0 && end != text && *end == '\0' && *value >= min && *value <= max;
+	return errno == 0 && *end == '\0' && *value >= min && *value <= max;
 }
 
 /*
@@ -386,14 +385,10 @@ main(int argc, char **argv)
 				break;
 		}
 		if (!ok)
-		{
 			return usage(argv[0]);
-		}
 	}
 	if (optind != argc - 1)
-	{
 		return usage(argv[0]);
-	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	srandom((unsigned int) (time(NULL) ^ getpid()));

@@ -40,15 +40,15 @@ card() { psql -X -At -d $db -c "SELECT id FROM jit_card WHERE n = $1"; }
 first=$(card 1)
 token=$(psql -X -At -d $db -c "SELECT card.card_token('$first')")
 read -r individual account <<<"$(psql -X -At -F ' ' -d $db -c "SELECT individual_id, account_id FROM card.card WHERE id = '$first'")"
-lost=""
-for n in 2 3 4 5 6 7 8; do
-    lost+="/* top, direct */ UPDATE card.card SET status = 'lost' WHERE id = '$(card $n)';"$'\n'
-done
+# lost_by_hand MARK N...: a direct UPDATE to 'lost' of each card, marked.
+lost_by_hand() {
+    local mark=$1 n
+    shift
+    for n; do echo "/* top, $mark */ UPDATE card.card SET status = 'lost' WHERE id = '$(card "$n")';"; done
+}
+lost=$(lost_by_hand direct 2 3 4 5 6 7 8)
 stolen=$(card 9)
-lost_after=""
-for n in 10 11; do
-    lost_after+="/* top, direct, after */ UPDATE card.card SET status = 'lost' WHERE id = '$(card $n)';"$'\n'
-done
+lost_after=$(lost_by_hand "direct, after" 10 11)
 
 psql -X -q -v ON_ERROR_STOP=1 -d $db >"$out" 2>&1 <<SQL
 LOAD 'auto_explain';
