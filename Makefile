@@ -7,7 +7,7 @@ OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
        src/replace.o src/rotate.o src/pin_try.o src/chain.o src/visible.o src/wakeup.o \
-       src/shard.o
+       src/shard.o src/consumer.o
 
 # The install script of the default version is built from one SQL source
 # per concept, beside its C file, in this order (each file's objects need
@@ -26,7 +26,7 @@ DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.s
        updates/card--1.2--1.3.sql updates/card--1.3--1.4.sql \
        updates/card--1.4--1.5.sql updates/card--1.5--1.6.sql \
        updates/card--1.6--1.7.sql updates/card--1.7--1.8.sql \
-       updates/card--1.8--1.9.sql
+       updates/card--1.8--1.9.sql updates/card--1.9--1.10.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

@@ -10,9 +10,14 @@
  * transaction commits, up to the wait (-p ms): no LISTEN, no NOTIFY.  After
  * a batch that was not full it pauses (-g ms) before reading again, so that
  * under a steady stream of commits it reads and acknowledges one batch per
- * pause instead of one per commit: each acknowledgement is a durable
- * commit of its own, and reading every commit alone costs the writers on
- * the same machine more than the feed itself (docs/benchmarks.md).  When
+ * pause instead of one per commit: each acknowledgement is a commit of its
+ * own, and reading every commit alone costs the writers on the same
+ * machine more than the feed itself (docs/benchmarks.md).  The
+ * acknowledgements commit with synchronous_commit off: one lost in a
+ * server crash only moves the stored cursor back (this process goes on
+ * from its own; a new one prints those events again, as after a crash
+ * between printing and acknowledging), and an events_prune that relied on
+ * it is lost with it, as its commit comes later in the log.  When
  * the connection breaks (a server restart), it reconnects with backoff and
  * resumes from the later of its own cursor and the stored one, so no event
  * is printed twice or skipped.
@@ -133,15 +138,14 @@ classify_failure(PGconn *conn, const char *state)
 }
 
 /*
- * Run a statement with text parameters; NULL on failure, with the failure
- * recorded in fail_what, fail_state and fail_kind.  Only a permanent
- * failure prints the server's message (the program then ends); a retried
- * one is reported by the caller, by SQLSTATE alone.
+ * A request's result, or NULL on failure, with the failure recorded in
+ * fail_what, fail_state and fail_kind.  Only a permanent failure prints
+ * the server's message (the program then ends); a retried one is reported
+ * by the caller, by SQLSTATE alone.
  */
 static PGresult *
-exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *const *values)
+check_result(PGconn *conn, const char *what, PGresult *res)
 {
-	PGresult   *res = PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0);
 	const char *state;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
@@ -154,6 +158,41 @@ exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *
 		fprintf(stderr, "card-consumer: %s", PQerrorMessage(conn));
 	PQclear(res);
 	return NULL;
+}
+
+/* Run a statement with text parameters (see check_result). */
+static PGresult *
+exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *const *values)
+{
+	return check_result(conn, what, PQexecParams(conn, sql, n, NULL, values, NULL, NULL, 0));
+}
+
+/*
+ * The statements of every round, prepared once per connection under their
+ * names: parsing and planning them at each round cost the server more than
+ * running them.
+ */
+static const struct
+{
+	const char *name;
+	const char *sql;
+	int			n_params;
+}			round_statements[] = {
+	{"events_after",
+	"SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer, $3::interval) e", 3},
+	{"consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2}
+};
+
+/* Run one of round_statements by name (see check_result). */
+static PGresult *
+exec_round(PGconn *conn, const char *name, const char *const *values)
+{
+	int			n = 0;
+
+	for (size_t i = 0; i < sizeof(round_statements) / sizeof(round_statements[0]); i++)
+		if (strcmp(round_statements[i].name, name) == 0)
+			n = round_statements[i].n_params;
+	return check_result(conn, name, PQexecPrepared(conn, name, n, values, NULL, NULL, 0));
 }
 
 /* A permanent failure: retrying cannot help, so give up. */
@@ -254,6 +293,19 @@ connect_feed(const char *conninfo, const char *name, long long *cursor,
 	if (stored > *cursor)
 		*cursor = stored;
 	*acked = stored;
+	res = exec_params(conn, "set", "SET synchronous_commit = off", 0, NULL);
+	if (res == NULL)
+		goto failed;
+	PQclear(res);
+	for (size_t i = 0; i < sizeof(round_statements) / sizeof(round_statements[0]); i++)
+	{
+		res = check_result(conn, round_statements[i].name,
+						   PQprepare(conn, round_statements[i].name, round_statements[i].sql,
+									 round_statements[i].n_params, NULL));
+		if (res == NULL)
+			goto failed;
+		PQclear(res);
+	}
 	cancel_request = PQgetCancel(conn);
 	return conn;
 
@@ -279,7 +331,7 @@ acknowledge(PGconn *conn, const char *name, long long cursor, long long *acked)
 	args[0] = name;
 	snprintf(cursor_text, sizeof(cursor_text), "%lld", cursor);
 	args[1] = cursor_text;
-	res = exec_params(conn, "consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2, args);
+	res = exec_round(conn, "consumer_ack", args);
 	if (res == NULL)
 		return 0;
 	PQclear(res);
@@ -312,9 +364,7 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked,
 	args[2] = wait_text;
 	waiting = !stopping;
 	res = stopping ? NULL :
-		exec_params(conn, "events_after",
-					"SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer, $3::interval) e",
-					3, args);
+		exec_round(conn, "events_after", args);
 	waiting = 0;
 	if (res == NULL)
 		return -1;

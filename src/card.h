@@ -162,6 +162,7 @@ extern bool card_caller_reaches_role(Oid caller, Oid role);
 /* ---- the programmes the caller sees, kept per backend (visible.c) ---- */
 extern bool card_programme_visible(const pg_uuid_t *programme_id);
 extern bool card_caller_sees_no_programme(void);
+extern Datum card_visible_programme_array(bool *sees_all);
 extern Datum card_entry_call(FunctionCallInfo fcinfo, PGFunction body);
 
 /*
@@ -257,6 +258,7 @@ extern void card_feed_wakeup_init(void);
 extern void card_feed_wakeup_at_commit(void);
 extern uint64 card_feed_commits(void);
 extern bool card_feed_wait(uint64 seen, TimestampTz deadline);
+extern bool card_feed_cursor_settled(int64 cursor);
 extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 							   SubTransactionId parentSubid, void *arg);
 extern void card_json_text(StringInfo buf, const char *key, const char *value);

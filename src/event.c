@@ -255,7 +255,6 @@ typedef struct FeedSettled
 	int64		horizon;
 	Datum		sees_all;		/* bool */
 	Datum		visible_ids;	/* uuid[]: the programmes waited for */
-	SPITupleTable *caller;		/* holds the two above */
 } FeedSettled;
 
 /*
@@ -283,19 +282,9 @@ feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM card.event_seq",
 		0, {InvalidOid}
 	};
-	enum CallerColumn
-	{
-		CALLER_SEES_ALL = 1,
-		CALLER_PROGRAMMES		/* the ids of the programmes it sees */
-	};
-	static CardPlan caller_programmes = {
-		NULL,
-		"SELECT card.caller_sees_all(), ARRAY(SELECT card.visible_programmes())",
-		0, {InvalidOid}
-	};
 	bool		isnull;
 	int64		horizon;
-	Datum		sees_all;
+	bool		sees_all;
 	Datum		visible_ids;
 
 	/* 1. Every seq up to the horizon has been drawn by now. */
@@ -307,15 +296,10 @@ feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 	 * 2. Wait for the writers in flight that the caller could be shown (new
 	 * writers draw higher seqs).
 	 */
-	card_exec(&caller_programmes, NULL, NULL, true, 1);
-	sees_all = card_spi_datum(0, CALLER_SEES_ALL, &isnull);
-	visible_ids = card_spi_datum(0, CALLER_PROGRAMMES, &isnull);
-	if (horizon <= cursor && DatumGetBool(sees_all))
-	{
-		SPI_freetuptable(SPI_tuptable);
+	visible_ids = card_visible_programme_array(&sees_all);
+	if (horizon <= cursor && sees_all)
 		return false;
-	}
-	if (DatumGetBool(sees_all))
+	if (sees_all)
 		WaitForLockers(seq_tag, ShareLock, false);
 	else
 	{
@@ -337,9 +321,8 @@ feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 			WaitForLockersMultiple(tags, ShareLock, false);
 	}
 	settled->horizon = horizon;
-	settled->sees_all = sees_all;
+	settled->sees_all = BoolGetDatum(sees_all);
 	settled->visible_ids = visible_ids;
-	settled->caller = SPI_tuptable;
 	return true;
 }
 
@@ -377,7 +360,6 @@ read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsi
 		};
 
 		card_exec(&read_events, args, NULL, false, 0);
-		SPI_freetuptable(settled.caller);
 	}
 	found = SPI_processed;
 	for (uint64 i = 0; i < found; i++)
@@ -463,8 +445,6 @@ CARD_ENTRY_POINT(card_events_after)
 }
 
 /*
- * card_internal.cursor_settled(cursor bigint) RETURNS boolean
- *
  * Whether a consumer may stand at cursor without skipping an event: the
  * event of that seq is one the caller may be shown (the usual ack: no
  * wait), or, once the feed is settled as events_after settles it (no
@@ -472,9 +452,8 @@ CARD_ENTRY_POINT(card_events_after)
  * cursor or more.  Only the caller's own events count, so the answer tells
  * nothing of other programmes' feed.
  */
-PG_FUNCTION_INFO_V1(card_cursor_settled);
-Datum
-card_cursor_settled(PG_FUNCTION_ARGS)
+bool
+card_feed_cursor_settled(int64 cursor)
 {
 	static CardPlan event_at = {
 		NULL,
@@ -488,7 +467,6 @@ card_cursor_settled(PG_FUNCTION_ARGS)
 		" AND ($3 OR programme_id = ANY ($4)))",
 		4, {INT8OID, INT8OID, BOOLOID, UUIDARRAYOID}
 	};
-	int64		cursor = PG_GETARG_INT64(0);
 	Datum		cursor_datum = Int64GetDatum(cursor);
 	LOCKTAG		tag;
 	FeedSettled settled;
@@ -496,7 +474,7 @@ card_cursor_settled(PG_FUNCTION_ARGS)
 	bool		exists = false;
 
 	if (cursor <= 0)
-		PG_RETURN_BOOL(true);
+		return true;
 	feed_seq_tag(&tag);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -514,5 +492,13 @@ card_cursor_settled(PG_FUNCTION_ARGS)
 		exists = DatumGetBool(card_spi_datum(0, 1, &isnull));
 	}
 	SPI_finish();
-	PG_RETURN_BOOL(exists);
+	return exists;
+}
+
+/* card_internal.cursor_settled(cursor bigint) RETURNS boolean */
+PG_FUNCTION_INFO_V1(card_cursor_settled);
+Datum
+card_cursor_settled(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(card_feed_cursor_settled(PG_GETARG_INT64(0)));
 }

@@ -156,40 +156,13 @@ REVOKE ALL ON FUNCTION card.consumer_register(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.consumer_register(text, bigint) TO card_reader;
 
 -- Stores how far a consumer of the caller's has read; a cursor never
--- moves back.
-CREATE FUNCTION card_internal.consumer_ack(name text, cursor bigint)
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result bigint;
-BEGIN
-    IF name IS NULL OR cursor IS NULL THEN
-        RAISE EXCEPTION '% is required', CASE WHEN name IS NULL THEN 'name' ELSE 'cursor' END
-            USING ERRCODE = 'not_null_violation';
-    END IF;
-    -- Only a move forward can skip an event (backwards is a no-op).
-    IF cursor > (SELECT c.cursor FROM card.event_consumer c
-                  WHERE c.role_name = card.consumer_role(consumer_ack.name) AND c.name = consumer_ack.name) THEN
-        PERFORM card_internal.cursor_check(cursor, 'cursor');
-    END IF;
-    UPDATE card.event_consumer c
-       SET cursor = greatest(c.cursor, consumer_ack.cursor), acked_at = now()
-     WHERE c.role_name = card.consumer_role(consumer_ack.name) AND c.name = consumer_ack.name
-    RETURNING c.cursor INTO result;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'consumer "%" is not registered', name
-            USING ERRCODE = 'no_data_found', HINT = 'Register it with card.consumer_register().';
-    END IF;
-    RETURN result;
-END
-$$;
-REVOKE ALL ON FUNCTION card_internal.consumer_ack(text, bigint) FROM PUBLIC;
+-- moves back.  C since 1.10 (src/consumer.c): a consumer calls it after
+-- every batch it reads.
 CREATE FUNCTION card.consumer_ack(name text, cursor bigint)
     RETURNS bigint
-    AS 'MODULE_PATHNAME', 'card_plpgsql_entry'
-    LANGUAGE C VOLATILE;
+    AS 'MODULE_PATHNAME', 'card_consumer_ack'
+    LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION card.consumer_ack(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION card.consumer_ack(text, bigint) TO card_reader;
 

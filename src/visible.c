@@ -32,6 +32,7 @@
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -203,6 +204,23 @@ card_programme_visible(const pg_uuid_t *programme_id)
 
 	return set->sees_all ||
 		bsearch(programme_id, set->ids, set->count, sizeof(pg_uuid_t), uuid_order) != NULL;
+}
+
+/*
+ * The programmes the caller sees, as a uuid[] in the current memory
+ * context, and whether it sees every one (then the array has no bearing).
+ */
+Datum
+card_visible_programme_array(bool *sees_all)
+{
+	const VisibleSet *set = visible_set();
+	Datum	   *ids = palloc(sizeof(Datum) * Max(set->count, 1));
+
+	for (int i = 0; i < set->count; i++)
+		ids[i] = UUIDPGetDatum(&set->ids[i]);
+	*sees_all = set->sees_all;
+	return PointerGetDatum(construct_array(ids, set->count, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR));
 }
 
 /*

@@ -100,11 +100,26 @@ acks_with() {
     after=$(sql "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'card.event_consumer'::regclass")
     echo $((after - before))
 }
+# Each acknowledgement also records the synchronous_commit it ran under.
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<'SQL'
+CREATE TABLE ack_commit (setting text NOT NULL);
+CREATE FUNCTION ack_commit_record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.ack_commit VALUES (current_setting('synchronous_commit'));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER ack_commit_record AFTER UPDATE ON card.event_consumer
+    FOR EACH ROW EXECUTE FUNCTION ack_commit_record();
+SQL
 gathered=$(acks_with 250)
 each=$(acks_with 0)
 echo "feed:   4 s at 200 commits/s: $gathered acknowledgements with -g 250, $each with -g 0"
 [ "$gathered" -ge 3 ] && [ "$gathered" -le 24 ] || fail "-g 250 acknowledged $gathered times in 4 s (want 3 to 24)"
 [ "$each" -gt $((gathered * 3)) ] || fail "-g 0 acknowledged only $each times: the count does not see each read"
+commits=$(sql "SELECT string_agg(setting || ' ' || n, ', ') FROM (SELECT setting, count(*) AS n FROM ack_commit GROUP BY 1 ORDER BY 1) s")
+echo "feed:   the acknowledgements' synchronous_commit: $commits"
+[ "$commits" = "off $((gathered + each))" ] || fail "acknowledgements did not all commit asynchronously: $commits"
+sql "DROP TRIGGER ack_commit_record ON card.event_consumer" >/dev/null
 for bad in "-g -1" "-g 60001" "-g abc" "-g 10ms" "-g 4294967296" "-g +5" "-b 0" "-b 2x" "-p 0" "-x -5"; do
     # shellcheck disable=SC2086
     refusal=$("$consumer" $bad "dbname=$db" 2>&1) && fail "card-consumer accepted $bad"
