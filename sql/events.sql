@@ -96,6 +96,10 @@ SELECT card.consumer_register('billing') AS billing_cursor;
 SELECT card.consumer_register('billing', 99) AS registered_again;
 SELECT card.consumer_register('bad name!');
 SELECT card.consumer_ack('nobody', 1);
+-- The ack finds a consumer registered earlier in the same statement.
+SELECT card.consumer_register('same-statement') AS registered,
+       card.consumer_ack('same-statement', 0) AS acked;
+SELECT card.consumer_unregister('same-statement');
 SELECT card.events_prune(now() + interval '1 day') AS pruned_while_billing_at_0;
 SELECT card.consumer_ack('billing', :base + 4) - :base AS billing_at;
 SELECT card.consumer_ack('billing', 1) - :base AS never_back;

@@ -163,6 +163,7 @@ extern bool card_caller_reaches_role(Oid caller, Oid role);
 extern bool card_programme_visible(const pg_uuid_t *programme_id);
 extern bool card_caller_sees_no_programme(void);
 extern Datum card_visible_programme_array(bool *sees_all);
+extern Datum card_visible_programmes_among(Datum programme_ids);
 extern Datum card_entry_call(FunctionCallInfo fcinfo, PGFunction body);
 
 /*

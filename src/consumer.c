@@ -71,10 +71,16 @@ CARD_ENTRY_POINT(card_consumer_ack)
 									  CStringGetDatum(GetUserNameFromId(caller, false)));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * Not read-only: under a fresh snapshot, as each statement of the
+	 * PL/pgSQL version was, so that a consumer registered earlier in the
+	 * calling statement counts.
+	 */
 	{
 		Datum		args[2] = {name, caller_name};
 
-		found = card_exec(&find_consumer, args, NULL, true, 0);
+		found = card_exec(&find_consumer, args, NULL, false, 0);
 	}
 	if (found > 0)
 	{

@@ -320,6 +320,18 @@ feed_settle(int64 cursor, LOCKTAG seq_tag, FeedSettled *settled)
 		if (tags != NIL)
 			WaitForLockersMultiple(tags, ShareLock, false);
 	}
+
+	/*
+	 * 3. Of those, the programmes the caller still sees: a writer just
+	 * waited for may have revoked a grant in the transaction that wrote its
+	 * events (it sends its invalidations before it releases its locks, so
+	 * they are in by now).  One granted meanwhile stays out: its writers
+	 * were not waited for.
+	 */
+	if (sees_all)
+		visible_ids = card_visible_programme_array(&sees_all);
+	else
+		visible_ids = card_visible_programmes_among(visible_ids);
 	settled->horizon = horizon;
 	settled->sees_all = BoolGetDatum(sees_all);
 	settled->visible_ids = visible_ids;
@@ -349,9 +361,8 @@ read_settled_events(int64 cursor, int32 max, LOCKTAG seq_tag, ReturnSetInfo *rsi
 		return 0;
 
 	/*
-	 * 3. A new snapshot: every event up to the horizon is settled.  The
-	 * programmes are those whose writers were waited for, not read again:
-	 * one granted meanwhile could have events still in flight.
+	 * 4. A new snapshot: every event up to the horizon is settled, of the
+	 * programmes feed_settle names.
 	 */
 	{
 		Datum		args[5] = {
@@ -447,7 +458,7 @@ CARD_ENTRY_POINT(card_events_after)
 /*
  * Whether a consumer may stand at cursor without skipping an event: the
  * event of that seq is one the caller may be shown (the usual ack: no
- * wait), or, once the feed is settled as events_after settles it (no
+ * wait, outside a transaction that has written events), or, once the feed is settled as events_after settles it (no
  * writer of the caller's programmes in flight), such an event has a seq of
  * cursor or more.  Only the caller's own events count, so the answer tells
  * nothing of other programmes' feed.
@@ -478,10 +489,17 @@ card_feed_cursor_settled(int64 cursor)
 	feed_seq_tag(&tag);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	card_exec(&event_at, &cursor_datum, NULL, false, 1);
-	if (DatumGetBool(card_spi_datum(0, 1, &isnull)))
-		exists = true;
-	else if (feed_settle(cursor - 1, tag, &settled))
+
+	/*
+	 * Not in a transaction that has written events: the event at cursor
+	 * may be its own, in flight, and other writers' below it too.
+	 */
+	if (!LockHeldByMe(&tag, RowExclusiveLock))
+	{
+		card_exec(&event_at, &cursor_datum, NULL, false, 1);
+		exists = DatumGetBool(card_spi_datum(0, 1, &isnull));
+	}
+	if (!exists && feed_settle(cursor - 1, tag, &settled))
 	{
 		Datum		args[4] = {
 			Int64GetDatum(cursor), Int64GetDatum(settled.horizon),

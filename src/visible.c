@@ -224,6 +224,29 @@ card_visible_programme_array(bool *sees_all)
 }
 
 /*
+ * Of the programmes of a uuid[], those the caller sees, as a uuid[] in the
+ * current memory context.
+ */
+Datum
+card_visible_programmes_among(Datum programme_ids)
+{
+	const VisibleSet *set = visible_set();
+	Datum	   *ids;
+	int			count;
+	int			kept = 0;
+
+	deconstruct_array(DatumGetArrayTypeP(programme_ids), UUIDOID, UUID_LEN, false,
+					  TYPALIGN_CHAR, &ids, NULL, &count);
+	for (int i = 0; i < count; i++)
+		if (set->sees_all ||
+			bsearch(DatumGetUUIDP(ids[i]), set->ids, set->count, sizeof(pg_uuid_t),
+					uuid_order) != NULL)
+			ids[kept++] = ids[i];
+	return PointerGetDatum(construct_array(ids, kept, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR));
+}
+
+/*
  * card.programme_visible(programme_id uuid) RETURNS boolean
  *
  * The programme check of every function that looks one row up.
