@@ -458,7 +458,7 @@ CARD_ENTRY_POINT(card_events_after)
 /*
  * Whether a consumer may stand at cursor without skipping an event: the
  * event of that seq is one the caller may be shown (the usual ack: no
- * wait, outside a transaction that has written events), or, once the feed is settled as events_after settles it (no
+ * wait, unless the event is the caller's own, in flight), or, once the feed is settled as events_after settles it (no
  * writer of the caller's programmes in flight), such an event has a seq of
  * cursor or more.  Only the caller's own events count, so the answer tells
  * nothing of other programmes' feed.
@@ -468,8 +468,8 @@ card_feed_cursor_settled(int64 cursor)
 {
 	static CardPlan event_at = {
 		NULL,
-		"SELECT EXISTS (SELECT FROM card.event WHERE seq = $1"
-		" AND card.programme_visible(programme_id))",
+		"SELECT xmin FROM card.event WHERE seq = $1"
+		" AND card.programme_visible(programme_id)",
 		1, {INT8OID}
 	};
 	static CardPlan event_from = {
@@ -491,14 +491,13 @@ card_feed_cursor_settled(int64 cursor)
 		elog(ERROR, "SPI_connect failed");
 
 	/*
-	 * Not in a transaction that has written events: the event at cursor
-	 * may be its own, in flight, and other writers' below it too.
+	 * Unless the event at cursor is the caller's own, still in flight, with
+	 * other writers' perhaps in flight below it: then the feed is settled
+	 * first.  (Every other row the caller reads is committed.)
 	 */
-	if (!LockHeldByMe(&tag, RowExclusiveLock))
-	{
-		card_exec(&event_at, &cursor_datum, NULL, false, 1);
-		exists = DatumGetBool(card_spi_datum(0, 1, &isnull));
-	}
+	if (card_exec(&event_at, &cursor_datum, NULL, false, 1) == 1)
+		exists = !TransactionIdIsCurrentTransactionId(
+			DatumGetTransactionId(card_spi_datum(0, 1, &isnull)));
 	if (!exists && feed_settle(cursor - 1, tag, &settled))
 	{
 		Datum		args[4] = {
