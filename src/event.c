@@ -254,7 +254,7 @@ typedef struct FeedSettled
 {
 	int64		horizon;
 	Datum		sees_all;		/* bool */
-	Datum		visible_ids;	/* uuid[]: the programmes waited for */
+	Datum		visible_ids;	/* uuid[]: those waited for, still seen */
 } FeedSettled;
 
 /*
@@ -458,10 +458,11 @@ CARD_ENTRY_POINT(card_events_after)
 /*
  * Whether a consumer may stand at cursor without skipping an event: the
  * event of that seq is one the caller may be shown (the usual ack: no
- * wait, unless the event is the caller's own, in flight), or, once the feed is settled as events_after settles it (no
- * writer of the caller's programmes in flight), such an event has a seq of
- * cursor or more.  Only the caller's own events count, so the answer tells
- * nothing of other programmes' feed.
+ * wait, unless the event is the caller's own, in flight), or, once the
+ * feed is settled as events_after settles it (no writer of the caller's
+ * programmes in flight), such an event has a seq of cursor or more.  Only
+ * the caller's own events count, so the answer tells nothing of other
+ * programmes' feed.
  */
 bool
 card_feed_cursor_settled(int64 cursor)
