@@ -172,27 +172,33 @@ exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *
  * names: parsing and planning them at each round cost the server more than
  * running them.
  */
+enum RoundStatement
+{
+	ROUND_EVENTS_AFTER,
+	ROUND_CONSUMER_ACK,
+	ROUND_STATEMENTS
+};
+
 static const struct
 {
 	const char *name;
 	const char *sql;
 	int			n_params;
-}			round_statements[] = {
-	{"events_after",
+}			round_statements[ROUND_STATEMENTS] = {
+	[ROUND_EVENTS_AFTER] = {"events_after",
 	"SELECT seq, to_jsonb(e)::text FROM card.events_after($1::bigint, $2::integer, $3::interval) e", 3},
-	{"consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2}
+	[ROUND_CONSUMER_ACK] = {"consumer_ack", "SELECT card.consumer_ack($1, $2::bigint)", 2}
 };
 
-/* Run one of round_statements by name (see check_result). */
+/* Run one of round_statements (see check_result). */
 static PGresult *
-exec_round(PGconn *conn, const char *name, const char *const *values)
+exec_round(PGconn *conn, enum RoundStatement which, const char *const *values)
 {
-	int			n = 0;
+	const char *name = round_statements[which].name;
 
-	for (size_t i = 0; i < sizeof(round_statements) / sizeof(round_statements[0]); i++)
-		if (strcmp(round_statements[i].name, name) == 0)
-			n = round_statements[i].n_params;
-	return check_result(conn, name, PQexecPrepared(conn, name, n, values, NULL, NULL, 0));
+	return check_result(conn, name,
+						PQexecPrepared(conn, name, round_statements[which].n_params, values,
+									   NULL, NULL, 0));
 }
 
 /* A permanent failure: retrying cannot help, so give up. */
@@ -297,7 +303,7 @@ connect_feed(const char *conninfo, const char *name, long long *cursor,
 	if (res == NULL)
 		goto failed;
 	PQclear(res);
-	for (size_t i = 0; i < sizeof(round_statements) / sizeof(round_statements[0]); i++)
+	for (int i = 0; i < ROUND_STATEMENTS; i++)
 	{
 		res = check_result(conn, round_statements[i].name,
 						   PQprepare(conn, round_statements[i].name, round_statements[i].sql,
@@ -331,7 +337,7 @@ acknowledge(PGconn *conn, const char *name, long long cursor, long long *acked)
 	args[0] = name;
 	snprintf(cursor_text, sizeof(cursor_text), "%lld", cursor);
 	args[1] = cursor_text;
-	res = exec_round(conn, "consumer_ack", args);
+	res = exec_round(conn, ROUND_CONSUMER_ACK, args);
 	if (res == NULL)
 		return 0;
 	PQclear(res);
@@ -364,7 +370,7 @@ drain_batch(PGconn *conn, const char *name, long long *cursor, long long *acked,
 	args[2] = wait_text;
 	waiting = !stopping;
 	res = stopping ? NULL :
-		exec_round(conn, "events_after", args);
+		exec_round(conn, ROUND_EVENTS_AFTER, args);
 	waiting = 0;
 	if (res == NULL)
 		return -1;

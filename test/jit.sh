@@ -87,7 +87,7 @@ verdict=$(awk '
             if (q ~ /pg_class/ && jit) print "plain"
             if (q ~ /top, direct, after/) after += pending_jit
             if (q ~ /top, direct/) direct += pending_jit
-            else if (pending_jit) { print "offending " pending_q; bad += pending_jit }
+            else if (pending_jit) print "offending " pending_q
             pending_jit = 0; pending_q = ""
         } else {
             nested++
