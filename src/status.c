@@ -335,22 +335,20 @@ card_status_guard(PG_FUNCTION_ARGS)
  * The event of a status change: an activation, or a status change, with
  * its data (from, to, reason, channel) as a JSON object; sets *event_type.
  */
-char *
+Datum
 card_status_event(const char *from, const char *to, const char *reason,
 				  const char *channel, const char **event_type)
 {
-	StringInfoData data;
+	CardJson	data;
 
 	*event_type = strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
 		"card.activated" : "card.status_changed";
-	initStringInfo(&data);
-	appendStringInfoChar(&data, '{');
+	card_json_begin(&data);
 	card_json_text(&data, "from", from);
 	card_json_text(&data, "to", to);
 	card_json_text(&data, "reason", reason);
 	card_json_text(&data, "channel", channel);
-	appendStringInfoChar(&data, '}');
-	return data.data;
+	return card_json_end(&data);
 }
 
 /*
@@ -363,7 +361,7 @@ void
 card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 				  const char *from, const char *to, const char *reason,
 				  const char *channel, const char *event_type,
-				  const char *event_data)
+				  Datum event_data)
 {
 	/* The parameters, as indexes of values[] ($1 is index 0). */
 	enum ChangeParam
@@ -392,10 +390,10 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 		"   (card_id, from_status, to_status, reason, channel, actor)"
 		"  VALUES ($1, $2::card.card_status, $3::card.card_status, $4, $5, $6))"
 		" INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
-		" SELECT $7::card.event_type, $1, $8, $9, $10::jsonb WHERE $11"
+		" SELECT $7::card.event_type, $1, $8, $9, $10 WHERE $11"
 		" RETURNING seq",
 		CHANGE_PARAMS, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
-			UUIDOID, UUIDOID, TEXTOID, BOOLOID}
+			UUIDOID, UUIDOID, JSONBOID, BOOLOID}
 	};
 	Datum		values[CHANGE_PARAMS];
 	char		nulls[CHANGE_PARAMS];
@@ -415,7 +413,7 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 	values[CHANGE_EVENT_TYPE] = CStringGetTextDatum(event_type);
 	values[CHANGE_ACCOUNT_ID] = account_id;
 	values[CHANGE_PROGRAMME_ID] = programme_id;
-	values[CHANGE_EVENT_DATA] = CStringGetTextDatum(event_data);
+	values[CHANGE_EVENT_DATA] = event_data;
 	values[CHANGE_EVENTS] = BoolGetDatum(card_events_enabled);
 	card_event_writer_lock(programme_id);
 	if (card_exec(&insert_change, values, nulls, false, 1) == 1)
@@ -444,7 +442,7 @@ card_status_audit(PG_FUNCTION_ARGS)
 	const char *reason;
 	const char *channel;
 	const char *event_type;
-	char	   *data;
+	Datum		data;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
