@@ -48,12 +48,11 @@ static KeyRing *keyring = NULL;
 
 /*
  * The transaction that last found keyring up to date with its file: within
- * it, keys are taken without looking at the file again (a card order uses
- * keys three times; each stat() was a system call).  That holds for the
- * newest version too, which seals new PANs: a transaction that found an
- * older file keeps sealing under the key it found, and card.rotate_keys()
- * first waits for every transaction running when it starts, so it moves
- * those PANs before an operator may retire that key.
+ * it, the MAC key and a given version's key are taken without looking at
+ * the file again (a card order uses keys three times; each stat() was a
+ * system call).  The newest version, which seals new PANs, is always
+ * looked up afresh: a transaction held open across a rotation must not
+ * seal PANs under a key the operator has since retired.
  */
 static LocalTransactionId keyring_checked_in = InvalidLocalTransactionId;
 
@@ -267,17 +266,17 @@ forget_keyring(void)
 
 /*
  * The key ring for the current card.key_file, re-read when the file changes;
- * the file is looked at once per transaction.
+ * unless look is set, the file is looked at once per transaction.
  */
 static KeyRing *
-current_keyring(void)
+current_keyring(bool look)
 {
 	struct stat st;
 	LocalTransactionId lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
 	bool		same_path = keyring != NULL && keyring->path != NULL &&
 		card_key_file != NULL && strcmp(keyring->path, card_key_file) == 0;
 
-	if (same_path && LocalTransactionIdIsValid(lxid) && keyring_checked_in == lxid)
+	if (!look && same_path && LocalTransactionIdIsValid(lxid) && keyring_checked_in == lxid)
 		return keyring;
 	if (card_key_file == NULL || card_key_file[0] == '\0')
 	{
@@ -329,7 +328,7 @@ current_keyring(void)
 const uint8 *
 card_mac_key(void)
 {
-	KeyRing    *ring = current_keyring();
+	KeyRing    *ring = current_keyring(false);
 
 	if (!ring->has_mac)
 		ereport(ERROR,
@@ -344,7 +343,7 @@ card_mac_key(void)
 const uint8 *
 card_enc_key(int version)
 {
-	KeyRing    *ring = current_keyring();
+	KeyRing    *ring = current_keyring(false);
 
 	for (int i = 0; i < ring->nenc; i++)
 		if (ring->versions[i] == version)
@@ -361,7 +360,7 @@ card_enc_key(int version)
 int
 card_enc_key_newest(void)
 {
-	KeyRing    *ring = current_keyring();
+	KeyRing    *ring = current_keyring(true);
 
 	if (ring->newest == 0)
 		ereport(ERROR,
