@@ -154,3 +154,19 @@ SELECT count(*) AS recorded_for_skip_and_keep FROM card.card_status_change
  WHERE card_id IN (:'skip', :'keep') AND from_status = 'active';
 DROP TRIGGER aa_test_soften ON card.card;
 DROP FUNCTION test_soften();
+
+-- A change between live statuses updates the card's row in place (a HOT
+-- update, 1.11): no index of card.card reads status (the expiry sweep's
+-- reads expiry_due, which stays as it is), and the table keeps a tenth of
+-- each page free, room for two new versions of a card without pruning.
+-- Before 1.11 each of these wrote a new entry in every index.  A card
+-- ending (blocked) clears expiry_due, so the sweep's index lets it go.
+SELECT id AS in_place FROM card.card_order(:'holder', :'acct', 'In place') \gset
+SELECT id AS in_place_direct FROM card.card_order(:'holder', :'acct', 'In place, directly') \gset
+SELECT expiry_due = expires_on AS due_while_live FROM card.card WHERE id = :'in_place';
+SELECT test_hot_updates(format('SELECT card.card_set_status(%L, %L)', :'in_place', 'active')) AS activated;
+SELECT test_hot_updates(format('SELECT card.card_set_status(%L, %L)', :'in_place', 'frozen')) AS frozen;
+SELECT test_hot_updates(format('UPDATE card.card SET status = %L WHERE id = %L', 'active', :'in_place_direct'))
+       AS activated_directly;
+SELECT status FROM card.card_set_status(:'in_place', 'blocked');
+SELECT status, expiry_due IS NULL AS no_longer_due FROM card.card WHERE id = :'in_place';

@@ -85,3 +85,16 @@ BEGIN
     SELECT pan INTO result FROM card.card_reveal(tok);
     RETURN result;
 END $$;
+
+-- Rows of card.card that a statement updated, and how many of them in place
+-- (HOT), in the current transaction: "updated N, in place M".
+CREATE FUNCTION test_hot_updates(statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    updated bigint := pg_stat_get_xact_tuples_updated('card.card'::regclass);
+    hot bigint := pg_stat_get_xact_tuples_hot_updated('card.card'::regclass);
+BEGIN
+    EXECUTE statement;
+    RETURN format('updated %s, in place %s',
+                  pg_stat_get_xact_tuples_updated('card.card'::regclass) - updated,
+                  pg_stat_get_xact_tuples_hot_updated('card.card'::regclass) - hot);
+END $$;

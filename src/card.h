@@ -237,7 +237,6 @@ extern CardChangeContext card_change_begin(const char *reason,
 extern void card_change_end(CardChangeContext previous);
 extern void card_change_xact(XactEvent event, void *arg);
 extern bool card_status_name_live(const char *status);
-extern const char *card_live_statuses_sql(void);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
 									const char *reason, const char *channel,
 									const pg_uuid_t *activating);

@@ -208,6 +208,7 @@ COMMENT ON COLUMN card.card.status IS 'Status as stored (card.card_status). A li
 COMMENT ON COLUMN card.card.exp_month IS 'Expiry month, two digits 01 to 12. The card is valid through the last day of that month (UTC).';
 COMMENT ON COLUMN card.card.exp_year IS 'Expiry year, four digits.';
 COMMENT ON COLUMN card.card.expires_on IS 'Generated: the first day (UTC) after the expiry month, from which the card is expired.';
+COMMENT ON COLUMN card.card.expiry_due IS 'Generated: expires_on while the card is live (not_activated, active, frozen), NULL once it has ended; the key of card.card_expire_due''s index, which a status change between live statuses leaves alone so that the row is updated in place.';
 COMMENT ON COLUMN card.card.last4 IS 'The last four digits of the PAN, the only part of it kept in clear.';
 COMMENT ON COLUMN card.card.token IS 'The processor-facing token: ct_ then 18 random bytes in base64url, unique, unrelated to the PAN. Readable by no role; card_api gets it through card.card_token.';
 COMMENT ON COLUMN card.card.pan_ciphertext IS 'Secret: the PAN, never in clear, AES-256-GCM encrypted (random 96-bit IV, 128-bit tag, the card id as associated data) under the key of version pan_key_version. Readable by no role; decrypted only inside the server.';

@@ -60,19 +60,19 @@ static CardPlan recorded_change = {
 		JSONBOID, BOOLOID}
 };
 
-/* Its text names the live statuses of facts.h: built on first use. */
-static CardPlan expire_due = {NULL, NULL, 1, {DATEOID}};
-
-static const char *
-expire_due_sql(void)
-{
-	return MemoryContextStrdup(TopMemoryContext,
-							   psprintf("UPDATE card.card SET status = 'expired'"
-										" WHERE status IN (%s) AND expires_on <= $1"
-										" AND (card.caller_sees_all()"
-										" OR programme_id IN (SELECT card.visible_programmes()))",
-										card_live_statuses_sql()));
-}
+/*
+ * expiry_due is expires_on while a card is live (the live statuses of
+ * facts.h), NULL once it has ended: the sweep's index holds live cards
+ * only.
+ */
+static CardPlan expire_due = {
+	NULL,
+	"UPDATE card.card SET status = 'expired'"
+	" WHERE expiry_due <= $1"
+	" AND (card.caller_sees_all()"
+	" OR programme_id IN (SELECT card.visible_programmes()))",
+	1, {DATEOID}
+};
 
 /*
  * Run a status-changing plan with the change context set (activating names
@@ -235,8 +235,6 @@ CARD_ENTRY_POINT(card_expire_due)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (expire_due.sql == NULL)
-		expire_due.sql = expire_due_sql();
 	expired = card_exec_status_change(&expire_due, &as_of, "expiry", "system", NULL);
 	SPI_finish();
 	PG_RETURN_INT32(expired);

@@ -158,25 +158,6 @@ card_status_name_live(const char *status)
 	return card_status_live(card_status_from_name(status));
 }
 
-/*
- * The live statuses as SQL literals ("'not_activated', ..."), for the
- * statements C builds (the SQL sources get the same list from the build).
- */
-const char *
-card_live_statuses_sql(void)
-{
-	static char *list = NULL;
-
-	if (list == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		list = card_name_list(live_status_names, lengthof(live_status_names), true);
-		MemoryContextSwitchTo(old);
-	}
-	return list;
-}
-
 /* Status of a column of a trigger tuple. */
 static CardStatus
 tuple_status(HeapTuple tuple, TupleDesc tupdesc, int attnum)

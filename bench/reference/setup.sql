@@ -40,6 +40,8 @@ CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE SCHEMA reference;
 CREATE TABLE reference.account (LIKE card.account INCLUDING ALL);
 CREATE TABLE reference.card (LIKE card.card INCLUDING ALL);
+-- LIKE copies no storage parameters: the card table's fillfactor, as the extension's.
+ALTER TABLE reference.card SET (fillfactor = 90);
 CREATE TABLE reference.card_status_change (LIKE card.card_status_change INCLUDING ALL);
 CREATE TABLE reference."authorization" (LIKE card."authorization" INCLUDING ALL);
 CREATE TABLE reference.event (LIKE card.event INCLUDING ALL);

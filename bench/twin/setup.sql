@@ -7,6 +7,8 @@
 CREATE SCHEMA twin;
 CREATE TABLE twin.account (LIKE card.account INCLUDING ALL);
 CREATE TABLE twin.card (LIKE card.card INCLUDING ALL);
+-- LIKE copies no storage parameters: the card table's fillfactor, as the extension's.
+ALTER TABLE twin.card SET (fillfactor = 90);
 CREATE TABLE twin.card_status_change (LIKE card.card_status_change INCLUDING ALL);
 CREATE TABLE twin."authorization" (LIKE card."authorization" INCLUDING ALL);
 CREATE TABLE twin.event (LIKE card.event INCLUDING ALL);
