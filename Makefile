@@ -38,7 +38,7 @@ REGRESS = setup order lifecycle activation idempotency expiry errors controls fu
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected
-ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race visibility-cache events-wait consumer-ack
+ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race visibility-cache events-wait consumer-ack expiry-race
 ISOLATION_OPTS = --inputdir=test --load-extension=card
 
 # JIT bitcode is of no use here and would need clang.
