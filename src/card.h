@@ -240,14 +240,14 @@ extern bool card_status_name_live(const char *status);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
 									const char *reason, const char *channel,
 									const pg_uuid_t *activating);
-extern Datum card_status_event(const char *from, const char *to,
+extern char *card_status_event(const char *from, const char *to,
 							   const char *reason, const char *channel,
 							   const char **event_type);
 extern void card_audit_insert(Datum card_id, Datum account_id,
 							  Datum programme_id, const char *from,
 							  const char *to, const char *reason,
 							  const char *channel, const char *event_type,
-							  Datum event_data);
+							  const char *event_data);
 
 /* ---- live feed (event.c) ---- */
 extern void card_event_writer_lock(Datum programme_id);
@@ -261,15 +261,7 @@ extern bool card_feed_wait(uint64 seen, TimestampTz deadline);
 extern bool card_feed_cursor_settled(int64 cursor);
 extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 							   SubTransactionId parentSubid, void *arg);
-
-/* An event's data: a flat JSON object built as jsonb (event.c). */
-typedef struct CardJson
-{
-	struct JsonbParseState *state;
-} CardJson;
-extern void card_json_begin(CardJson *json);
-extern void card_json_text(CardJson *json, const char *key, const char *value);
-extern Datum card_json_end(CardJson *json);
+extern void card_json_text(StringInfo buf, const char *key, const char *value);
 
 /* ---- input checks (validate.c) ---- */
 extern char *card_name_list(const char *const *names, size_t count, bool quoted);

@@ -42,7 +42,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -100,8 +99,8 @@ enum InsertEventColumn
 static CardPlan insert_event = {
 	NULL,
 	"INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
-	" VALUES ($1::card.event_type, $2, $3, $4, $5) RETURNING seq",
-	EVENT_PARAMS, {TEXTOID, UUIDOID, UUIDOID, UUIDOID, JSONBOID}
+	" VALUES ($1::card.event_type, $2, $3, $4, $5::jsonb) RETURNING seq",
+	EVENT_PARAMS, {TEXTOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID}
 };
 
 /*
@@ -146,12 +145,12 @@ card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 
 /*
  * Write one event in the current transaction (the caller is connected to
- * SPI); returns its seq, or 0 when card.events is off.  data is a jsonb
- * object, (Datum) 0 for none ({}); it must never hold a secret.
+ * SPI); returns its seq, or 0 when card.events is off.  data is a JSON
+ * object as text; it must never hold a secret.
  */
 static int64
 card_event_write(const char *type, Datum card_id, Datum account_id,
-				 Datum programme_id, Datum data)
+				 Datum programme_id, const char *data)
 {
 	Datum		values[EVENT_PARAMS];
 	char		nulls[EVENT_PARAMS] = {' ', ' ', ' ', ' ', ' '};
@@ -167,14 +166,7 @@ card_event_write(const char *type, Datum card_id, Datum account_id,
 	nulls[EVENT_ACCOUNT_ID] = account_id ? ' ' : 'n';
 	values[EVENT_PROGRAMME_ID] = programme_id;
 	nulls[EVENT_PROGRAMME_ID] = programme_id ? ' ' : 'n';
-	if (data == (Datum) 0)
-	{
-		CardJson	empty;
-
-		card_json_begin(&empty);
-		data = card_json_end(&empty);
-	}
-	values[EVENT_DATA] = data;
+	values[EVENT_DATA] = CStringGetTextDatum(data ? data : "{}");
 	card_event_writer_lock(programme_id);
 	card_exec(&insert_event, values, nulls, false, 1);
 	seq = DatumGetInt64(card_spi_datum(0, INSERTED_SEQ, &isnull));
@@ -182,45 +174,17 @@ card_event_write(const char *type, Datum card_id, Datum account_id,
 	return seq;
 }
 
-/*
- * An event's data, built as jsonb: jsonb_in parsing a text printed here was
- * a visible part of each order's and status change's cost.  The data is a
- * flat object of strings (or nulls); it must never hold a secret.
- */
+/* Append "key": "value" (value may be NULL) to a JSON object being built. */
 void
-card_json_begin(CardJson *json)
+card_json_text(StringInfo buf, const char *key, const char *value)
 {
-	json->state = NULL;
-	(void) pushJsonbValue(&json->state, WJB_BEGIN_OBJECT, NULL);
-}
-
-/* Add "key": "value" (value may be NULL: a JSON null). */
-void
-card_json_text(CardJson *json, const char *key, const char *value)
-{
-	JsonbValue	item;
-
-	item.type = jbvString;
-	item.val.string.val = unconstify(char *, key);
-	item.val.string.len = strlen(key);
-	(void) pushJsonbValue(&json->state, WJB_KEY, &item);
+	appendStringInfoString(buf, buf->len > 1 ? ", " : "");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
 	if (value)
-	{
-		item.val.string.val = unconstify(char *, value);
-		item.val.string.len = strlen(value);
-	}
+		escape_json(buf, value);
 	else
-		item.type = jbvNull;
-	(void) pushJsonbValue(&json->state, WJB_VALUE, &item);
-}
-
-/* The object as a jsonb datum (palloc'd in the current context). */
-Datum
-card_json_end(CardJson *json)
-{
-	JsonbValue *object = pushJsonbValue(&json->state, WJB_END_OBJECT, NULL);
-
-	return JsonbPGetDatum(JsonbValueToJsonb(object));
+		appendStringInfoString(buf, "null");
 }
 
 /*
@@ -232,10 +196,13 @@ Datum
 card_event_emit(PG_FUNCTION_ARGS)
 {
 	char	   *type;
+	char	   *data;
 	int64		seq;
 
 	card_require(!PG_ARGISNULL(0), "event type");
 	type = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(0)));
+	data = PG_ARGISNULL(4) ? NULL :
+		DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(4)));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -243,7 +210,7 @@ card_event_emit(PG_FUNCTION_ARGS)
 						   PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1),
 						   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
 						   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
-						   PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4));
+						   data);
 	SPI_finish();
 	if (seq == 0)
 		PG_RETURN_NULL();

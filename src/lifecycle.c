@@ -53,11 +53,11 @@ static CardPlan recorded_change = {
 	"   WHERE c.status = $2::card.card_status),"
 	" fed AS ("
 	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
-	"  SELECT $7::card.event_type, c.id, c.account_id, c.programme_id, $8"
+	"  SELECT $7::card.event_type, c.id, c.account_id, c.programme_id, $8::jsonb"
 	"    FROM c WHERE c.status = $2::card.card_status AND $9 RETURNING seq)"
 	CARD_WRITTEN_RESULT,
 	RECORDED_PARAMS, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
-		JSONBOID, BOOLOID}
+		TEXTOID, BOOLOID}
 };
 
 /*
@@ -112,7 +112,7 @@ set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 	char		nulls[RECORDED_PARAMS];
 	NameData	actor;
 	const char *event_type;
-	Datum		event_data;
+	char	   *event_data;
 	CardChangeContext previous;
 	volatile int changed = 0;
 
@@ -127,7 +127,7 @@ set_status_recorded(Datum card_id, Datum programme_id, const char *from,
 	values[RECORDED_CHANNEL] = CStringGetTextDatum(channel);
 	values[RECORDED_ACTOR] = NameGetDatum(&actor);
 	values[RECORDED_EVENT_TYPE] = CStringGetTextDatum(event_type);
-	values[RECORDED_EVENT_DATA] = event_data;
+	values[RECORDED_EVENT_DATA] = CStringGetTextDatum(event_data);
 	values[RECORDED_EVENTS] = BoolGetDatum(card_events_enabled);
 	card_event_writer_lock(programme_id);
 

@@ -130,7 +130,7 @@ static CardPlan insert_card = {
 	"  SELECT c.id, NULL, c.status, 'ordered', 'api', $16 FROM c),"
 	" fed AS ("
 	"  INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
-	"  SELECT 'card.ordered', c.id, c.account_id, c.programme_id, $17"
+	"  SELECT 'card.ordered', c.id, c.account_id, c.programme_id, $17::jsonb"
 	"    FROM c WHERE $18 RETURNING seq)"
 	" SELECT c.id, c.display_name, c.type, $19 AS brand, $20 AS region, c.exp_month,"
 	"        c.exp_year, c.last4, $21 AS currency, c.account_id, c.individual_id,"
@@ -139,7 +139,7 @@ static CardPlan insert_card = {
 	"  FROM c",
 	INSERT_PARAMS, {UUIDOID, UUIDOID, UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID, BYTEAOID, INT2OID, BYTEAOID, TEXTOID,
-		BYTEAOID, NAMEOID, JSONBOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID}
+		BYTEAOID, NAMEOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
 /* The arguments of one order, checked, and what follows from them. */
@@ -178,14 +178,15 @@ typedef struct OrderAccount
  * The data of a card.ordered event: the card as ordered, and for a
  * replacement the card it replaces and why.
  */
-static Datum
+static char *
 ordered_event_data(const char *type, const char *display_name, const char *month,
 				   const char *year, const char *last4, const char *replacement_for,
 				   const char *replacement_reason)
 {
-	CardJson	data;
+	StringInfoData data;
 
-	card_json_begin(&data);
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
 	card_json_text(&data, "status", "not_activated");
 	card_json_text(&data, "type", type);
 	card_json_text(&data, "display_name", display_name);
@@ -197,7 +198,8 @@ ordered_event_data(const char *type, const char *display_name, const char *month
 		card_json_text(&data, "replacement_for", replacement_for);
 		card_json_text(&data, "replacement_reason", replacement_reason);
 	}
-	return card_json_end(&data);
+	appendStringInfoChar(&data, '}');
+	return data.data;
 }
 
 /*
@@ -531,8 +533,9 @@ order_insert(const OrderRequest *req, const OrderAccount *account)
 	nulls[INSERT_REQUEST_HASH] = req->key ? ' ' : 'n';
 	namestrcpy(&actor, GetUserNameFromId(card_caller_role(), false));
 	values[INSERT_ACTOR] = NameGetDatum(&actor);
-	values[INSERT_EVENT_DATA] = ordered_event_data(req->type, req->display_name, req->month,
-												   req->year, pan.last4, NULL, NULL);
+	values[INSERT_EVENT_DATA] =
+		CStringGetTextDatum(ordered_event_data(req->type, req->display_name, req->month,
+											   req->year, pan.last4, NULL, NULL));
 	values[INSERT_EVENTS] = BoolGetDatum(card_events_enabled);
 	values[INSERT_BRAND] = account->brand;
 	values[INSERT_REGION] = account->region;

@@ -316,20 +316,22 @@ card_status_guard(PG_FUNCTION_ARGS)
  * The event of a status change: an activation, or a status change, with
  * its data (from, to, reason, channel) as a JSON object; sets *event_type.
  */
-Datum
+char *
 card_status_event(const char *from, const char *to, const char *reason,
 				  const char *channel, const char **event_type)
 {
-	CardJson	data;
+	StringInfoData data;
 
 	*event_type = strcmp(from, "not_activated") == 0 && strcmp(to, "active") == 0 ?
 		"card.activated" : "card.status_changed";
-	card_json_begin(&data);
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
 	card_json_text(&data, "from", from);
 	card_json_text(&data, "to", to);
 	card_json_text(&data, "reason", reason);
 	card_json_text(&data, "channel", channel);
-	return card_json_end(&data);
+	appendStringInfoChar(&data, '}');
+	return data.data;
 }
 
 /*
@@ -342,7 +344,7 @@ void
 card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 				  const char *from, const char *to, const char *reason,
 				  const char *channel, const char *event_type,
-				  Datum event_data)
+				  const char *event_data)
 {
 	/* The parameters, as indexes of values[] ($1 is index 0). */
 	enum ChangeParam
@@ -371,10 +373,10 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 		"   (card_id, from_status, to_status, reason, channel, actor)"
 		"  VALUES ($1, $2::card.card_status, $3::card.card_status, $4, $5, $6))"
 		" INSERT INTO card.event (type, card_id, account_id, programme_id, data)"
-		" SELECT $7::card.event_type, $1, $8, $9, $10 WHERE $11"
+		" SELECT $7::card.event_type, $1, $8, $9, $10::jsonb WHERE $11"
 		" RETURNING seq",
 		CHANGE_PARAMS, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTOID,
-			UUIDOID, UUIDOID, JSONBOID, BOOLOID}
+			UUIDOID, UUIDOID, TEXTOID, BOOLOID}
 	};
 	Datum		values[CHANGE_PARAMS];
 	char		nulls[CHANGE_PARAMS];
@@ -394,7 +396,7 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 	values[CHANGE_EVENT_TYPE] = CStringGetTextDatum(event_type);
 	values[CHANGE_ACCOUNT_ID] = account_id;
 	values[CHANGE_PROGRAMME_ID] = programme_id;
-	values[CHANGE_EVENT_DATA] = event_data;
+	values[CHANGE_EVENT_DATA] = CStringGetTextDatum(event_data);
 	values[CHANGE_EVENTS] = BoolGetDatum(card_events_enabled);
 	card_event_writer_lock(programme_id);
 	if (card_exec(&insert_change, values, nulls, false, 1) == 1)
@@ -423,7 +425,7 @@ card_status_audit(PG_FUNCTION_ARGS)
 	const char *reason;
 	const char *channel;
 	const char *event_type;
-	Datum		data;
+	char	   *data;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
