@@ -329,7 +329,7 @@ authorize_read_request(FunctionCallInfo fcinfo, AuthorizeRequest *req)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid channel \"%s\"", req->channel),
-				 errhint("Channels: %s.", card_name_list(channels, lengthof(channels), false))));
+				 errhint("Channels: %s.", card_name_list(channels, lengthof(channels)))));
 	if (strlen(req->external_id) == 0 || strlen(req->external_id) > EXTERNAL_ID_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -264,7 +264,7 @@ extern void card_event_subxact(SubXactEvent event, SubTransactionId mySubid,
 extern void card_json_text(StringInfo buf, const char *key, const char *value);
 
 /* ---- input checks (validate.c) ---- */
-extern char *card_name_list(const char *const *names, size_t count, bool quoted);
+extern char *card_name_list(const char *const *names, size_t count);
 typedef Datum (*CardSecretWork) (FunctionCallInfo fcinfo, const char *first,
 								 const char *second);
 

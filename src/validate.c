@@ -216,18 +216,14 @@ card_uuid_string(Datum uuid)
 	return DatumGetCString(DirectFunctionCall1(uuid_out, uuid));
 }
 
-/*
- * A list of names such as facts.h defines: "a, b" for a message, or
- * "'a', 'b'" (quoted) for a statement.
- */
+/* A list of names such as facts.h defines, "a, b", for a message. */
 char *
-card_name_list(const char *const *names, size_t count, bool quoted)
+card_name_list(const char *const *names, size_t count)
 {
 	StringInfoData list;
 
 	initStringInfo(&list);
 	for (size_t i = 0; i < count; i++)
-		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "",
-						 quoted ? quote_literal_cstr(names[i]) : names[i]);
+		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "", names[i]);
 	return list.data;
 }
