@@ -151,6 +151,7 @@ enum CardChainColumn
 };
 
 extern int	card_chain_lock(Datum card_id);
+extern int	card_lock(Datum card_id);
 extern int	card_chain_row(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */

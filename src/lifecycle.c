@@ -178,10 +178,11 @@ CARD_ENTRY_POINT(card_set_status)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/*
-	 * Ending a card ends the cards of its PAN: the chain's lock order first,
-	 * which also reads the card's status, as locked.
+	 * The account, then the card, which reads its status as locked; a
+	 * change that ends other cards of the PAN locks them after, in the
+	 * chain's order, under the account's lock (chain.c).
 	 */
-	card_chain_lock(card_id);
+	card_lock(card_id);
 	row = card_chain_row(card_id);
 	if (row < 0)
 		ereport(ERROR,

@@ -50,7 +50,7 @@ CREATE TRIGGER card_status_audit
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION card.card_status_audit();
 
--- Changes a card's status (C: src/lifecycle.c), in the chain's lock order.
+-- Changes a card's status (C: src/lifecycle.c), its account locked first.
 CREATE FUNCTION card.card_set_status(
     card_id uuid, status card.card_status, reason text DEFAULT NULL,
     channel text DEFAULT 'api')
