@@ -27,7 +27,8 @@ DATA = updates/card--1.0.sql updates/card--1.0--1.1.sql updates/card--1.1--1.2.s
        updates/card--1.4--1.5.sql updates/card--1.5--1.6.sql \
        updates/card--1.6--1.7.sql updates/card--1.7--1.8.sql \
        updates/card--1.8--1.9.sql updates/card--1.9--1.10.sql \
-       updates/card--1.10--1.11.sql
+       updates/card--1.10--1.11.sql \
+       updates/card--1.11--1.12.sql
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags libcrypto)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

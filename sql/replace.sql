@@ -141,6 +141,19 @@ SELECT status, replace(replace(
          (SELECT reason FROM card.card_status_change s WHERE s.card_id = :'q2' ORDER BY id DESC LIMIT 1),
          :'q1', '<q1>'), :'q2', '<q2>') AS why
   FROM card.cards WHERE id = :'q2';
+-- A direct UPDATE by the owner to stolen ends the pending reissue as well,
+-- after the change's own audit row.  Since 1.12 the audit trigger does it
+-- (one AFTER trigger, without a WHEN condition, which PostgreSQL would
+-- compile at every statement that fires it).
+SELECT test_card_in(:'acct', :'holder', 'active') AS s1 \gset
+SELECT id AS s2 FROM card.card_replace(:'s1', 'damaged') \gset
+UPDATE card.card SET status = 'stolen' WHERE id = :'s1';
+SELECT s.card_id = :'s1' AS stolen_card, s.from_status, s.to_status, s.channel,
+       replace(replace(s.reason, :'s1', '<s1>'), :'s2', '<s2>') AS reason
+  FROM card.card_status_change s
+ WHERE s.card_id IN (:'s1', :'s2') AND s.from_status IS NOT NULL ORDER BY s.id;
+SELECT tgname, tgtype & 2 = 2 AS before_row, tgqual IS NOT NULL AS has_when FROM pg_trigger
+ WHERE tgrelid = 'card.card'::regclass AND NOT tgisinternal ORDER BY tgname;
 -- An idempotent retry is answered even after the account was frozen.
 SELECT test_card_in(:'acct', :'holder', 'active') AS z1 \gset
 SELECT id AS z2 FROM card.card_replace(:'z1', 'damaged') \gset

@@ -175,7 +175,7 @@ COMMENT ON FUNCTION card.effective_status(card.card_status, date) IS
 COMMENT ON FUNCTION card.card_status_guard() IS
     'Trigger function of card_status_guard (BEFORE UPDATE OF status, type, exp_month, exp_year ON card.card): judges each status change by the transition table against the locked row, and refuses a change of type or of an ended card''s expiry (55000), whoever writes.';
 COMMENT ON FUNCTION card.card_status_audit() IS
-    'Trigger function of card_status_audit (AFTER UPDATE OF status ON card.card): writes the audit row and event of a status change that card_set_status did not record itself (a direct UPDATE is recorded with channel operator, reason "direct update").';
+    'Trigger function of card_status_audit (AFTER UPDATE OF status ON card.card): writes the audit row and event of a status change that card_set_status did not record itself (a direct UPDATE is recorded with channel operator, reason "direct update"); then, for a card become lost or stolen, or a reissue (damaged, expired) activated, blocks every other live card with its PAN (card.end_same_pan).';
 COMMENT ON FUNCTION card.card_status_transitions() IS
     'The lifecycle table the trigger enforces, from the same C array: 49 rows (from_status, to_status, rule, who_may), rules no-op, allowed, activation, forbidden, terminal. card_admin, card_api, card_reader.';
 
@@ -337,10 +337,6 @@ COMMENT ON FUNCTION card.card_replace(uuid, jsonb) IS
     'POST /v3/cards/:id/replace: {"reason"} gives the new card as JSON; otherwise as card_replace(uuid, text). Pass the body as jsonb: a bare literal resolves to the text form. card_api.';
 COMMENT ON FUNCTION card.end_same_pan(uuid, text) IS
     'Blocks (channel system) every other live card that carries a card''s PAN, in the chain''s lock order; returns how many. Owner only (the triggers below).';
-COMMENT ON FUNCTION card.replacement_activated() IS
-    'Trigger function of card_status_close_replaced on card.card: when a reissue (damaged, expired) goes from not_activated to active, blocks the card it replaced and any other live card with its PAN.';
-COMMENT ON FUNCTION card.pan_compromised() IS
-    'Trigger function of card_status_end_lost_pan on card.card: when a card becomes lost or stolen, however, blocks every other live card with its PAN.';
 
 -- ===========================================================================
 -- pin.sql

@@ -45,10 +45,13 @@ GRANT SELECT ON card.status_history TO card_admin, card_api, card_reader;
 CREATE TRIGGER card_status_guard
     BEFORE UPDATE OF status, type, exp_month, exp_year ON card.card
     FOR EACH ROW EXECUTE FUNCTION card.card_status_guard();
+-- It also ends the other cards of the PAN that a change ends (a lost or
+-- stolen card, a reissue's activation: card.end_same_pan, replace.sql).
+-- No WHEN condition (1.12): PostgreSQL compiles one at each statement that
+-- fires the trigger; the function makes the same tests.
 CREATE TRIGGER card_status_audit
     AFTER UPDATE OF status ON card.card
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION card.card_status_audit();
+    FOR EACH ROW EXECUTE FUNCTION card.card_status_audit();
 
 -- Changes a card's status (C: src/lifecycle.c), its account locked first.
 CREATE FUNCTION card.card_set_status(

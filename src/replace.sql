@@ -69,41 +69,8 @@ REVOKE ALL ON FUNCTION card.end_same_pan(uuid, text) FROM PUBLIC;
 
 -- A reissue (same PAN) closes the card it replaces once it is activated,
 -- and any other card still carrying that PAN (an earlier reissue); until
--- then they all work.  Fires after the audit trigger, so the new card's
--- activation is recorded before the old cards' closing.
-CREATE FUNCTION card.replacement_activated() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM card.end_same_pan(NEW.id, 'replaced by card ' || NEW.id);
-    RETURN NULL;
-END
-$$;
-REVOKE ALL ON FUNCTION card.replacement_activated() FROM PUBLIC;
-
--- A lost or stolen PAN is compromised: however the card came to be lost or
--- stolen (card_replace or card_set_status), every other live card with
--- that PAN (a reissue under way, or the card it reissued) ends too.
-CREATE FUNCTION card.pan_compromised() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM card.end_same_pan(NEW.id, 'PAN ' || NEW.status || ' with card ' || NEW.id);
-    RETURN NULL;
-END
-$$;
-REVOKE ALL ON FUNCTION card.pan_compromised() FROM PUBLIC;
-
-CREATE TRIGGER card_status_close_replaced
-    AFTER UPDATE OF status ON card.card
-    FOR EACH ROW
-    WHEN (OLD.status = 'not_activated' AND NEW.status = 'active'
-          AND NEW.replacement_reason IN ('damaged', 'expired'))
-    EXECUTE FUNCTION card.replacement_activated();
-CREATE TRIGGER card_status_end_lost_pan
-    AFTER UPDATE OF status ON card.card
-    FOR EACH ROW
-    WHEN (NEW.status IN ('lost', 'stolen') AND OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION card.pan_compromised();
+-- then they all work.  A lost or stolen PAN is compromised: however the
+-- card came to be lost or stolen (card_replace, card_set_status, a direct
+-- UPDATE), every other live card with that PAN ends too.  Both are done by
+-- the audit trigger (card_status_audit, src/status.c), after the change's
+-- audit row, so the change is recorded before the ends it causes.

@@ -405,11 +405,44 @@ card_audit_insert(Datum card_id, Datum account_id, Datum programme_id,
 }
 
 /*
+ * The other cards of the PAN a change ends, by card.end_same_pan(), as the
+ * reason their blocks are recorded with; NULL if it ends none.  A lost or
+ * stolen card's PAN is compromised, however the card came to be lost or
+ * stolen (card_replace, card_set_status, a direct UPDATE): every other
+ * live card with it ends.  A reissue (damaged, expired: same PAN) closes
+ * the card it replaces, and any earlier reissue, once it is activated;
+ * until then they all work.
+ */
+static char *
+status_change_ends_pan(TriggerData *trigdata, const char *from, const char *to,
+					   Datum card_id)
+{
+	TupleDesc	tupdesc = trigdata->tg_relation->rd_att;
+	char	   *replacement_reason;
+
+	if (strcmp(to, "lost") == 0 || strcmp(to, "stolen") == 0)
+		return psprintf("PAN %s with card %s", to, card_uuid_string(card_id));
+	if (strcmp(from, "not_activated") != 0 || strcmp(to, "active") != 0)
+		return NULL;
+	replacement_reason = SPI_getvalue(trigdata->tg_newtuple, tupdesc,
+									  column(tupdesc, "replacement_reason"));
+	if (replacement_reason != NULL &&
+		(strcmp(replacement_reason, "damaged") == 0 || strcmp(replacement_reason, "expired") == 0))
+		return psprintf("replaced by card %s", card_uuid_string(card_id));
+	return NULL;
+}
+
+/*
  * card_status_audit() RETURNS trigger
  *
- * AFTER UPDATE OF status ON card.card FOR EACH ROW WHEN (status changed):
- * one card.card_status_change row and one event per real change, in the
- * same transaction, with the reason and channel our caller declared.
+ * AFTER UPDATE OF status ON card.card FOR EACH ROW: for each real change,
+ * one card.card_status_change row and one event, in the same transaction,
+ * with the reason and channel our caller declared; then the other cards of
+ * the PAN it ends (status_change_ends_pan).  One trigger without a WHEN
+ * condition (1.12): PostgreSQL compiles a trigger's WHEN expression at each
+ * statement that fires it, and the three of them (this one's, and those of
+ * the two PL/pgSQL triggers that ended other cards) cost a tenth of a
+ * status change; the tests they made are these few comparisons.
  */
 PG_FUNCTION_INFO_V1(card_status_audit);
 Datum
@@ -421,11 +454,9 @@ card_status_audit(PG_FUNCTION_ARGS)
 	char	   *from;
 	char	   *to;
 	bool		isnull;
+	bool		recorded;
 	Datum		card_id;
-	const char *reason;
-	const char *channel;
-	const char *event_type;
-	char	   *data;
+	char	   *ends_pan;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -441,32 +472,51 @@ card_status_audit(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	card_id = SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
 							column(tupdesc, "id"), &isnull);
+
 	/*
 	 * The calling statement records this change itself (card_set_status):
 	 * the one change of that card between those statuses, once; any other,
 	 * such as a change a trigger of the superuser's makes to it, is
 	 * recorded here.
 	 */
-	if (card_change_context.active && card_change_context.recorded != NULL &&
+	recorded = card_change_context.active && card_change_context.recorded != NULL &&
 		memcmp(DatumGetUUIDP(card_id)->data, card_change_context.recorded->data, UUID_LEN) == 0 &&
 		strcmp(from, card_change_context.recorded_from) == 0 &&
-		strcmp(to, card_change_context.recorded_to) == 0)
-	{
+		strcmp(to, card_change_context.recorded_to) == 0;
+	if (recorded)
 		card_change_context.recorded = NULL;
+	ends_pan = status_change_ends_pan(trigdata, from, to, card_id);
+	if (recorded && ends_pan == NULL)
 		return PointerGetDatum(NULL);
-	}
-	reason = card_change_context.active ? card_change_context.reason : "direct update";
-	channel = card_change_context.active ? card_change_context.channel : "operator";
-	data = card_status_event(from, to, reason, channel, &event_type);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	card_audit_insert(card_id,
-					  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
-									column(tupdesc, "account_id"), &isnull),
-					  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
-									column(tupdesc, "programme_id"), &isnull),
-					  from, to, reason, channel, event_type, data);
+	if (!recorded)
+	{
+		const char *reason = card_change_context.active ? card_change_context.reason : "direct update";
+		const char *channel = card_change_context.active ? card_change_context.channel : "operator";
+		const char *event_type;
+		char	   *data = card_status_event(from, to, reason, channel, &event_type);
+
+		card_audit_insert(card_id,
+						  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+										column(tupdesc, "account_id"), &isnull),
+						  SPI_getbinval(trigdata->tg_trigtuple, tupdesc,
+										column(tupdesc, "programme_id"), &isnull),
+						  from, to, reason, channel, event_type, data);
+	}
+	if (ends_pan != NULL)
+	{
+		/* After the audit row: this change is recorded before those it causes. */
+		static CardPlan end_same_pan = {
+			NULL,
+			"SELECT card.end_same_pan($1, $2)",
+			2, {UUIDOID, TEXTOID}
+		};
+		Datum		args[2] = {card_id, CStringGetTextDatum(ends_pan)};
+
+		card_exec(&end_same_pan, args, NULL, false, 0);
+	}
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
