@@ -19,9 +19,9 @@
  * transaction that held a chain and then wanted the account (a status
  * change, then controls, in one transaction) deadlocked with an
  * authorisation; and a weaker lock here would deadlock two transactions
- * that both later strengthen it.  With the account held first by every
- * caller that locks several cards of a chain, a change of one card alone
- * (card_set_status) locks the account and that card only (card_lock).
+ * that both later strengthen it.  A change of one card alone
+ * (card_set_status) locks the account, the first card and that card only
+ * (card_lock): the same order, without the rest of the chain.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,35 +62,39 @@ card_chain_lock(Datum card_id)
 }
 
 /*
- * Lock the account and then the card alone, for a change of that card
- * (card_set_status's); returns 1, or 0 if there is no such card among the
- * caller's programmes.  The result has card_chain_lock()'s columns.  The
- * chain's other cards are not locked, and its first card, if this is not
- * it, is not locked first: every caller that locks more than one card of a
- * chain locks the chain's account before any of them, so two of them queue
- * on the account, whatever the order of their cards.  A change that ends
- * other cards of the PAN locks them in the chain's order after this
- * (end_same_pan, from the triggers of replace.sql).  The whole chain's
- * statement cost a third of a status change (its sort, its bitmap scans
- * and its CTE, for the one card of almost every chain).
+ * Lock the account, the chain's first card and the card, for a change of
+ * that card alone (card_set_status's); returns 1, or 0 if there is no such
+ * card among the caller's programmes.  The result has card_chain_lock()'s
+ * columns, for the card.  The order is card_chain_lock()'s, without the
+ * rest of the chain: whoever locks cards of a chain without its account
+ * (key rotation locks cards by id, the owner's own statements in any
+ * order) meets the first card before any other here too, so a transaction
+ * holding the first card and wanting another waits instead of
+ * deadlocking.  A change that ends other cards of the PAN locks them after
+ * (end_same_pan, from the audit trigger), in the chain's order.  The whole
+ * chain's statement cost a third of a status change (its CTE, its sort,
+ * its bitmap scans, for the one card of almost every chain).
  */
 int
 card_lock(Datum card_id)
 {
 	/*
 	 * The account is locked by the scan's filter (a subplan, as FOR NO KEY
-	 * UPDATE keeps EXISTS from becoming a join), before the row lock above
-	 * the scan takes the card.
+	 * UPDATE keeps EXISTS from becoming a join), before the row locks above
+	 * the join take the first card and then the card, in the order of
+	 * their FOR NO KEY UPDATE list (f is c itself for a first card: its
+	 * second lock is one the transaction holds).
 	 */
 	static CardPlan lock_card = {
 		NULL,
 		"SELECT c.id, c.status::text, card.effective_status(c.status, c.expires_on)::text,"
 		"       c.programme_id"
 		"  FROM card.card c"
+		"  JOIN card.card f ON f.id = card.chain_of(c.id, c.chain_id)"
 		" WHERE c.id = $1 AND card.programme_visible(c.programme_id)"
 		"   AND EXISTS (SELECT FROM card.account a WHERE a.id = c.account_id"
 		"               FOR NO KEY UPDATE OF a)"
-		"   FOR NO KEY UPDATE OF c",
+		"   FOR NO KEY UPDATE OF f, c",
 		1, {UUIDOID}
 	};
 
