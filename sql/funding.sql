@@ -191,3 +191,17 @@ SELECT balance AS balance_before FROM card.balances WHERE account_id = :'acct' \
 SELECT card.account_credit(:'acct', 9223372036854775807, 'overflow');
 SELECT balance = :balance_before AS unchanged, (SELECT count(*) FROM card.account_credit WHERE reference = 'overflow') AS credits
   FROM card.balances WHERE account_id = :'acct';
+
+-- card."authorization" has one CHECK, read once per statement: since 1.12
+-- the column's own amount > 0, which it repeats, is gone (each CHECK is
+-- compiled at every authorisation's insert).  A row with no amount is
+-- still refused, by it.
+SELECT conname FROM pg_constraint
+ WHERE conrelid = 'card."authorization"'::regclass AND contype = 'c' ORDER BY conname;
+SELECT e.state, e.message
+  FROM test_error(format($$INSERT INTO card."authorization" (id, programme_id, card_id, account_id,
+                            external_id, amount, currency, mcc, merchant_country, channel,
+                            approved, status, held, available_after)
+                          VALUES (card.new_id(), %L, card.new_id(), %L, 'zero', 0, 'EUR', '5411',
+                                  'SE', 'chip', true, 'pending', 0, 0)$$,
+                         (SELECT programme_id FROM card.account WHERE id = :'acct'), :'acct')) e;

@@ -23,7 +23,7 @@ CREATE TABLE card."authorization" (
     card_id             uuid NOT NULL,
     account_id          uuid NOT NULL,
     external_id         text NOT NULL,
-    amount              bigint NOT NULL CHECK (amount > 0),
+    amount              bigint NOT NULL,
     currency            text NOT NULL,
     mcc                 text NOT NULL,
     merchant_country    text NOT NULL,
@@ -40,7 +40,8 @@ CREATE TABLE card."authorization" (
     expires_at          timestamptz,
     resolved_at         timestamptz,
     UNIQUE (programme_id, external_id),
-    -- one CHECK, so that it is read once per statement
+    -- one CHECK, so that it is read once per statement (1.12: the column's
+    -- own amount > 0, which this one repeats, is gone)
     CONSTRAINT authorization_consistent CHECK (
         amount > 0 AND held >= 0 AND captured >= 0 AND released >= 0
         AND approved = (decline_reason IS NULL)

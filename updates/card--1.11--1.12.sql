@@ -18,3 +18,8 @@ CREATE TRIGGER card_status_audit
     FOR EACH ROW EXECUTE FUNCTION card.card_status_audit();
 COMMENT ON FUNCTION card.card_status_audit() IS
     'Trigger function of card_status_audit (AFTER UPDATE OF status ON card.card): writes the audit row and event of a status change that card_set_status did not record itself (a direct UPDATE is recorded with channel operator, reason "direct update"); then, for a card become lost or stolen, or a reissue (damaged, expired) activated, blocks every other live card with its PAN (card.end_same_pan).';
+
+-- card."authorization" kept the column CHECK (amount > 0) beside
+-- authorization_consistent, which says the same: each CHECK is compiled at
+-- every statement that writes the table (each authorisation).
+ALTER TABLE card."authorization" DROP CONSTRAINT authorization_amount_check;
