@@ -336,7 +336,7 @@ COMMENT ON FUNCTION card.card_replace(uuid, text) IS
 COMMENT ON FUNCTION card.card_replace(uuid, jsonb) IS
     'POST /v3/cards/:id/replace: {"reason"} gives the new card as JSON; otherwise as card_replace(uuid, text). Pass the body as jsonb: a bare literal resolves to the text form. card_api.';
 COMMENT ON FUNCTION card.end_same_pan(uuid, text) IS
-    'Blocks (channel system) every other live card that carries a card''s PAN, in the chain''s lock order; returns how many. Owner only (the triggers below).';
+    'Blocks (channel system) every other live card that carries a card''s PAN, in the chain''s lock order; returns how many. Owner only (the audit trigger card_status_audit calls it).';
 
 -- ===========================================================================
 -- pin.sql

@@ -178,9 +178,9 @@ CARD_ENTRY_POINT(card_set_status)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/*
-	 * The account, then the card, which reads its status as locked; a
-	 * change that ends other cards of the PAN locks them after, in the
-	 * chain's order, under the account's lock (chain.c).
+	 * The account, the chain's first card, then the card, whose status
+	 * this reads as locked; a change that ends other cards of the PAN
+	 * locks them after, in the chain's order (chain.c).
 	 */
 	card_lock(card_id);
 	row = card_chain_row(card_id);

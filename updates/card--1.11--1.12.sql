@@ -16,6 +16,8 @@ DROP TRIGGER card_status_audit ON card.card;
 CREATE TRIGGER card_status_audit
     AFTER UPDATE OF status ON card.card
     FOR EACH ROW EXECUTE FUNCTION card.card_status_audit();
+COMMENT ON FUNCTION card.end_same_pan(uuid, text) IS
+    'Blocks (channel system) every other live card that carries a card''s PAN, in the chain''s lock order; returns how many. Owner only (the audit trigger card_status_audit calls it).';
 COMMENT ON FUNCTION card.card_status_audit() IS
     'Trigger function of card_status_audit (AFTER UPDATE OF status ON card.card): writes the audit row and event of a status change that card_set_status did not record itself (a direct UPDATE is recorded with channel operator, reason "direct update"); then, for a card become lost or stolen, or a reissue (damaged, expired) activated, blocks every other live card with its PAN (card.end_same_pan).';
 
