@@ -238,6 +238,8 @@ extern CardChangeContext card_change_begin(const char *reason,
 extern void card_change_end(CardChangeContext previous);
 extern void card_change_xact(XactEvent event, void *arg);
 extern bool card_status_name_live(const char *status);
+extern bool card_name_compromises_pan(const char *name);
+extern bool card_reason_reissues_pan(const char *reason);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
 									const char *reason, const char *channel,
 									const pg_uuid_t *activating);

@@ -174,9 +174,8 @@ check_replaceable(Datum card_id, const char *reason, const char *stored,
 {
 	bool		ok;
 
-	if (strcmp(reason, "lost") == 0 || strcmp(reason, "stolen") == 0)
-		ok = card_status_name_live(effective) ||
-			strcmp(stored, "lost") == 0 || strcmp(stored, "stolen") == 0;
+	if (card_name_compromises_pan(reason))
+		ok = card_status_name_live(effective) || card_name_compromises_pan(stored);
 	else if (strcmp(reason, "damaged") == 0)
 		ok = card_status_name_live(effective);
 	else
@@ -188,7 +187,7 @@ check_replaceable(Datum card_id, const char *reason, const char *stored,
 						card_uuid_string(card_id), effective, reason),
 				 strcmp(effective, "expired") == 0 ?
 				 errhint("Replace an expired card with reason expired.") :
-				 strcmp(stored, "lost") == 0 || strcmp(stored, "stolen") == 0 ?
+				 card_name_compromises_pan(stored) ?
 				 errhint("Replace a lost or stolen card with reason lost or stolen.") : 0));
 }
 
@@ -199,14 +198,12 @@ replace_read_request(FunctionCallInfo fcinfo, Replacement *repl)
 	card_require(!PG_ARGISNULL(0), "card_id");
 	card_require(!PG_ARGISNULL(1), "reason");
 	repl->reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (strcmp(repl->reason, "lost") != 0 && strcmp(repl->reason, "stolen") != 0 &&
-		strcmp(repl->reason, "damaged") != 0 && strcmp(repl->reason, "expired") != 0)
+	repl->same_pan = card_reason_reissues_pan(repl->reason);
+	if (!repl->same_pan && !card_name_compromises_pan(repl->reason))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid replacement reason \"%s\"", repl->reason),
 				 errhint("Use lost, stolen (new PAN), damaged or expired (same PAN).")));
-	repl->same_pan = strcmp(repl->reason, "damaged") == 0 ||
-		strcmp(repl->reason, "expired") == 0;
 	repl->sequence = 0;
 	return PG_GETARG_DATUM(0);
 }
@@ -265,7 +262,7 @@ replace_earlier(const OldCard *old, const Replacement *repl, Datum *first)
 	{
 		char	   *earlier = card_spi_text(i, REPLACEMENT_REASON);
 
-		if (repl->same_pan || strcmp(earlier, "lost") == 0 || strcmp(earlier, "stolen") == 0)
+		if (repl->same_pan || card_name_compromises_pan(earlier))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("card %s was already replaced (%s) by card %s",
@@ -395,7 +392,7 @@ replace_audit(const OldCard *old, const Replacement *repl, Datum new_id,
 }
 
 /*
- * End a lost or stolen card now; the card_status_end_lost_pan trigger then
+ * End a lost or stolen card now; the audit trigger (card_status_audit) then
  * ends every other live card with its PAN.
  */
 static void

@@ -158,6 +158,24 @@ card_status_name_live(const char *status)
 	return card_status_live(card_status_from_name(status));
 }
 
+/*
+ * Whether a status, or a replacement's reason (they share these names),
+ * says the card's PAN is compromised: lost or stolen.  A PAN that is not
+ * compromised is reissued (damaged, expired: card_replace keeps it).
+ */
+bool
+card_name_compromises_pan(const char *name)
+{
+	return strcmp(name, "lost") == 0 || strcmp(name, "stolen") == 0;
+}
+
+/* Whether a replacement's reason reissues the PAN: damaged or expired. */
+bool
+card_reason_reissues_pan(const char *reason)
+{
+	return strcmp(reason, "damaged") == 0 || strcmp(reason, "expired") == 0;
+}
+
 /* Status of a column of a trigger tuple. */
 static CardStatus
 tuple_status(HeapTuple tuple, TupleDesc tupdesc, int attnum)
@@ -420,14 +438,13 @@ status_change_ends_pan(TriggerData *trigdata, const char *from, const char *to,
 	TupleDesc	tupdesc = trigdata->tg_relation->rd_att;
 	char	   *replacement_reason;
 
-	if (strcmp(to, "lost") == 0 || strcmp(to, "stolen") == 0)
+	if (card_name_compromises_pan(to))
 		return psprintf("PAN %s with card %s", to, card_uuid_string(card_id));
 	if (strcmp(from, "not_activated") != 0 || strcmp(to, "active") != 0)
 		return NULL;
 	replacement_reason = SPI_getvalue(trigdata->tg_newtuple, tupdesc,
 									  column(tupdesc, "replacement_reason"));
-	if (replacement_reason != NULL &&
-		(strcmp(replacement_reason, "damaged") == 0 || strcmp(replacement_reason, "expired") == 0))
+	if (replacement_reason != NULL && card_reason_reissues_pan(replacement_reason))
 		return psprintf("replaced by card %s", card_uuid_string(card_id));
 	return NULL;
 }
