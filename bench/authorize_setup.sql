@@ -1,11 +1,16 @@
 -- Benchmark data: :cards cards with limits, each on its own account
 -- (spread) or all on one account (hot).  bench_card maps 1..:cards to
--- tokens and accounts for the pgbench scripts.
+-- tokens and accounts for the pgbench scripts.  A 6-digit BIN: its
+-- 16-digit PANs are a range of 10^9, where the cards the order runs add
+-- (hundreds of thousands) rarely collide.  In an 8-digit BIN's 10^7 every
+-- 100,000 cards make one order in a hundred draw its PAN again
+-- (docs/benchmarks.md, 2026-12-02).
 \set ON_ERROR_STOP 1
 CREATE EXTENSION IF NOT EXISTS card;
-SELECT card.programme_create('Bench ' || :'layout', '45671234') AS prog \gset
+SELECT card.programme_create('Bench ' || :'layout', '456734') AS prog \gset
 SELECT card.individual_create(:'prog', 'Bench holder') AS holder \gset
-CREATE TABLE bench_card (n integer PRIMARY KEY, card_id uuid, token text, account_id uuid);
+CREATE TABLE bench_card (n integer PRIMARY KEY, card_id uuid, token text, account_id uuid,
+                         individual_id uuid);
 SET bench.layout = :'layout';
 SET bench.cards = :cards;
 SET bench.prog = :'prog';
@@ -44,7 +49,7 @@ BEGIN
             "blocked_categories": ["7995"],
             "blocked_countries": ["KP"],
             "channels": {"atm": false}}');
-        INSERT INTO bench_card VALUES (n, c, card.card_token(c), acct);
+        INSERT INTO bench_card VALUES (n, c, card.card_token(c), acct, holder);
     END LOOP;
 END $$;
 ANALYZE;
