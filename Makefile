@@ -7,7 +7,7 @@ OBJS = src/card.o src/keys.o src/crypto.o src/pan.o src/status.o \
        src/order.o src/lifecycle.o src/activation.o src/validate.o src/plans.o \
        src/authorize.o src/event.o src/tenancy.o src/link.o src/pin.o src/reveal.o \
        src/replace.o src/rotate.o src/pin_try.o src/chain.o src/visible.o src/wakeup.o \
-       src/shard.o src/consumer.o
+       src/shard.o src/consumer.o src/keyread.o
 
 # The install script of the default version is built from one SQL source
 # per concept, beside its C file, in this order (each file's objects need
@@ -39,7 +39,7 @@ REGRESS = setup order lifecycle activation idempotency expiry errors controls fu
 REGRESS_OPTS = --load-extension=card
 
 # isolation specs in test/specs, expected output in test/expected
-ISOLATION = lifecycle-race activation-race order-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race visibility-cache events-wait consumer-ack expiry-race
+ISOLATION = lifecycle-race activation-race order-race order-account-race funding-race hold-race events reveal-race replace-race events-tenancy chain-race visibility-cache events-wait consumer-ack expiry-race
 ISOLATION_OPTS = --inputdir=test --load-extension=card
 
 # JIT bitcode is of no use here and would need clang.

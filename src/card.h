@@ -28,6 +28,10 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "nodes/lockoptions.h"
+#include "storage/lockdefs.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
 #include "utils/date.h"
 #include "utils/uuid.h"
 
@@ -121,6 +125,8 @@ typedef struct CardPanLength
 } CardPanLength;
 
 extern void card_pan_length_read(int first_column, CardPanLength *out);
+extern void card_pan_length_judge(const char *programme_name, const char *brand,
+								  int pan_length, CardPanLength *out);
 extern void card_pan_length_refuse(const CardPanLength *length, Datum programme_id,
 								   int pan_length);
 
@@ -320,5 +326,39 @@ extern void card_written_card_event(const char *event_type);
 	"        (SELECT seq FROM fed) AS event_seq" \
 	"  FROM c JOIN card.programme p ON p.id = c.programme_id" \
 	"  JOIN card.account a ON a.id = c.account_id"
+
+/* ---- rows read by their primary key without the executor (keyread.c) ---- */
+#define CARD_KEYED_COLUMNS_MAX 8
+
+/* A table read by a uuid key; the names are in schema card. */
+typedef struct CardKeyedTable
+{
+	const char *table;
+	const char *index;			/* its primary key */
+	int			nkeys;
+	const char *columns[CARD_KEYED_COLUMNS_MAX + 1];	/* read; NULL-ended */
+	/* resolved by name in each backend; relid invalid until then */
+	Oid			relid;
+	Oid			indexid;
+	AttrNumber	attnums[CARD_KEYED_COLUMNS_MAX];
+} CardKeyedTable;
+
+/* One read of a table: opened, with its snapshot and the row found. */
+typedef struct CardKeyRead
+{
+	CardKeyedTable *table;
+	Relation	rel;
+	Relation	index;
+	struct TupleTableSlot *slot;
+	Snapshot	snapshot;
+	LOCKMODE	lockmode;
+} CardKeyRead;
+
+extern void card_key_read_begin(CardKeyedTable *t, CardKeyRead *read, bool locking,
+								const CardKeyRead *same_snapshot_as);
+extern void card_key_read_end(CardKeyRead *read);
+extern bool card_key_read(CardKeyRead *read, const Datum *keys);
+extern bool card_key_lock(CardKeyRead *read, const Datum *keys, LockTupleMode mode);
+extern Datum card_key_column(CardKeyRead *read, int column, bool *isnull);
 
 #endif							/* CARD_H */

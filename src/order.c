@@ -23,32 +23,40 @@
 #define IDEMPOTENCY_KEY_MAX 200
 #define EXPIRY_YEARS_AHEAD_MAX 20
 
+/*
+ * The account, the individual's membership of it and the account's
+ * programme, read by their keys (keyread.c): as one statement (a row lock
+ * over a join and a subplan) this look-up was an eighth of an order, most
+ * of it starting its plan.
+ */
 enum AccountColumn
 {
-	ACCOUNT_PROGRAMME_ID = 1,
+	ACCOUNT_PROGRAMME_ID,
 	ACCOUNT_STATUS,
+	ACCOUNT_CURRENCY
+};
+
+static CardKeyedTable account_by_id = {
+	"account", "account_pkey", 1, {"programme_id", "status", "currency", NULL}
+};
+
+static CardKeyedTable membership = {
+	"account_member", "account_member_pkey", 2, {NULL}
+};
+
+enum ProgrammeColumn
+{
 	PROGRAMME_BIN,
 	PROGRAMME_PAN_LENGTH,
 	PROGRAMME_VALIDITY_YEARS,
-	INDIVIDUAL_IS_MEMBER,		/* so of the account's programme, and seen */
-	PROGRAMME_BRAND,			/* what the new card's row shows */
+	PROGRAMME_BRAND,
 	PROGRAMME_REGION,
-	ACCOUNT_CURRENCY,
-	PROGRAMME_PAN_LENGTH_COLUMNS	/* the first of CARD_PAN_LENGTH_COLUMNS */
+	PROGRAMME_NAME
 };
 
-static CardPlan account_lookup = {
-	NULL,
-	"SELECT a.programme_id, a.status, p.bin, p.pan_length, p.validity_years,"
-	" EXISTS (SELECT 1 FROM card.account_member m"
-	"         WHERE m.account_id = a.id AND m.individual_id = $2),"
-	" p.brand, p.region, a.currency,"
-	CARD_PAN_LENGTH_COLUMNS
-	" FROM card.account a"
-	" JOIN card.programme p ON p.id = a.programme_id"
-	" WHERE a.id = $1 AND card.programme_visible(a.programme_id)"
-	" FOR SHARE OF a",
-	2, {UUIDOID, UUIDOID}
+static CardKeyedTable programme_by_id = {
+	"programme", "programme_pkey", 1,
+	{"bin", "pan_length", "validity_years", "brand", "region", "name", NULL}
 };
 
 /*
@@ -167,8 +175,7 @@ typedef struct OrderAccount
 	int			pan_length;
 	int			validity_years;
 	bool		is_member;
-	Datum		brand;			/* text, for the new card's row (in the
-								 * look-up's result, kept until SPI_finish) */
+	Datum		brand;			/* text, for the new card's row */
 	Datum		region;
 	Datum		currency;
 	CardPanLength pan_length_rule;	/* whether the brand issues pan_length */
@@ -407,30 +414,64 @@ order_read_request(FunctionCallInfo fcinfo, OrderRequest *req)
 		check_idempotency_key(req->key);
 }
 
+/* Whether the caller sees the programme of the account read. */
+static bool
+account_visible(CardKeyRead *read)
+{
+	bool		isnull;
+	Datum		programme_id = card_key_column(read, ACCOUNT_PROGRAMME_ID, &isnull);
+
+	return card_programme_visible(DatumGetUUIDP(programme_id));
+}
+
 /*
  * Share-lock the account (P0002 if the caller sees no such account) and
- * read it with its programme and whether the individual is a member.
+ * read it with its programme and whether the individual is a member, as
+ * of one snapshot; in READ COMMITTED, the account as locked (keyread.c).
  */
 static void
 order_lock_account(const OrderRequest *req, OrderAccount *account)
 {
-	Datum		values[2] = {req->account_id, req->individual_id};
+	CardKeyRead read;
+	CardKeyRead member;
+	CardKeyRead programme;
+	Datum		member_key[2] = {req->account_id, req->individual_id};
+	char	   *name;
+	bool		found;
 	bool		isnull;
 
-	if (card_exec(&account_lookup, values, NULL, false, 1) != 1)
+	card_key_read_begin(&account_by_id, &read, true, NULL);
+	found = card_key_read(&read, &req->account_id) && account_visible(&read) &&
+		card_key_lock(&read, &req->account_id, LockTupleShare) && account_visible(&read);
+	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("account %s does not exist", card_uuid_string(req->account_id))));
-	account->programme_id = card_spi_datum(0, ACCOUNT_PROGRAMME_ID, &isnull);
-	account->status = card_spi_text(0, ACCOUNT_STATUS);
-	account->bin = card_spi_text(0, PROGRAMME_BIN);
-	account->pan_length = DatumGetInt16(card_spi_datum(0, PROGRAMME_PAN_LENGTH, &isnull));
-	account->validity_years = DatumGetInt16(card_spi_datum(0, PROGRAMME_VALIDITY_YEARS, &isnull));
-	account->is_member = DatumGetBool(card_spi_datum(0, INDIVIDUAL_IS_MEMBER, &isnull));
-	account->brand = card_spi_datum(0, PROGRAMME_BRAND, &isnull);
-	account->region = card_spi_datum(0, PROGRAMME_REGION, &isnull);
-	account->currency = card_spi_datum(0, ACCOUNT_CURRENCY, &isnull);
-	card_pan_length_read(PROGRAMME_PAN_LENGTH_COLUMNS, &account->pan_length_rule);
+	account->programme_id = card_key_column(&read, ACCOUNT_PROGRAMME_ID, &isnull);
+	account->status = TextDatumGetCString(card_key_column(&read, ACCOUNT_STATUS, &isnull));
+	account->currency = card_key_column(&read, ACCOUNT_CURRENCY, &isnull);
+
+	card_key_read_begin(&membership, &member, false, &read);
+	account->is_member = card_key_read(&member, member_key);
+	card_key_read_end(&member);
+
+	card_key_read_begin(&programme_by_id, &programme, false, &read);
+	if (!card_key_read(&programme, &account->programme_id))
+		elog(ERROR, "programme %s of account %s does not exist",
+			 card_uuid_string(account->programme_id), card_uuid_string(req->account_id));
+	account->bin = TextDatumGetCString(card_key_column(&programme, PROGRAMME_BIN, &isnull));
+	account->pan_length = DatumGetInt16(card_key_column(&programme, PROGRAMME_PAN_LENGTH,
+														&isnull));
+	account->validity_years = DatumGetInt16(card_key_column(&programme, PROGRAMME_VALIDITY_YEARS,
+															&isnull));
+	account->brand = card_key_column(&programme, PROGRAMME_BRAND, &isnull);
+	account->region = card_key_column(&programme, PROGRAMME_REGION, &isnull);
+	name = TextDatumGetCString(card_key_column(&programme, PROGRAMME_NAME, &isnull));
+	card_key_read_end(&programme);
+	card_key_read_end(&read);
+
+	card_pan_length_judge(name, TextDatumGetCString(account->brand), account->pan_length,
+						  &account->pan_length_rule);
 }
 
 /*

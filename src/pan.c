@@ -13,6 +13,9 @@
 #include "card.h"
 
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 
 /* Read the CARD_PAN_LENGTH_COLUMNS of the first result row. */
 void
@@ -25,6 +28,85 @@ card_pan_length_read(int first_column, CardPanLength *out)
 		out->programme_name = card_spi_text(0, first_column + 1);
 		out->brand = card_spi_text(0, first_column + 2);
 	}
+}
+
+/*
+ * Whether a brand issues a PAN length, as card.brand_pan_lengths says, kept
+ * per backend for the few brands and lengths there are: the function is
+ * immutable, and any change to a function (an update script replacing it)
+ * forgets them all.
+ */
+#define PAN_RULES_KEPT 16
+
+typedef struct PanRule
+{
+	char		brand[NAMEDATALEN];
+	int			pan_length;
+	char	   *hint;			/* in TopMemoryContext; NULL: issued */
+} PanRule;
+
+static PanRule pan_rules[PAN_RULES_KEPT];
+static int	pan_rules_kept = 0;
+static bool pan_rules_callback = false;
+
+static void
+forget_pan_rules(Datum arg, int cacheid, uint32 hashvalue)
+{
+	for (int i = 0; i < pan_rules_kept; i++)
+		if (pan_rules[i].hint)
+			pfree(pan_rules[i].hint);
+	pan_rules_kept = 0;
+}
+
+static CardPlan pan_rule_hint = {
+	NULL,
+	"SELECT CASE WHEN NOT $2 = ANY (card.brand_pan_lengths($1))"
+	" THEN card.brand_pan_lengths_hint($1) END",
+	2, {TEXTOID, INT4OID}
+};
+
+/*
+ * The same as card_pan_length_read, for a programme read by its key
+ * (keyread.c) instead of joined: its name, brand and PAN length.  The
+ * caller is connected to SPI.
+ */
+void
+card_pan_length_judge(const char *programme_name, const char *brand, int pan_length,
+					  CardPanLength *out)
+{
+	const char *hint = NULL;
+	int			i;
+
+	for (i = 0; i < pan_rules_kept; i++)
+		if (pan_rules[i].pan_length == pan_length && strcmp(pan_rules[i].brand, brand) == 0)
+			break;
+	if (i < pan_rules_kept)
+		hint = pan_rules[i].hint;
+	else
+	{
+		Datum		values[2] = {CStringGetTextDatum(brand), Int32GetDatum(pan_length)};
+
+		if (card_exec(&pan_rule_hint, values, NULL, true, 1) != 1)
+			elog(ERROR, "the PAN length rule of brand %s returned no row", brand);
+		hint = card_spi_text(0, 1);
+		if (!pan_rules_callback)
+		{
+			CacheRegisterSyscacheCallback(PROCOID, forget_pan_rules, (Datum) 0);
+			pan_rules_callback = true;
+		}
+		if (pan_rules_kept < PAN_RULES_KEPT && strlen(brand) < NAMEDATALEN)
+		{
+			PanRule    *rule = &pan_rules[pan_rules_kept];
+
+			strlcpy(rule->brand, brand, NAMEDATALEN);
+			rule->pan_length = pan_length;
+			rule->hint = hint ? MemoryContextStrdup(TopMemoryContext, hint) : NULL;
+			pan_rules_kept++;
+		}
+	}
+	out->hint = hint ? pstrdup(hint) : NULL;
+	out->programme_name = hint ? pstrdup(programme_name) : NULL;
+	out->brand = hint ? pstrdup(brand) : NULL;
 }
 
 /* 55000 for a new PAN under a programme whose brand does not issue its length. */
