@@ -22,7 +22,10 @@
  */
 #include "card.h"
 
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 
 #define AMOUNT_MAX INT64CONST(999999999999999)
 #define EXTERNAL_ID_MAX 200
@@ -31,31 +34,38 @@
 /*
  * 1. The card's account, locked.  Every authorisation of a card goes
  * through this one lock, and so do changes to the card's or the account's
- * controls: under it, counters and limits hold still.
+ * controls: under it, counters and limits hold still.  The card (by its
+ * token) and then the account are read by their keys (keyread.c): as a
+ * statement, starting its plan (a row lock over an index scan, the card's
+ * look-up as an init plan) cost more than reading the two rows.
  */
-enum LockAccountColumn
+enum CardByTokenColumn
 {
-	ACCOUNT_STATUS = 1,
-	ACCOUNT_CURRENCY_MATCHES,
-	ACCOUNT_AVAILABLE,
-	ACCOUNT_CATEGORY_OK,
-	ACCOUNT_COUNTRY_OK,
-	ACCOUNT_CHANNEL_OK
+	TOKEN_CARD_ACCOUNT_ID,
+	TOKEN_CARD_PROGRAMME_ID
 };
 
-static CardPlan lock_account = {
-	NULL,
-	"SELECT a.status, a.currency = $2, a.balance - a.held,"
-	" (a.mcc_allowed IS NULL OR a.mcc_allowed @> $3)"
-	"   AND (a.mcc_blocked IS NULL OR NOT a.mcc_blocked @> $3),"
-	" (a.countries_allowed IS NULL OR $4 = ANY (a.countries_allowed))"
-	"   AND (a.countries_blocked IS NULL OR $4 <> ALL (a.countries_blocked)),"
-	" $5 <> ALL (a.channels_blocked)"
-	" FROM card.account a"
-	" WHERE a.id = (SELECT c.account_id FROM card.card c"
-	"               WHERE c.token = $1 AND card.programme_visible(c.programme_id))"
-	" FOR NO KEY UPDATE OF a",
-	5, {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID}
+static CardKeyedTable card_by_token = {
+	"card", "card_token_key", 1, {"account_id", "programme_id", NULL}
+};
+
+enum LockAccountColumn
+{
+	ACCOUNT_STATUS,
+	ACCOUNT_CURRENCY,
+	ACCOUNT_BALANCE,
+	ACCOUNT_HELD,
+	ACCOUNT_MCC_ALLOWED,
+	ACCOUNT_MCC_BLOCKED,
+	ACCOUNT_COUNTRIES_ALLOWED,
+	ACCOUNT_COUNTRIES_BLOCKED,
+	ACCOUNT_CHANNELS_BLOCKED
+};
+
+static CardKeyedTable account_by_id = {
+	"account", "account_pkey", 1,
+	{"status", "currency", "balance", "held", "mcc_allowed", "mcc_blocked",
+	"countries_allowed", "countries_blocked", "channels_blocked", NULL}
 };
 
 /*
@@ -342,30 +352,109 @@ authorize_read_request(FunctionCallInfo fcinfo, AuthorizeRequest *req)
 }
 
 /*
+ * Whether value is in a text[] column, as "value = ANY (list)" answers
+ * true (a NULL element matches nothing, and makes a miss unknown: *unknown).
+ */
+static bool
+text_list_has(Datum list, const char *value, bool *unknown)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+
+	deconstruct_array(DatumGetArrayTypeP(list), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &count);
+	*unknown = false;
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			*unknown = true;
+		else if (strcmp(TextDatumGetCString(elems[i]), value) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "list IS NULL OR value = ANY (list)", an unknown reading as false. */
+static bool
+text_list_allows(CardKeyRead *read, int column, const char *value)
+{
+	bool		isnull;
+	bool		unknown;
+	Datum		list = card_key_column(read, column, &isnull);
+
+	return isnull || text_list_has(list, value, &unknown);
+}
+
+/* "list IS NULL OR value <> ALL (list)", an unknown reading as false. */
+static bool
+text_list_lets_through(CardKeyRead *read, int column, const char *value)
+{
+	bool		isnull;
+	bool		unknown;
+	Datum		list = card_key_column(read, column, &isnull);
+
+	return isnull || (!text_list_has(list, value, &unknown) && !unknown);
+}
+
+/* Whether an int4multirange column holds the category, as @> does. */
+static bool
+mcc_ranges_hold(Datum ranges, Datum mcc_code)
+{
+	return DatumGetBool(OidFunctionCall2(F_MULTIRANGE_CONTAINS_ELEM, ranges, mcc_code));
+}
+
+/*
  * 1. Lock the card's account, the one lock every authorisation of the card
- * takes (P0002 if no card has the token), and read its side of the verdict.
+ * takes (P0002 if no card has the token), and read its side of the verdict:
+ * the account's controls as card_set_controls stores them (NULL: no list).
  */
 static void
 authorize_lock_account(const AuthorizeRequest *req, AuthorizeAccount *account)
 {
-	Datum		args[5] = {
-		CStringGetTextDatum(req->token), CStringGetTextDatum(req->currency),
-		req->mcc_code, CStringGetTextDatum(req->country),
-		CStringGetTextDatum(req->channel)
-	};
+	Datum		token = CStringGetTextDatum(req->token);
+	CardKeyRead card;
+	CardKeyRead read;
+	Datum		account_id = (Datum) 0;
+	Datum		mcc_allowed;
+	Datum		mcc_blocked;
+	bool		found;
 	bool		isnull;
+	bool		allowed_null;
+	bool		blocked_null;
 
-	if (card_exec(&lock_account, args, NULL, false, 1) != 1)
+	card_key_read_begin(&card_by_token, &card, false, NULL);
+	card_key_read_begin(&account_by_id, &read, true, &card);
+	found = card_key_read(&card, &token) &&
+		card_programme_visible(DatumGetUUIDP(card_key_column(&card, TOKEN_CARD_PROGRAMME_ID,
+															 &isnull)));
+	if (found)
+	{
+		account_id = card_key_column(&card, TOKEN_CARD_ACCOUNT_ID, &isnull);
+		found = card_key_read(&read, &account_id) &&
+			card_key_lock(&read, &account_id, LockTupleNoKeyExclusive);
+	}
+	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no card has this token"),
 				 errhint("Processors refer to cards by the token of card.card_token().")));
-	account->active = strcmp(card_spi_text(0, ACCOUNT_STATUS), "active") == 0;
-	account->currency_matches = column_bool(ACCOUNT_CURRENCY_MATCHES);
-	account->available = DatumGetInt64(card_spi_datum(0, ACCOUNT_AVAILABLE, &isnull));
-	account->category_ok = column_bool(ACCOUNT_CATEGORY_OK);
-	account->country_ok = column_bool(ACCOUNT_COUNTRY_OK);
-	account->channel_ok = column_bool(ACCOUNT_CHANNEL_OK);
+	account->active = strcmp(TextDatumGetCString(card_key_column(&read, ACCOUNT_STATUS, &isnull)),
+							 "active") == 0;
+	account->currency_matches =
+		strcmp(TextDatumGetCString(card_key_column(&read, ACCOUNT_CURRENCY, &isnull)),
+			   req->currency) == 0;
+	account->available = DatumGetInt64(card_key_column(&read, ACCOUNT_BALANCE, &isnull)) -
+		DatumGetInt64(card_key_column(&read, ACCOUNT_HELD, &isnull));
+	mcc_allowed = card_key_column(&read, ACCOUNT_MCC_ALLOWED, &allowed_null);
+	mcc_blocked = card_key_column(&read, ACCOUNT_MCC_BLOCKED, &blocked_null);
+	account->category_ok = (allowed_null || mcc_ranges_hold(mcc_allowed, req->mcc_code)) &&
+		(blocked_null || !mcc_ranges_hold(mcc_blocked, req->mcc_code));
+	account->country_ok = text_list_allows(&read, ACCOUNT_COUNTRIES_ALLOWED, req->country) &&
+		text_list_lets_through(&read, ACCOUNT_COUNTRIES_BLOCKED, req->country);
+	account->channel_ok = text_list_lets_through(&read, ACCOUNT_CHANNELS_BLOCKED, req->channel);
+	card_key_read_end(&read);
+	card_key_read_end(&card);
 }
 
 /*

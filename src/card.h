@@ -327,20 +327,24 @@ extern void card_written_card_event(const char *event_type);
 	"  FROM c JOIN card.programme p ON p.id = c.programme_id" \
 	"  JOIN card.account a ON a.id = c.account_id"
 
-/* ---- rows read by their primary key without the executor (keyread.c) ---- */
-#define CARD_KEYED_COLUMNS_MAX 8
+/* ---- rows read by a unique key without the executor (keyread.c) ---- */
+#define CARD_KEYED_COLUMNS_MAX 12
+#define CARD_KEY_COLUMNS_MAX 4
 
-/* A table read by a uuid key; the names are in schema card. */
+/* A table read by a unique key; the names are in schema card. */
 typedef struct CardKeyedTable
 {
 	const char *table;
-	const char *index;			/* its primary key */
+	const char *index;			/* a unique index of it */
 	int			nkeys;
 	const char *columns[CARD_KEYED_COLUMNS_MAX + 1];	/* read; NULL-ended */
 	/* resolved by name in each backend; relid invalid until then */
 	Oid			relid;
 	Oid			indexid;
 	AttrNumber	attnums[CARD_KEYED_COLUMNS_MAX];
+	AttrNumber	key_attnums[CARD_KEY_COLUMNS_MAX];
+	RegProcedure key_equality[CARD_KEY_COLUMNS_MAX];
+	Oid			key_collation[CARD_KEY_COLUMNS_MAX];
 } CardKeyedTable;
 
 /* One read of a table: opened, with its snapshot and the row found. */

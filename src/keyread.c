@@ -1,13 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * keyread.c
- *	  Rows read by their primary key without the executor.
+ *	  Rows read by a unique key without the executor.
  *
  * A statement, however small, starts a plan tree at each execution: for
  * card_order's look-up of the account (a row lock over a join of two
  * index scans and a subplan) the start-up was most of the statement and
  * the statement an eighth of an order (docs/benchmarks.md).  A read here
- * goes to the table's primary key index directly, as PostgreSQL reads its
+ * goes to a unique index of the table directly, as PostgreSQL reads its
  * catalogs: one index probe under a snapshot taken as an SPI statement
  * takes it (after CommandCounterIncrement, the transaction's snapshot in
  * REPEATABLE READ and SERIALIZABLE, a fresh one in READ COMMITTED), with
@@ -15,7 +15,7 @@
  * methods as for any scan.
  *
  * A row lock is taken as the executor's LockRows takes SELECT ... FOR
- * SHARE's: in READ COMMITTED a row updated since the snapshot is waited
+ * SHARE's (or FOR NO KEY UPDATE's): in READ COMMITTED a row updated since the snapshot is waited
  * for and the newest version locked and returned, for the caller to judge
  * again (as EvalPlanQual would); in REPEATABLE READ and SERIALIZABLE that
  * is a serialization failure (40001).  A row deleted meanwhile is not
@@ -32,12 +32,13 @@
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "storage/lmgr.h"
 #include "utils/datum.h"
-#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -87,13 +88,27 @@ resolve(CardKeyedTable *t)
 	t->indexid = card_relation(t->index);
 	t->relid = card_relation(t->table);
 	index = index_open(t->indexid, AccessShareLock);
-	if (index->rd_index->indrelid != t->relid ||
-		index->rd_index->indnkeyatts != t->nkeys)
-		elog(ERROR, "index card.%s is not a key of %d columns of card.%s",
+	if (index->rd_index->indrelid != t->relid || t->nkeys > CARD_KEY_COLUMNS_MAX ||
+		index->rd_index->indnkeyatts != t->nkeys || !index->rd_index->indisunique)
+		elog(ERROR, "index card.%s is not a unique key of %d columns of card.%s",
 			 t->index, t->nkeys, t->table);
+	/* Each key column's equality, as the index's operator family has it. */
 	for (int k = 0; k < t->nkeys; k++)
-		if (TupleDescAttr(RelationGetDescr(index), k)->atttypid != UUIDOID)
-			elog(ERROR, "index card.%s has a key column that is not a uuid", t->index);
+	{
+		Oid			type = index->rd_opcintype[k];
+		Oid			equality = get_opfamily_member(index->rd_opfamily[k], type, type,
+												   BTEqualStrategyNumber);
+
+		if (!OidIsValid(equality))
+			elog(ERROR, "index card.%s has no equality for its column %d", t->index, k + 1);
+		t->key_equality[k] = get_opcode(equality);
+		t->key_collation[k] = index->rd_indcollation[k];
+		t->key_attnums[k] = index->rd_index->indkey.values[k];
+		if (t->key_attnums[k] == 0)
+			elog(ERROR, "index card.%s has an expression", t->index);
+	}
+	if (!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
+		elog(ERROR, "index card.%s is partial", t->index);
 	index_close(index, AccessShareLock);
 	for (int c = 0; t->columns[c] != NULL; c++)
 	{
@@ -145,7 +160,7 @@ card_key_read_end(CardKeyRead *read)
 	table_close(read->rel, NoLock);
 }
 
-/* Find the row whose key is keys[] (uuids) in read->slot; false if none. */
+/* Find the row whose key is keys[] in read->slot; false if none. */
 bool
 card_key_read(CardKeyRead *read, const Datum *keys)
 {
@@ -155,7 +170,8 @@ card_key_read(CardKeyRead *read, const Datum *keys)
 	bool		found;
 
 	for (int k = 0; k < t->nkeys; k++)
-		ScanKeyInit(&skey[k], k + 1, BTEqualStrategyNumber, F_UUID_EQ, keys[k]);
+		ScanKeyEntryInitialize(&skey[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
+							   t->key_collation[k], t->key_equality[k], keys[k]);
 	scan = index_beginscan(read->rel, read->index, read->snapshot, t->nkeys, 0);
 	index_rescan(scan, skey, t->nkeys, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, read->slot);
@@ -191,12 +207,11 @@ card_key_lock(CardKeyRead *read, const Datum *keys, LockTupleMode mode)
 			for (int k = 0; k < t->nkeys; k++)
 			{
 				bool		isnull;
-				Datum		value = slot_getattr(read->slot,
-												 read->index->rd_index->indkey.values[k],
-												 &isnull);
+				Datum		value = slot_getattr(read->slot, t->key_attnums[k], &isnull);
 
 				if (isnull ||
-					memcmp(DatumGetUUIDP(value), DatumGetUUIDP(keys[k]), UUID_LEN) != 0)
+					!DatumGetBool(OidFunctionCall2Coll(t->key_equality[k], t->key_collation[k],
+													   value, keys[k])))
 					return false;
 			}
 			return true;
