@@ -156,8 +156,16 @@ enum CardChainColumn
 	CHAIN_PROGRAMME_ID
 };
 
+/* A card as card_lock() locked it. */
+typedef struct CardLocked
+{
+	Datum		programme_id;
+	char	   *status;			/* stored */
+	const char *effective;		/* card.effective_status */
+} CardLocked;
+
 extern int	card_chain_lock(Datum card_id);
-extern int	card_lock(Datum card_id);
+extern bool card_lock(Datum card_id, CardLocked *locked);
 extern int	card_chain_row(Datum card_id);
 
 /* ---- who is calling (tenancy.c) ---- */

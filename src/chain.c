@@ -27,6 +27,8 @@
  */
 #include "card.h"
 
+#include "utils/builtins.h"
+
 /*
  * Lock the account and every card of card_id's chain, in the chain's
  * order; returns how many cards (0: no such card among the caller's
@@ -61,44 +63,102 @@ card_chain_lock(Datum card_id)
 	return card_exec(&lock_chain, &card_id, NULL, false, 0);
 }
 
+/* The card's columns card_lock() reads. */
+enum LockedCardColumn
+{
+	LOCKED_ACCOUNT_ID,
+	LOCKED_CHAIN_ID,
+	LOCKED_PROGRAMME_ID,
+	LOCKED_STATUS,
+	LOCKED_EXPIRES_ON
+};
+
+static CardKeyedTable card_by_id = {
+	"card", "card_pkey", 1,
+	{"account_id", "chain_id", "programme_id", "status", "expires_on", NULL}
+};
+
+static CardKeyedTable account_by_id = {
+	"account", "account_pkey", 1, {NULL}
+};
+
+/* The first card of the chain of the card read (card.chain_of). */
+static Datum
+first_card_of(CardKeyRead *card, Datum card_id)
+{
+	bool		isnull;
+	Datum		chain_id = card_key_column(card, LOCKED_CHAIN_ID, &isnull);
+
+	return isnull ? card_id : chain_id;
+}
+
 /*
  * Lock the account, the chain's first card and the card, for a change of
- * that card alone (card_set_status's); returns 1, or 0 if there is no such
- * card among the caller's programmes.  The result has card_chain_lock()'s
- * columns, for the card.  The order is card_chain_lock()'s, without the
- * rest of the chain: whoever locks cards of a chain without its account
- * (key rotation locks cards by id, the owner's own statements in any
- * order) meets the first card before any other here too, so a transaction
- * holding the first card and wanting another waits instead of
- * deadlocking.  A change that ends other cards of the PAN locks them after
- * (end_same_pan, from the audit trigger), in the chain's order.  The whole
- * chain's statement cost a third of a status change (its CTE, its sort,
- * its bitmap scans, for the one card of almost every chain).
+ * that card alone (card_set_status's); false if there is no such card
+ * among the caller's programmes, else true with the card as locked in
+ * *locked.  The order is card_chain_lock()'s, without the rest of the
+ * chain: whoever locks cards of a chain without its account (key rotation
+ * locks cards by id, the owner's own statements in any order) meets the
+ * first card before any other here too, so a transaction holding the
+ * first card and wanting another waits instead of deadlocking.  A change
+ * that ends other cards of the PAN locks them after (end_same_pan, from
+ * the audit trigger), in the chain's order.  The rows are read by their
+ * keys (keyread.c): the statement that did it (a join of the card and its
+ * first card, the account's lock in a subplan, the row locks above) cost
+ * more to start than the reads themselves.
  */
-int
-card_lock(Datum card_id)
+bool
+card_lock(Datum card_id, CardLocked *locked)
 {
-	/*
-	 * The account is locked by the scan's filter (a subplan, as FOR NO KEY
-	 * UPDATE keeps EXISTS from becoming a join), before the row locks above
-	 * the join take the first card and then the card, in the order of
-	 * their FOR NO KEY UPDATE list (f is c itself for a first card: its
-	 * second lock is one the transaction holds).
-	 */
-	static CardPlan lock_card = {
-		NULL,
-		"SELECT c.id, c.status::text, card.effective_status(c.status, c.expires_on)::text,"
-		"       c.programme_id"
-		"  FROM card.card c"
-		"  JOIN card.card f ON f.id = card.chain_of(c.id, c.chain_id)"
-		" WHERE c.id = $1 AND card.programme_visible(c.programme_id)"
-		"   AND EXISTS (SELECT FROM card.account a WHERE a.id = c.account_id"
-		"               FOR NO KEY UPDATE OF a)"
-		"   FOR NO KEY UPDATE OF f, c",
-		1, {UUIDOID}
-	};
+	CardKeyRead card;
+	CardKeyRead first;
+	CardKeyRead account;
+	Datum		first_id;
+	Datum		account_id;
+	bool		isnull;
+	bool		found;
 
-	return card_exec(&lock_card, &card_id, NULL, false, 0);
+	card_key_read_begin(&card_by_id, &card, true, NULL);
+	card_key_read_begin(&card_by_id, &first, true, &card);
+	card_key_read_begin(&account_by_id, &account, true, &card);
+	found = card_key_read(&card, &card_id) &&
+		card_programme_visible(DatumGetUUIDP(card_key_column(&card, LOCKED_PROGRAMME_ID,
+															 &isnull)));
+	if (found)
+	{
+		account_id = card_key_column(&card, LOCKED_ACCOUNT_ID, &isnull);
+		first_id = first_card_of(&card, card_id);
+		found = card_key_read(&account, &account_id) &&
+			card_key_lock(&account, &account_id, LockTupleNoKeyExclusive);
+	}
+	/* The first card, unless it is this one: its lock serialises the chain. */
+	if (found && !DatumGetBool(DirectFunctionCall2(uuid_eq, first_id, card_id)))
+		found = card_key_read(&first, &first_id) &&
+			card_key_lock(&first, &first_id, LockTupleNoKeyExclusive);
+	/*
+	 * The card, as locked: a newer version (READ COMMITTED) is judged again,
+	 * as the statement's EvalPlanQual did.
+	 */
+	found = found && card_key_lock(&card, &card_id, LockTupleNoKeyExclusive) &&
+		card_programme_visible(DatumGetUUIDP(card_key_column(&card, LOCKED_PROGRAMME_ID,
+															 &isnull))) &&
+		DatumGetBool(DirectFunctionCall2(uuid_eq, first_card_of(&card, card_id), first_id));
+	if (found)
+	{
+		Datum		expires_on = card_key_column(&card, LOCKED_EXPIRES_ON, &isnull);
+
+		locked->programme_id = card_key_column(&card, LOCKED_PROGRAMME_ID, &isnull);
+		locked->status = DatumGetCString(DirectFunctionCall1(enum_out,
+															 card_key_column(&card, LOCKED_STATUS,
+																			 &isnull)));
+		/* card.effective_status: expired once a live card's month has ended. */
+		locked->effective = card_status_name_live(locked->status) &&
+			DatumGetDateADT(expires_on) <= card_utc_today() ? "expired" : locked->status;
+	}
+	card_key_read_end(&account);
+	card_key_read_end(&first);
+	card_key_read_end(&card);
+	return found;
 }
 
 /* The row of card_id in the result of card_chain_lock(), or -1. */

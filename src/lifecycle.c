@@ -161,9 +161,9 @@ CARD_ENTRY_POINT(card_set_status)
 	char	   *status;
 	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *channel = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	CardLocked	locked;
 	char	   *stored;
-	char	   *effective;
-	int			row;
+	const char *effective;
 
 	card_require(!PG_ARGISNULL(0), "card_id");
 	card_require(!PG_ARGISNULL(1), "status");
@@ -182,14 +182,12 @@ CARD_ENTRY_POINT(card_set_status)
 	 * this reads as locked; a change that ends other cards of the PAN
 	 * locks them after, in the chain's order (chain.c).
 	 */
-	card_lock(card_id);
-	row = card_chain_row(card_id);
-	if (row < 0)
+	if (!card_lock(card_id, &locked))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("card %s does not exist", card_uuid_string(card_id))));
-	stored = card_spi_text(row, CHAIN_STATUS);
-	effective = card_spi_text(row, CHAIN_EFFECTIVE_STATUS);
+	stored = locked.status;
+	effective = locked.effective;
 
 	if (strcmp(stored, status) == 0)
 	{
@@ -203,10 +201,7 @@ CARD_ENTRY_POINT(card_set_status)
 	}
 	else
 	{
-		bool		isnull;
-
-		if (set_status_recorded(card_id, card_spi_datum(row, CHAIN_PROGRAMME_ID, &isnull),
-								stored, status, reason, channel))
+		if (set_status_recorded(card_id, locked.programme_id, stored, status, reason, channel))
 			return card_return_written_card(fcinfo);
 	}
 	return card_return_card(fcinfo, card_id);
