@@ -7,7 +7,8 @@
  * (keys.c), OpenSSL primitives (crypto.c), PAN generation (pan.c), the
  * lifecycle rules and their trigger (status.c), ordering (order.c),
  * status changes (lifecycle.c), activation (activation.c), input checks
- * (validate.c), prepared SPI plans (plans.c), authorisation (authorize.c),
+ * (validate.c), prepared SPI plans (plans.c), rows read by a unique key
+ * without the executor (keyread.c), authorisation (authorize.c),
  * the live feed of events (event.c) and waking its readers (wakeup.c),
  * who is calling (tenancy.c) and which
  * programmes it sees (visible.c), hosted-page
