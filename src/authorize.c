@@ -39,6 +39,22 @@
  * statement, starting its plan (a row lock over an index scan, the card's
  * look-up as an init plan) cost more than reading the two rows.
  */
+/*
+ * A card's and an account's controls, as card_set_controls stores them
+ * (NULL: no list), in this order in both tables' columns read here.
+ */
+#define CONTROL_COLUMNS "mcc_allowed", "mcc_blocked", "countries_allowed", \
+	"countries_blocked", "channels_blocked"
+
+enum ControlColumn
+{
+	CONTROL_MCC_ALLOWED,
+	CONTROL_MCC_BLOCKED,
+	CONTROL_COUNTRIES_ALLOWED,
+	CONTROL_COUNTRIES_BLOCKED,
+	CONTROL_CHANNELS_BLOCKED
+};
+
 enum CardByTokenColumn
 {
 	TOKEN_CARD_ACCOUNT_ID,
@@ -55,75 +71,71 @@ enum LockAccountColumn
 	ACCOUNT_CURRENCY,
 	ACCOUNT_BALANCE,
 	ACCOUNT_HELD,
-	ACCOUNT_MCC_ALLOWED,
-	ACCOUNT_MCC_BLOCKED,
-	ACCOUNT_COUNTRIES_ALLOWED,
-	ACCOUNT_COUNTRIES_BLOCKED,
-	ACCOUNT_CHANNELS_BLOCKED
+	ACCOUNT_CONTROLS			/* the first of CONTROL_COLUMNS */
 };
 
 static CardKeyedTable account_by_id = {
 	"account", "account_pkey", 1,
-	{"status", "currency", "balance", "held", "mcc_allowed", "mcc_blocked",
-	"countries_allowed", "countries_blocked", "channels_blocked", NULL}
+	{"status", "currency", "balance", "held", CONTROL_COLUMNS, NULL}
 };
 
 /*
- * 2. Read after the lock (a fresh snapshot): the card and its controls, an
- * earlier answer to the same external_id, and whether the amount fits every
- * applicable limit's running counter for its current window.  The card is
- * share-locked: a status change in flight (a freeze) is waited for and
- * then judged, and one that comes later waits for this payment.
+ * 2. Read after the lock (a fresh snapshot): the card and its controls, its
+ * programme's hold lifetime, an earlier answer to the same external_id
+ * (by the unique key of card.authorization, as the plan of a join could
+ * not be trusted to: external_id has no statistics), by their keys
+ * (keyread.c); then, only for a payment nothing else declines, whether the
+ * amount fits every applicable limit's running counter for its current
+ * window.  The card is share-locked: a status change in flight (a freeze)
+ * is waited for and then judged, and one that comes later waits for this
+ * payment.
  */
-enum JudgeColumn
+enum CardColumn
 {
-	JUDGE_CARD_ID = 1,
-	JUDGE_ACCOUNT_ID,
-	JUDGE_PROGRAMME_ID,
-	JUDGE_EFFECTIVE_STATUS,
-	JUDGE_CATEGORY_OK,
-	JUDGE_COUNTRY_OK,
-	JUDGE_CHANNEL_OK,
-	JUDGE_HOLD_LIFETIME,
-	JUDGE_LIMITS_OK,
-	JUDGE_EARLIER_ID,			/* the earlier answer to this external_id: */
-	JUDGE_EARLIER_APPROVED,		/* its four result columns, in the order of */
-	JUDGE_EARLIER_REASON,		/* card_authorize's result */
-	JUDGE_EARLIER_AVAILABLE,
-	JUDGE_EARLIER_SAME_CARD,
-	JUDGE_CHAIN_ID
+	CARD_ID,
+	CARD_ACCOUNT_ID,
+	CARD_PROGRAMME_ID,
+	CARD_CHAIN_ID,
+	CARD_STATUS,
+	CARD_EXPIRES_ON,
+	CARD_CONTROLS				/* the first of CONTROL_COLUMNS */
 };
 
-/*
- * The earlier authorisation of the same external id is read with LIMIT 1
- * (its key is unique): external_id has no statistics, so a join on it
- * would be estimated at 0.5 % of the table's rows, a cost that grows with
- * the table.
- */
-static CardPlan judge = {
+static CardKeyedTable card_judged = {
+	"card", "card_token_key", 1,
+	{"id", "account_id", "programme_id", "chain_id", "status", "expires_on",
+	CONTROL_COLUMNS, NULL}
+};
+
+static CardKeyedTable programme_by_id = {
+	"programme", "programme_pkey", 1, {"hold_lifetime", NULL}
+};
+
+/* An earlier answer's four result columns, in the order of the result. */
+enum EarlierColumn
+{
+	EARLIER_ID,
+	EARLIER_APPROVED,
+	EARLIER_REASON,
+	EARLIER_AVAILABLE,
+	EARLIER_CARD_ID
+};
+
+static CardKeyedTable earlier_by_external_id = {
+	"authorization", "authorization_programme_id_external_id_key", 2,
+	{"id", "approved", "decline_reason", "available_after", "card_id", NULL}
+};
+
+/* Whether $1 fits every limit of the chain $2 or the account $3 that counts category $4. */
+static CardPlan limits_fit = {
 	NULL,
-	"SELECT c.id, c.account_id, c.programme_id,"
-	" card.effective_status(c.status, c.expires_on)::text,"
-	" (c.mcc_allowed IS NULL OR c.mcc_allowed @> $2)"
-	"   AND (c.mcc_blocked IS NULL OR NOT c.mcc_blocked @> $2),"
-	" (c.countries_allowed IS NULL OR $3 = ANY (c.countries_allowed))"
-	"   AND (c.countries_blocked IS NULL OR $3 <> ALL (c.countries_blocked)),"
-	" $4 <> ALL (c.channels_blocked),"
-	" p.hold_lifetime,"
-	" (SELECT coalesce(bool_and($6 + CASE WHEN l.window_start ="
-	"                                   card.spend_window_start(l.period, pg_catalog.now())"
-	"                                 THEN l.spent ELSE 0 END <= l.amount), true)"
-	"    FROM card.spend_limit l"
-	"   WHERE (l.card_id = card.chain_of(c.id, c.chain_id) OR l.account_id = c.account_id)"
-	"     AND (l.categories IS NULL OR l.categories @> $2)),"
-	" h.id, h.approved, h.decline_reason::text, h.available_after, h.card_id = c.id,"
-	" card.chain_of(c.id, c.chain_id)"
-	" FROM card.card c"
-	" JOIN card.programme p ON p.id = c.programme_id"
-	" LEFT JOIN LATERAL (SELECT * FROM card.\"authorization\" h"
-	"   WHERE h.programme_id = c.programme_id AND h.external_id = $5 LIMIT 1) h ON true"
-	" WHERE c.token = $1 FOR SHARE OF c",
-	6, {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT8OID}
+	"SELECT coalesce(bool_and($1 + CASE WHEN l.window_start ="
+	"                              card.spend_window_start(l.period, pg_catalog.now())"
+	"                            THEN l.spent ELSE 0 END <= l.amount), true)"
+	"  FROM card.spend_limit l"
+	" WHERE (l.card_id = $2 OR l.account_id = $3)"
+	"   AND (l.categories IS NULL OR l.categories @> $4)",
+	4, {INT8OID, UUIDOID, UUIDOID, INT4OID}
 };
 
 /*
@@ -262,15 +274,37 @@ typedef struct AuthorizeRequest
 } AuthorizeRequest;
 
 /* The account's side of the judgement, read under its lock. */
+/* What a row's controls say of the payment (the card's, or the account's). */
+typedef struct AuthorizeControls
+{
+	bool		category_ok;
+	bool		country_ok;
+	bool		channel_ok;
+} AuthorizeControls;
+
 typedef struct AuthorizeAccount
 {
 	bool		active;
 	bool		currency_matches;
 	int64		available;
-	bool		category_ok;
-	bool		country_ok;
-	bool		channel_ok;
+	AuthorizeControls controls;
 } AuthorizeAccount;
+
+/* The card's side, read after the account's lock, with the card share-locked. */
+typedef struct AuthorizeCard
+{
+	Datum		card_id;
+	Datum		account_id;
+	Datum		programme_id;
+	Datum		chain_id;		/* card.chain_of: whose limits count */
+	const char *status;			/* effective: expired once its month ended */
+	AuthorizeControls controls;
+	Datum		hold_lifetime;
+	bool		has_earlier;	/* an earlier answer to the external_id: */
+	bool		earlier_same_card;
+	Datum		earlier[RESULT_COLUMNS];	/* its result row */
+	bool		earlier_nulls[RESULT_COLUMNS];
+} AuthorizeCard;
 
 /* card_authorize's answer: one result row. */
 typedef struct AuthorizeAnswer
@@ -295,16 +329,6 @@ required_text(FunctionCallInfo fcinfo, int arg, const char *field)
 {
 	card_require(!PG_ARGISNULL(arg), field);
 	return text_to_cstring(PG_GETARG_TEXT_PP(arg));
-}
-
-/* A boolean column of the first result row; NULL reads as false. */
-static bool
-column_bool(int col)
-{
-	bool		isnull;
-	Datum		d = card_spi_datum(0, col, &isnull);
-
-	return !isnull && DatumGetBool(d);
 }
 
 /* Read and check the arguments (23502 if one is missing, 22023 if one is bad). */
@@ -405,9 +429,32 @@ mcc_ranges_hold(Datum ranges, Datum mcc_code)
 }
 
 /*
+ * What the controls of the row read (CONTROL_COLUMNS from its column
+ * first) say of the payment, as the SQL "(allowed IS NULL OR allowed @>
+ * mcc) AND (blocked IS NULL OR NOT blocked @> mcc)" and its likes for the
+ * country and the channel say, an unknown reading as no.
+ */
+static void
+judge_controls(CardKeyRead *read, int first, const AuthorizeRequest *req,
+			   AuthorizeControls *out)
+{
+	bool		allowed_null;
+	bool		blocked_null;
+	Datum		mcc_allowed = card_key_column(read, first + CONTROL_MCC_ALLOWED, &allowed_null);
+	Datum		mcc_blocked = card_key_column(read, first + CONTROL_MCC_BLOCKED, &blocked_null);
+
+	out->category_ok = (allowed_null || mcc_ranges_hold(mcc_allowed, req->mcc_code)) &&
+		(blocked_null || !mcc_ranges_hold(mcc_blocked, req->mcc_code));
+	out->country_ok =
+		text_list_allows(read, first + CONTROL_COUNTRIES_ALLOWED, req->country) &&
+		text_list_lets_through(read, first + CONTROL_COUNTRIES_BLOCKED, req->country);
+	out->channel_ok =
+		text_list_lets_through(read, first + CONTROL_CHANNELS_BLOCKED, req->channel);
+}
+
+/*
  * 1. Lock the card's account, the one lock every authorisation of the card
- * takes (P0002 if no card has the token), and read its side of the verdict:
- * the account's controls as card_set_controls stores them (NULL: no list).
+ * takes (P0002 if no card has the token), and read its side of the verdict.
  */
 static void
 authorize_lock_account(const AuthorizeRequest *req, AuthorizeAccount *account)
@@ -416,12 +463,8 @@ authorize_lock_account(const AuthorizeRequest *req, AuthorizeAccount *account)
 	CardKeyRead card;
 	CardKeyRead read;
 	Datum		account_id = (Datum) 0;
-	Datum		mcc_allowed;
-	Datum		mcc_blocked;
 	bool		found;
 	bool		isnull;
-	bool		allowed_null;
-	bool		blocked_null;
 
 	card_key_read_begin(&card_by_token, &card, false, NULL);
 	card_key_read_begin(&account_by_id, &read, true, &card);
@@ -446,85 +489,133 @@ authorize_lock_account(const AuthorizeRequest *req, AuthorizeAccount *account)
 			   req->currency) == 0;
 	account->available = DatumGetInt64(card_key_column(&read, ACCOUNT_BALANCE, &isnull)) -
 		DatumGetInt64(card_key_column(&read, ACCOUNT_HELD, &isnull));
-	mcc_allowed = card_key_column(&read, ACCOUNT_MCC_ALLOWED, &allowed_null);
-	mcc_blocked = card_key_column(&read, ACCOUNT_MCC_BLOCKED, &blocked_null);
-	account->category_ok = (allowed_null || mcc_ranges_hold(mcc_allowed, req->mcc_code)) &&
-		(blocked_null || !mcc_ranges_hold(mcc_blocked, req->mcc_code));
-	account->country_ok = text_list_allows(&read, ACCOUNT_COUNTRIES_ALLOWED, req->country) &&
-		text_list_lets_through(&read, ACCOUNT_COUNTRIES_BLOCKED, req->country);
-	account->channel_ok = text_list_lets_through(&read, ACCOUNT_CHANNELS_BLOCKED, req->channel);
+	judge_controls(&read, ACCOUNT_CONTROLS, req, &account->controls);
 	card_key_read_end(&read);
 	card_key_read_end(&card);
 }
 
 /*
- * 2. Read the card (share-locked), its controls, the earlier answer to the
- * external_id if any, and the limits' verdict: the row the next steps use.
+ * 2. Read the card (share-locked), its controls, its programme's hold
+ * lifetime and the earlier answer to the external_id if any.
  */
 static void
-authorize_read_card(const AuthorizeRequest *req)
+authorize_read_card(const AuthorizeRequest *req, AuthorizeCard *card)
 {
-	Datum		args[6] = {
-		CStringGetTextDatum(req->token), req->mcc_code,
-		CStringGetTextDatum(req->country), CStringGetTextDatum(req->channel),
-		CStringGetTextDatum(req->external_id), Int64GetDatum(req->amount)
-	};
+	Datum		token = CStringGetTextDatum(req->token);
+	Datum		earlier_key[2];
+	CardKeyRead read;
+	CardKeyRead programme;
+	CardKeyRead earlier;
+	bool		isnull;
 
-	if (card_exec(&judge, args, NULL, false, 1) != 1)
+	card_key_read_begin(&card_judged, &read, true, NULL);
+	card_key_read_begin(&programme_by_id, &programme, false, &read);
+	card_key_read_begin(&earlier_by_external_id, &earlier, false, &read);
+	if (!card_key_read(&read, &token) || !card_key_lock(&read, &token, LockTupleShare))
 		elog(ERROR, "card with this token vanished");
+	card->card_id = card_key_column(&read, CARD_ID, &isnull);
+	card->account_id = card_key_column(&read, CARD_ACCOUNT_ID, &isnull);
+	card->programme_id = card_key_column(&read, CARD_PROGRAMME_ID, &isnull);
+	card->chain_id = card_key_column(&read, CARD_CHAIN_ID, &isnull);
+	if (isnull)
+		card->chain_id = card->card_id;
+	card->status = card_effective_status(
+		DatumGetCString(DirectFunctionCall1(enum_out, card_key_column(&read, CARD_STATUS,
+																	  &isnull))),
+		DatumGetDateADT(card_key_column(&read, CARD_EXPIRES_ON, &isnull)));
+	judge_controls(&read, CARD_CONTROLS, req, &card->controls);
+
+	if (!card_key_read(&programme, &card->programme_id))
+		elog(ERROR, "programme of a card vanished");
+	card->hold_lifetime = card_key_column(&programme, 0, &isnull);
+
+	earlier_key[0] = card->programme_id;
+	earlier_key[1] = CStringGetTextDatum(req->external_id);
+	card->has_earlier = card_key_read(&earlier, earlier_key);
+	if (card->has_earlier)
+	{
+		Datum		earlier_card = card_key_column(&earlier, EARLIER_CARD_ID, &isnull);
+
+		card->earlier_same_card = DatumGetBool(DirectFunctionCall2(uuid_eq, earlier_card,
+																   card->card_id));
+		for (int i = 0; i < RESULT_COLUMNS; i++)
+			card->earlier[i] = card_key_column(&earlier, EARLIER_ID + i, &card->earlier_nulls[i]);
+		if (!card->earlier_nulls[EARLIER_REASON])
+			card->earlier[EARLIER_REASON] =
+				CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(enum_out,
+																		card->earlier[EARLIER_REASON])));
+	}
+	card_key_read_end(&earlier);
+	card_key_read_end(&programme);
+	card_key_read_end(&read);
 }
 
 /*
- * The same external_id again (from the row judge read): the first answer,
+ * The same external_id again (read with the card): the first answer,
  * nothing new held; 23505 if it was the answer for another card.  Returns
  * false for a new external_id.
  */
 static bool
-authorize_earlier_answer(const AuthorizeRequest *req, AuthorizeAnswer *answer)
+authorize_earlier_answer(const AuthorizeRequest *req, const AuthorizeCard *card,
+						 AuthorizeAnswer *answer)
 {
-	bool		isnull;
-
-	(void) card_spi_datum(0, JUDGE_EARLIER_ID, &isnull);
-	if (isnull)
+	if (!card->has_earlier)
 		return false;
-	if (!column_bool(JUDGE_EARLIER_SAME_CARD))
+	if (!card->earlier_same_card)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("external_id \"%s\" was already used for another card",
 						req->external_id)));
 	for (int i = 0; i < RESULT_COLUMNS; i++)
-		answer->values[i] = card_spi_datum(0, JUDGE_EARLIER_ID + i, &answer->nulls[i]);
+	{
+		answer->values[i] = card->earlier[i];
+		answer->nulls[i] = card->earlier_nulls[i];
+	}
 	return true;
+}
+
+/* Whether the amount fits every limit that counts it (the chain's, the account's). */
+static bool
+authorize_limits_fit(const AuthorizeRequest *req, const AuthorizeCard *card)
+{
+	Datum		values[4] = {
+		Int64GetDatum(req->amount), card->chain_id, card->account_id, req->mcc_code
+	};
+	bool		isnull;
+	bool		fit;
+
+	if (card_exec(&limits_fit, values, NULL, false, 1) != 1)
+		elog(ERROR, "the limits' verdict returned no row");
+	fit = DatumGetBool(card_spi_datum(0, 1, &isnull));
+	return !isnull && fit;
 }
 
 /*
  * The reason to decline, or NULL to approve, from the account's row and
- * the card's (the row judge read): the card, the account, the currency,
- * then each control (a block on the card or on the account declines), the
- * limits, the funds.
+ * the card's: the card, the account, the currency, then each control (a
+ * block on the card or on the account declines), the limits, the funds.
  */
 static const char *
-authorize_judge(const AuthorizeAccount *account, int64 amount)
+authorize_judge(const AuthorizeRequest *req, const AuthorizeAccount *account,
+				const AuthorizeCard *card)
 {
-	char	   *card_status = card_spi_text(0, JUDGE_EFFECTIVE_STATUS);	/* expired once its month ended */
-
-	if (strcmp(card_status, "expired") == 0)
+	if (strcmp(card->status, "expired") == 0)
 		return "card_expired";
-	if (strcmp(card_status, "active") != 0)
+	if (strcmp(card->status, "active") != 0)
 		return "card_not_active";
 	if (!account->active)
 		return "account_not_active";
 	if (!account->currency_matches)
 		return "currency_mismatch";
-	if (!account->channel_ok || !column_bool(JUDGE_CHANNEL_OK))
+	if (!account->controls.channel_ok || !card->controls.channel_ok)
 		return "channel_blocked";
-	if (!account->country_ok || !column_bool(JUDGE_COUNTRY_OK))
+	if (!account->controls.country_ok || !card->controls.country_ok)
 		return "country_blocked";
-	if (!account->category_ok || !column_bool(JUDGE_CATEGORY_OK))
+	if (!account->controls.category_ok || !card->controls.category_ok)
 		return "category_blocked";
-	if (!column_bool(JUDGE_LIMITS_OK))
+	if (!authorize_limits_fit(req, card))
 		return "spending_limit";
-	if (account->available < amount)
+	if (account->available < req->amount)
 		return "insufficient_funds";
 	return NULL;
 }
@@ -534,15 +625,14 @@ authorize_judge(const AuthorizeAccount *account, int64 amount)
  * the card's ids (from the row judge read), the request.
  */
 static void
-authorize_fill_record(const AuthorizeRequest *req, Datum *values, char *nulls)
+authorize_fill_record(const AuthorizeRequest *req, const AuthorizeCard *card, Datum *values,
+					  char *nulls)
 {
-	bool		isnull;
-
 	memset(nulls, ' ', RECORD_VALUES_MAX);
 	values[RECORD_ID] = card_time_uuid();
-	values[RECORD_PROGRAMME_ID] = card_spi_datum(0, JUDGE_PROGRAMME_ID, &isnull);
-	values[RECORD_CARD_ID] = card_spi_datum(0, JUDGE_CARD_ID, &isnull);
-	values[RECORD_ACCOUNT_ID] = card_spi_datum(0, JUDGE_ACCOUNT_ID, &isnull);
+	values[RECORD_PROGRAMME_ID] = card->programme_id;
+	values[RECORD_CARD_ID] = card->card_id;
+	values[RECORD_ACCOUNT_ID] = card->account_id;
 	values[RECORD_EXTERNAL_ID] = CStringGetTextDatum(req->external_id);
 	values[RECORD_AMOUNT] = Int64GetDatum(req->amount);
 	values[RECORD_CURRENCY] = CStringGetTextDatum(req->currency);
@@ -560,17 +650,17 @@ authorize_fill_record(const AuthorizeRequest *req, Datum *values, char *nulls)
  * Sets *available to what is left.
  */
 static bool
-authorize_approve(const AuthorizeRequest *req, Datum *values, const char *nulls,
-				  int64 *available)
+authorize_approve(const AuthorizeRequest *req, const AuthorizeCard *card, Datum *values,
+				  const char *nulls, int64 *available)
 {
 	bool		isnull;
 	bool		no_event;
 	Datum		seq;
 
 	values[APPROVE_MCC_CODE] = req->mcc_code;
-	values[APPROVE_HOLD_LIFETIME] = card_spi_datum(0, JUDGE_HOLD_LIFETIME, &isnull);
+	values[APPROVE_HOLD_LIFETIME] = card->hold_lifetime;
 	values[APPROVE_EVENTS] = BoolGetDatum(card_events_enabled);
-	values[APPROVE_CHAIN_ID] = card_spi_datum(0, JUDGE_CHAIN_ID, &isnull);
+	values[APPROVE_CHAIN_ID] = card->chain_id;
 	if (card_exec(&approve, values, nulls, false, 1) != 1)
 		return false;
 	seq = card_spi_datum(0, APPROVED_SEQ, &no_event);
@@ -600,15 +690,15 @@ authorize_decline(Datum *values, const char *nulls, const char *reason,
  * guard), under the feed's writer lock; the answer is the new record.
  */
 static void
-authorize_record(const AuthorizeRequest *req, const char *reason, int64 available,
-				 AuthorizeAnswer *answer)
+authorize_record(const AuthorizeRequest *req, const AuthorizeCard *card, const char *reason,
+				 int64 available, AuthorizeAnswer *answer)
 {
 	Datum		values[RECORD_VALUES_MAX];
 	char		nulls[RECORD_VALUES_MAX];
 
-	authorize_fill_record(req, values, nulls);
+	authorize_fill_record(req, card, values, nulls);
 	card_event_writer_lock(values[RECORD_PROGRAMME_ID]);
-	if (reason == NULL && !authorize_approve(req, values, nulls, &available))
+	if (reason == NULL && !authorize_approve(req, card, values, nulls, &available))
 		reason = "insufficient_funds";	/* the guard refused */
 	if (reason != NULL)
 		authorize_decline(values, nulls, reason, available);
@@ -633,6 +723,7 @@ CARD_ENTRY_POINT(card_authorize)
 {
 	AuthorizeRequest req;
 	AuthorizeAccount account;
+	AuthorizeCard card;
 	AuthorizeAnswer answer;
 	TupleDesc	tupdesc;
 	Datum		row;
@@ -645,9 +736,9 @@ CARD_ENTRY_POINT(card_authorize)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	authorize_lock_account(&req, &account);
-	authorize_read_card(&req);
-	if (!authorize_earlier_answer(&req, &answer))
-		authorize_record(&req, authorize_judge(&account, req.amount),
+	authorize_read_card(&req, &card);
+	if (!authorize_earlier_answer(&req, &card, &answer))
+		authorize_record(&req, &card, authorize_judge(&req, &account, &card),
 						 account.available, &answer);
 
 	/* The row leaves SPI's memory before SPI_finish frees it. */

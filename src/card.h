@@ -253,6 +253,7 @@ extern CardChangeContext card_change_begin(const char *reason,
 extern void card_change_end(CardChangeContext previous);
 extern void card_change_xact(XactEvent event, void *arg);
 extern bool card_status_name_live(const char *status);
+extern const char *card_effective_status(const char *status, DateADT expires_on);
 extern bool card_name_compromises_pan(const char *name);
 extern bool card_reason_reissues_pan(const char *reason);
 extern int	card_exec_status_change(CardPlan *cp, Datum *values,
@@ -354,6 +355,8 @@ typedef struct CardKeyedTable
 	AttrNumber	key_attnums[CARD_KEY_COLUMNS_MAX];
 	RegProcedure key_equality[CARD_KEY_COLUMNS_MAX];
 	Oid			key_collation[CARD_KEY_COLUMNS_MAX];
+	bool		listed;			/* in keyread.c's list of resolved tables */
+	struct CardKeyedTable *next_resolved;
 } CardKeyedTable;
 
 /* One read of a table: opened, with its snapshot and the row found. */

@@ -151,9 +151,7 @@ card_lock(Datum card_id, CardLocked *locked)
 		locked->status = DatumGetCString(DirectFunctionCall1(enum_out,
 															 card_key_column(&card, LOCKED_STATUS,
 																			 &isnull)));
-		/* card.effective_status: expired once a live card's month has ended. */
-		locked->effective = card_status_name_live(locked->status) &&
-			DatumGetDateADT(expires_on) <= card_utc_today() ? "expired" : locked->status;
+		locked->effective = card_effective_status(locked->status, DatumGetDateADT(expires_on));
 	}
 	card_key_read_end(&account);
 	card_key_read_end(&first);

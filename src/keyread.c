@@ -44,10 +44,8 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-/* The tables resolved in this backend, forgotten when one changes. */
-#define KEYED_TABLES_MAX 8
-static CardKeyedTable *resolved[KEYED_TABLES_MAX];
-static int	resolved_count = 0;
+/* The tables resolved in this backend (a list), forgotten when one changes. */
+static CardKeyedTable *resolved = NULL;
 static bool callback_registered = false;
 
 /*
@@ -58,10 +56,9 @@ static bool callback_registered = false;
 static void
 forget_keyed_tables(Datum arg, Oid relid)
 {
-	for (int i = 0; i < resolved_count; i++)
-		if (!OidIsValid(relid) || relid == resolved[i]->relid ||
-			relid == resolved[i]->indexid)
-			resolved[i]->relid = InvalidOid;
+	for (CardKeyedTable *t = resolved; t != NULL; t = t->next_resolved)
+		if (!OidIsValid(relid) || relid == t->relid || relid == t->indexid)
+			t->relid = InvalidOid;
 }
 
 static Oid
@@ -78,6 +75,7 @@ card_relation(const char *name)
 static void
 resolve(CardKeyedTable *t)
 {
+	Oid			relid;
 	Relation	index;
 
 	if (!callback_registered)
@@ -85,10 +83,12 @@ resolve(CardKeyedTable *t)
 		CacheRegisterRelcacheCallback(forget_keyed_tables, (Datum) 0);
 		callback_registered = true;
 	}
+	/* Valid only once resolved whole: an error half-way leaves it unresolved. */
+	t->relid = InvalidOid;
 	t->indexid = card_relation(t->index);
-	t->relid = card_relation(t->table);
+	relid = card_relation(t->table);
 	index = index_open(t->indexid, AccessShareLock);
-	if (index->rd_index->indrelid != t->relid || t->nkeys > CARD_KEY_COLUMNS_MAX ||
+	if (index->rd_index->indrelid != relid || t->nkeys > CARD_KEY_COLUMNS_MAX ||
 		index->rd_index->indnkeyatts != t->nkeys || !index->rd_index->indisunique)
 		elog(ERROR, "index card.%s is not a unique key of %d columns of card.%s",
 			 t->index, t->nkeys, t->table);
@@ -112,16 +112,17 @@ resolve(CardKeyedTable *t)
 	index_close(index, AccessShareLock);
 	for (int c = 0; t->columns[c] != NULL; c++)
 	{
-		t->attnums[c] = get_attnum(t->relid, t->columns[c]);
+		t->attnums[c] = get_attnum(relid, t->columns[c]);
 		if (t->attnums[c] == InvalidAttrNumber)
 			elog(ERROR, "column %s of card.%s does not exist", t->columns[c], t->table);
 	}
-	for (int i = 0; i < resolved_count; i++)
-		if (resolved[i] == t)
-			return;
-	if (resolved_count == KEYED_TABLES_MAX)
-		elog(ERROR, "too many keyed tables");
-	resolved[resolved_count++] = t;
+	if (!t->listed)
+	{
+		t->next_resolved = resolved;
+		resolved = t;
+		t->listed = true;
+	}
+	t->relid = relid;
 }
 
 /*

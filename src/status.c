@@ -159,6 +159,16 @@ card_status_name_live(const char *status)
 }
 
 /*
+ * card.effective_status, for a card read by key: expired once a live
+ * card's expiry month has ended (expires_on today or earlier, UTC).
+ */
+const char *
+card_effective_status(const char *status, DateADT expires_on)
+{
+	return card_status_name_live(status) && expires_on <= card_utc_today() ? "expired" : status;
+}
+
+/*
  * Whether a status, or a replacement's reason (they share these names),
  * says the card's PAN is compromised: lost or stolen.  A PAN that is not
  * compromised is reissued (damaged, expired: card_replace keeps it).
